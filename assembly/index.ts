@@ -1,0 +1,8 @@
+// pagewire core: the only file with exports. Every export takes pointers and lengths into this
+// module's linear memory and returns numbers. No managed objects cross the boundary; the module
+// has no imports (built with --use abort=).
+
+/** First free byte after static data: JS manages the heap above it. */
+export function heapBase(): usize {
+  return __heap_base;
+}

@@ -1,0 +1,34 @@
+/**
+ * A transport is a reliable, ordered byte pipe between two endpoints. It knows nothing about
+ * pages, frames or migrations: it moves opaque chunks. Chunk boundaries are NOT preserved (TCP may
+ * split or merge them); the protocol layer re-frames.
+ *
+ * Backpressure: `write` resolves once the transport can take more (its buffered bytes are below
+ * its high-water mark). A writer that awaits every `write` never buffers without bound.
+ * Reading is pull-based: while nobody calls `read`, the transport stops reading from its peer
+ * (the socket is paused), so a slow consumer slows the producer down end to end.
+ */
+export interface Transport {
+  /**
+   * Queue `chunk` for sending. Ownership of `chunk` passes to the transport: do not modify it
+   * afterwards. Resolves when more may be written.
+   * @throws PagewireError TRANSPORT_CLOSED if the transport is closed or fails
+   */
+  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Next chunk from the peer, or `null` at a clean end of stream.
+   * @throws PagewireError TRANSPORT_CLOSED when the connection fails
+   */
+  read(): Promise<Uint8Array | null>;
+  /** Flush what is queued, then end the stream (the peer reads `null`). */
+  end(): Promise<void>;
+  /** Tear down now; pending and future reads/writes reject with `err` (or TRANSPORT_CLOSED). */
+  destroy(err?: Error): void;
+  /** True once the transport can no longer send. */
+  readonly closed: boolean;
+  /** A short description for logs and reports, e.g. `tcp 127.0.0.1:4000`. */
+  readonly label: string;
+}
+
+/** Something that produces transports on demand (used to reconnect after a dropped link). */
+export type TransportFactory = () => Promise<Transport>;
