@@ -1,0 +1,252 @@
+/**
+ * Frame writer and incremental frame reader (see frame.ts for the layout).
+ *
+ * The reader assembles each payload directly in a reusable arena of a core instance, checks the
+ * checksum there in place, and hands out a frame whose `payload` view is re-derived on access (it
+ * stays valid until the next `next()` call on the same reader, even if the core's memory grew).
+ * It never allocates from an untrusted length: a header announcing more than `maxFrameBytes` is
+ * refused before any byte of its payload is buffered. Truncation just waits for more bytes.
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import { Arena, type Core } from '../core/core.js';
+import {
+  FRAME_HEADER_BYTES, PREAMBLE_BYTES, DEFAULT_MAX_FRAME_BYTES, checkPreamble, frameSeed, frameTypeName, isFrameType,
+  type Frame, type FrameType,
+} from './frame.js';
+
+type Xxh64 = (ptr: number, len: number, seed: bigint) => bigint;
+
+function coreXxh64(core: Core): Xxh64 {
+  const fn = (core.exports as unknown as { xxh64?: Xxh64 }).xxh64;
+  if (typeof fn !== 'function') throw new PagewireError(ErrorCode.WASM_FAILED, 'core has no xxh64 export');
+  return fn;
+}
+
+/** Computes frame checksums with the core; copies outside payloads into a scratch arena first. */
+export class FrameChecksum {
+  private readonly scratch: Arena;
+  private readonly hash: Xxh64;
+  constructor(private readonly core: Core) {
+    this.scratch = new Arena(core);
+    this.hash = coreXxh64(core);
+  }
+
+  /** Checksum of `payload` (anywhere) for the given header fields. */
+  of(payload: Uint8Array, type: number, flags: number, channel: number, seq: number): number {
+    const seed = frameSeed(type, flags, channel, seq);
+    const mem = this.core.exports.memory.buffer;
+    let ptr: number;
+    if (payload.buffer === mem) {
+      ptr = payload.byteOffset;
+    } else {
+      ptr = this.scratch.ensure(payload.byteLength);
+      this.core.u8().set(payload, ptr);
+    }
+    return Number(BigInt.asUintN(32, this.hash(ptr, payload.byteLength, seed)));
+  }
+
+  /** Checksum of bytes already in core memory at `ptr`. */
+  ofCore(ptr: number, len: number, type: number, flags: number, channel: number, seq: number): number {
+    return Number(BigInt.asUintN(32, this.hash(ptr, len, frameSeed(type, flags, channel, seq))));
+  }
+
+  dispose(): void {
+    this.scratch.dispose();
+  }
+}
+
+/** Builds owned frame buffers (header + payload in one Uint8Array, ready for a transport). */
+export class FrameWriter {
+  /** Next sequence number (per direction, per session). */
+  seq = 0;
+  private readonly sum: FrameChecksum;
+  constructor(core: Core, private readonly channel = 0) {
+    this.sum = new FrameChecksum(core);
+  }
+
+  /**
+   * One frame as a new buffer that the caller hands to a transport.
+   * @param payload bytes anywhere (core memory or JS memory); copied once into the frame
+   */
+  frame(type: FrameType, payload: Uint8Array, flags = 0): Uint8Array {
+    const seq = this.seq;
+    this.seq = (this.seq + 1) >>> 0;
+    const checksum = this.sum.of(payload, type, flags, this.channel, seq);
+    const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, payload.byteLength, true);
+    out[4] = type;
+    out[5] = flags;
+    dv.setUint16(6, this.channel, true);
+    dv.setUint32(8, seq, true);
+    dv.setUint32(12, checksum, true);
+    out.set(payload, FRAME_HEADER_BYTES);
+    return out;
+  }
+
+  dispose(): void {
+    this.sum.dispose();
+  }
+}
+
+/** A frame whose payload lives in the reader's arena. */
+class ArenaFrame implements Frame {
+  constructor(
+    readonly type: FrameType, readonly flags: number, readonly channel: number, readonly seq: number,
+    private readonly core: Core, private readonly ptr: number, private readonly len: number,
+  ) {}
+  get payload(): Uint8Array {
+    return this.core.u8().subarray(this.ptr, this.ptr + this.len);
+  }
+}
+
+/** Options of {@link FrameReader}. */
+export interface FrameReaderOptions {
+  /** Refuse frames whose payload is larger (default 32 MiB). */
+  maxFrameBytes?: number;
+  /** Expect the 8-byte preamble before the first frame (default true). */
+  preamble?: boolean;
+}
+
+/** Incremental frame parser: push chunks of any size, pull whole verified frames. */
+export class FrameReader {
+  /** Bytes consumed so far (preamble + frames), for statistics. */
+  bytesRead = 0;
+  /** The peer's minor protocol version, once the preamble was read. */
+  peerMinor = -1;
+  private readonly maxFrameBytes: number;
+  private needPreamble: boolean;
+  private readonly chunks: Uint8Array[] = [];
+  private chunkOff = 0;
+  private buffered = 0;
+  private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
+  private readonly headerView = new DataView(this.header.buffer);
+  private readonly arena: Arena;
+  private readonly sum: FrameChecksum;
+  private failed: PagewireError | null = null;
+
+  constructor(private readonly core: Core, options: FrameReaderOptions = {}) {
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.needPreamble = options.preamble ?? true;
+    this.arena = new Arena(core);
+    this.sum = new FrameChecksum(core);
+  }
+
+  /** Bytes received but not yet parsed. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  /** Append received bytes (kept by reference until consumed). */
+  push(chunk: Uint8Array): void {
+    if (chunk.byteLength === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.byteLength;
+  }
+
+  /**
+   * The next whole frame, or null if more bytes are needed.
+   * @throws PagewireError FRAME_CORRUPT, FRAME_TOO_LARGE, CHECKSUM_MISMATCH, VERSION_MISMATCH
+   *   (the reader then stays failed: a byte stream cannot be resynchronised)
+   */
+  next(): Frame | null {
+    if (this.failed) throw this.failed;
+    try {
+      return this.parse();
+    } catch (err) {
+      this.failed = err instanceof PagewireError ? err : new PagewireError(ErrorCode.FRAME_CORRUPT, 'frame parse failed', { cause: err });
+      throw this.failed;
+    }
+  }
+
+  private parse(): Frame | null {
+    if (this.needPreamble) {
+      if (this.buffered < PREAMBLE_BYTES) return null;
+      const pre = new Uint8Array(PREAMBLE_BYTES);
+      this.take(pre, 0, PREAMBLE_BYTES);
+      this.peerMinor = checkPreamble(pre);
+      this.needPreamble = false;
+      this.bytesRead += PREAMBLE_BYTES;
+    }
+    if (this.buffered < FRAME_HEADER_BYTES) return null;
+    this.peek(this.header, FRAME_HEADER_BYTES);
+    const hv = this.headerView;
+    const len = hv.getUint32(0, true);
+    const type = this.header[4]!;
+    if (!isFrameType(type)) {
+      throw new PagewireError(ErrorCode.FRAME_CORRUPT, `unknown frame type ${type}`);
+    }
+    if (len > this.maxFrameBytes) {
+      throw new PagewireError(ErrorCode.FRAME_TOO_LARGE, `${frameTypeName(type)} frame announces ${len} bytes, more than the ${this.maxFrameBytes}-byte limit`);
+    }
+    if (this.buffered < FRAME_HEADER_BYTES + len) return null;
+    const flags = this.header[5]!;
+    const channel = hv.getUint16(6, true);
+    const seq = hv.getUint32(8, true);
+    const checksum = hv.getUint32(12, true);
+    this.skip(FRAME_HEADER_BYTES);
+    const ptr = this.arena.ensure(len);
+    this.take(this.core.u8(), ptr, len);
+    const actual = this.sum.ofCore(ptr, len, type, flags, channel, seq);
+    if (actual !== checksum) {
+      throw new PagewireError(ErrorCode.CHECKSUM_MISMATCH, `${frameTypeName(type)} frame #${seq} failed its checksum (got ${hex32(actual)}, header says ${hex32(checksum)})`);
+    }
+    this.bytesRead += FRAME_HEADER_BYTES + len;
+    return new ArenaFrame(type, flags, channel, seq, this.core, ptr, len);
+  }
+
+  /** Copy `n` bytes from the queue into dst[off..] without consuming them. */
+  private peek(dst: Uint8Array, n: number): void {
+    let i = 0;
+    let off = this.chunkOff;
+    let got = 0;
+    while (got < n) {
+      const c = this.chunks[i]!;
+      const k = Math.min(n - got, c.byteLength - off);
+      dst.set(c.subarray(off, off + k), got);
+      got += k;
+      i++;
+      off = 0;
+    }
+  }
+
+  /** Consume `n` bytes into dst[off..]. */
+  private take(dst: Uint8Array, dstOff: number, n: number): void {
+    let got = 0;
+    while (got < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(n - got, c.byteLength - this.chunkOff);
+      dst.set(c.subarray(this.chunkOff, this.chunkOff + k), dstOff + got);
+      got += k;
+      this.advance(k);
+    }
+  }
+
+  private skip(n: number): void {
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      const k = Math.min(n, c.byteLength - this.chunkOff);
+      this.advance(k);
+      n -= k;
+    }
+  }
+
+  private advance(k: number): void {
+    this.chunkOff += k;
+    this.buffered -= k;
+    if (this.chunkOff === this.chunks[0]!.byteLength) {
+      this.chunks.shift();
+      this.chunkOff = 0;
+    }
+  }
+
+  dispose(): void {
+    this.arena.dispose();
+    this.sum.dispose();
+    this.chunks.length = 0;
+  }
+}
+
+function hex32(n: number): string {
+  return '0x' + (n >>> 0).toString(16).padStart(8, '0');
+}

@@ -1,0 +1,140 @@
+/**
+ * A framed connection over a Transport: sends the preamble, writes frames with backpressure,
+ * reads whole verified frames. One per transport; a resumed session makes a new one.
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import type { Core } from '../core/core.js';
+import type { Transport } from '../transport/types.js';
+import { FrameReader, FrameWriter, type FrameReaderOptions } from './codec.js';
+import { encodePreamble, frameTypeName, FrameType, type Frame } from './frame.js';
+import { errorPayload, parseError } from './messages.js';
+
+/** Counters of one connection. */
+export interface ConnectionStats {
+  bytesSent: number;
+  bytesReceived: number;
+  framesSent: number;
+  framesReceived: number;
+}
+
+export class Connection {
+  readonly stats: ConnectionStats = { bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
+  private readonly reader: FrameReader;
+  private readonly writer: FrameWriter;
+  private eof = false;
+
+  constructor(readonly transport: Transport, core: Core, options: FrameReaderOptions & { firstSeq?: number } = {}) {
+    this.reader = new FrameReader(core, options);
+    this.writer = new FrameWriter(core);
+    if (options.firstSeq !== undefined) this.writer.seq = options.firstSeq >>> 0;
+  }
+
+  /** Sequence number the next frame will carry. */
+  get nextSeq(): number {
+    return this.writer.seq;
+  }
+
+  /** Send the preamble (first thing on a connection). */
+  async open(): Promise<void> {
+    const pre = encodePreamble();
+    this.stats.bytesSent += pre.byteLength;
+    await this.transport.write(pre);
+  }
+
+  /**
+   * Send one frame; resolves when the transport can take more.
+   * @returns the frame's sequence number
+   */
+  async send(type: FrameType, payload: Uint8Array, flags = 0): Promise<number> {
+    const seq = this.writer.seq;
+    const frame = this.writer.frame(type, payload, flags);
+    this.stats.bytesSent += frame.byteLength;
+    this.stats.framesSent++;
+    await this.transport.write(frame);
+    return seq;
+  }
+
+  /**
+   * Next verified frame, or null at a clean end of stream. An ERROR frame from the peer is
+   * turned into a thrown PagewireError carrying the peer's code.
+   */
+  async recv(): Promise<Frame | null> {
+    for (;;) {
+      const f = this.reader.next();
+      if (f) {
+        this.stats.framesReceived++;
+        if (f.type === FrameType.ERROR) throw peerError(f.payload);
+        return f;
+      }
+      if (this.eof) {
+        if (this.reader.pending > 0) throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, `connection ended inside a frame (${this.reader.pending} bytes of a partial frame)`);
+        return null;
+      }
+      const chunk = await this.transport.read();
+      if (chunk === null) this.eof = true;
+      else {
+        this.stats.bytesReceived += chunk.byteLength;
+        this.reader.push(chunk);
+      }
+    }
+  }
+
+  /**
+   * Next frame, which must be one of `types`.
+   * @throws PagewireError PROTOCOL_VIOLATION (other type), TRANSPORT_CLOSED (end of stream)
+   */
+  async expect(...types: FrameType[]): Promise<Frame> {
+    const f = await this.recv();
+    if (!f) throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, `connection closed while waiting for ${types.map(frameTypeName).join('/')}`);
+    if (!types.includes(f.type)) {
+      throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, `expected ${types.map(frameTypeName).join('/')}, got ${frameTypeName(f.type)}`);
+    }
+    return f;
+  }
+
+  /** Best effort: tell the peer why we stop, then close. Never throws. */
+  async fail(err: unknown): Promise<void> {
+    try {
+      if (!this.transport.closed) {
+        await withTimeout(this.send(FrameType.ERROR, errorPayload(err)), 1000);
+        await withTimeout(this.transport.end(), 1000);
+      }
+    } catch {
+      // the link may already be gone; the local error is what matters
+    }
+    this.transport.destroy();
+  }
+
+  /** Close cleanly. */
+  async close(): Promise<void> {
+    try {
+      await withTimeout(this.transport.end(), 2000);
+    } catch {
+      this.transport.destroy();
+    }
+  }
+
+  dispose(): void {
+    this.reader.dispose();
+    this.writer.dispose();
+  }
+}
+
+function peerError(payload: Uint8Array): PagewireError {
+  try {
+    const e = parseError(payload);
+    const code = (Object.values(ErrorCode) as string[]).includes(e.code) ? (e.code as ErrorCode) : ErrorCode.ABORTED;
+    return new PagewireError(code, `peer failed: ${e.message}`);
+  } catch (cause) {
+    return new PagewireError(ErrorCode.ABORTED, 'peer failed and sent an unreadable ERROR frame', { cause });
+  }
+}
+
+/** Resolve/reject like `p`, or reject with TIMEOUT after `ms`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what = 'operation'): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PagewireError(ErrorCode.TIMEOUT, `${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}

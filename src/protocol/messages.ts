@@ -1,0 +1,294 @@
+/**
+ * Payloads of pagewire frames. Control frames carry UTF-8 JSON validated field by field on
+ * receipt (unknown fields are ignored, so minor versions can add fields); hot frames (ACK,
+ * PAGE_REQUEST, PAGE_LIST) are fixed binary layouts. PAGES payloads are codec records
+ * (docs/RECORDS.md) and DEVICE_STATE payloads are opaque.
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Region of the layout announced in HELLO. */
+export interface RegionInfo { name: string; pageCount: number }
+
+/** source -> target, first frame of every connection. */
+export interface HelloMessage {
+  /** 32 hex chars, the same for every connection of one migration (resume reuses it). */
+  sessionId: string;
+  /** True when this connection continues an interrupted session. */
+  resume: boolean;
+  pageSize: number;
+  regions: RegionInfo[];
+  /** Record codecs the source may use. */
+  codecs: string[];
+  /** Migration mode: precopy, postcopy, hybrid. */
+  mode: string;
+  /** Hex nonce for the shared-secret handshake ('' when the source has no secret). */
+  nonce: string;
+  /** Free-form options for the target's report (downtime limit etc.). */
+  options: Record<string, unknown>;
+}
+
+/** target -> source when a secret is configured. */
+export interface ChallengeMessage {
+  /** Target's hex nonce. */
+  nonce: string;
+  /** HMAC proving the target knows the secret (hex). */
+  proof: string;
+}
+
+/** source -> target: answer to CHALLENGE. */
+export interface AuthMessage { proof: string }
+
+/** target -> source: the migration may start (or continue). */
+export interface WelcomeMessage {
+  sessionId: string;
+  /** For a resumed session: what the target holds. */
+  resume: { appliedSeq: number; round: number; complete: boolean } | null;
+  maxFrameBytes: number;
+}
+
+/** source -> target: end of round `round`. */
+export interface RoundEndMessage {
+  round: number;
+  pages: number;
+  wireBytes: number;
+  final: boolean;
+}
+
+/** source -> target: all pages sent; the target verifies `digest`. */
+export interface CompleteMessage {
+  /** 16 hex chars: the memory digest of the source at pause time. */
+  digest: string;
+  rounds: number;
+  /** Source's time of pause (its own clock, ms), echoed in DONE for the downtime figure. */
+  pausedAt: number;
+}
+
+/** target -> source: outcome of COMPLETE. */
+export interface DoneMessage {
+  verified: boolean;
+  /** Target's digest of its memory. */
+  digest: string;
+  /** Pages that differed in a full verification pass (when requested). */
+  mismatchedPages?: number;
+}
+
+/** either way: a fatal error, the sender closes afterwards. */
+export interface ErrorMessage { code: string; message: string }
+
+/** source -> target: switch to post-copy now. */
+export interface PostcopyMessage { round: number; missingPages: number }
+
+/** Encode a control message as JSON bytes. */
+export function encodeJson(msg: object): Uint8Array {
+  return encoder.encode(JSON.stringify(msg));
+}
+
+/** Parse JSON bytes into an object. @throws PagewireError FRAME_CORRUPT */
+export function decodeJson(payload: Uint8Array, what: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(decoder.decode(payload));
+  } catch (cause) {
+    throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} frame is not valid JSON`, { cause });
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} frame is not a JSON object`);
+  }
+  return v as Record<string, unknown>;
+}
+
+function bad(what: string, field: string, why: string): never {
+  throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what}: field "${field}" ${why}`);
+}
+
+/** Field readers that throw FRAME_CORRUPT with the field name. */
+export const field = {
+  int(o: Record<string, unknown>, k: string, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(what, k, `must be an integer in ${min}..${max}`);
+    return v as number;
+  },
+  num(o: Record<string, unknown>, k: string, what: string): number {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isFinite(v)) bad(what, k, 'must be a finite number');
+    return v as number;
+  },
+  str(o: Record<string, unknown>, k: string, what: string, maxLen = 4096, pattern?: RegExp): string {
+    const v = o[k];
+    if (typeof v !== 'string' || v.length > maxLen || (pattern && !pattern.test(v))) bad(what, k, `must be a string${pattern ? ` matching ${pattern}` : ''} of at most ${maxLen} chars`);
+    return v as string;
+  },
+  bool(o: Record<string, unknown>, k: string, what: string): boolean {
+    const v = o[k];
+    if (typeof v !== 'boolean') bad(what, k, 'must be a boolean');
+    return v as boolean;
+  },
+};
+
+const HEX = /^[0-9a-f]*$/;
+
+/** Validate a HELLO payload. Limits: 1024 regions, 64 codecs. */
+export function parseHello(payload: Uint8Array): HelloMessage {
+  const w = 'HELLO';
+  const o = decodeJson(payload, w);
+  const regionsRaw = o['regions'];
+  if (!Array.isArray(regionsRaw) || regionsRaw.length === 0 || regionsRaw.length > 1024) bad(w, 'regions', 'must be an array of 1..1024 regions');
+  const regions = (regionsRaw as unknown[]).map((r, i) => {
+    if (typeof r !== 'object' || r === null) bad(w, `regions[${i}]`, 'must be an object');
+    const ro = r as Record<string, unknown>;
+    return { name: field.str(ro, 'name', w, 256), pageCount: field.int(ro, 'pageCount', w, 1, 2 ** 32 - 1) };
+  });
+  const codecsRaw = o['codecs'];
+  if (!Array.isArray(codecsRaw) || codecsRaw.length > 64 || !codecsRaw.every((c) => typeof c === 'string' && c.length <= 32)) bad(w, 'codecs', 'must be an array of at most 64 short strings');
+  const opts = o['options'];
+  return {
+    sessionId: field.str(o, 'sessionId', w, 32, /^[0-9a-f]{32}$/),
+    resume: field.bool(o, 'resume', w),
+    pageSize: field.int(o, 'pageSize', w, 1, 1 << 30),
+    regions,
+    codecs: codecsRaw as string[],
+    mode: field.str(o, 'mode', w, 16, /^(precopy|postcopy|hybrid)$/),
+    nonce: field.str(o, 'nonce', w, 128, HEX),
+    options: typeof opts === 'object' && opts !== null && !Array.isArray(opts) ? (opts as Record<string, unknown>) : {},
+  };
+}
+
+export function parseChallenge(payload: Uint8Array): ChallengeMessage {
+  const o = decodeJson(payload, 'CHALLENGE');
+  return { nonce: field.str(o, 'nonce', 'CHALLENGE', 128, HEX), proof: field.str(o, 'proof', 'CHALLENGE', 128, HEX) };
+}
+
+export function parseAuth(payload: Uint8Array): AuthMessage {
+  const o = decodeJson(payload, 'AUTH');
+  return { proof: field.str(o, 'proof', 'AUTH', 128, HEX) };
+}
+
+export function parseWelcome(payload: Uint8Array): WelcomeMessage {
+  const w = 'WELCOME';
+  const o = decodeJson(payload, w);
+  const r = o['resume'];
+  let resume: WelcomeMessage['resume'] = null;
+  if (r !== null && r !== undefined) {
+    if (typeof r !== 'object') bad(w, 'resume', 'must be an object or null');
+    const ro = r as Record<string, unknown>;
+    resume = { appliedSeq: field.int(ro, 'appliedSeq', w, -1, 2 ** 32), round: field.int(ro, 'round', w, -1), complete: field.bool(ro, 'complete', w) };
+  }
+  return { sessionId: field.str(o, 'sessionId', w, 32, /^[0-9a-f]{32}$/), resume, maxFrameBytes: field.int(o, 'maxFrameBytes', w, 4096) };
+}
+
+export function parseRoundEnd(payload: Uint8Array): RoundEndMessage {
+  const w = 'ROUND_END';
+  const o = decodeJson(payload, w);
+  return { round: field.int(o, 'round', w), pages: field.int(o, 'pages', w), wireBytes: field.int(o, 'wireBytes', w), final: field.bool(o, 'final', w) };
+}
+
+export function parseComplete(payload: Uint8Array): CompleteMessage {
+  const w = 'COMPLETE';
+  const o = decodeJson(payload, w);
+  return { digest: field.str(o, 'digest', w, 16, /^[0-9a-f]{16}$/), rounds: field.int(o, 'rounds', w), pausedAt: field.num(o, 'pausedAt', w) };
+}
+
+export function parseDone(payload: Uint8Array): DoneMessage {
+  const w = 'DONE';
+  const o = decodeJson(payload, w);
+  const m = o['mismatchedPages'];
+  return {
+    verified: field.bool(o, 'verified', w),
+    digest: field.str(o, 'digest', w, 16, /^[0-9a-f]{0,16}$/),
+    ...(typeof m === 'number' ? { mismatchedPages: field.int(o, 'mismatchedPages', w) } : {}),
+  };
+}
+
+export function parseError(payload: Uint8Array): ErrorMessage {
+  const o = decodeJson(payload, 'ERROR');
+  return { code: field.str(o, 'code', 'ERROR', 64), message: field.str(o, 'message', 'ERROR', 4096) };
+}
+
+export function parsePostcopy(payload: Uint8Array): PostcopyMessage {
+  const o = decodeJson(payload, 'POSTCOPY');
+  return { round: field.int(o, 'round', 'POSTCOPY'), missingPages: field.int(o, 'missingPages', 'POSTCOPY') };
+}
+
+/**
+ * ACK (target -> source), 40 bytes:
+ *   u32 appliedSeq    last PAGES/ROUND_END/... frame sequence number applied (0xffffffff: none)
+ *   u32 round         round of that frame
+ *   f64 bytesApplied  frame bytes (header + payload) received and applied so far this session
+ *   f64 pagesApplied  pages written so far this session
+ *   f64 targetTimeMs  target's monotonic clock when it sent the ack
+ *   f64 echoTimeMs    the source time stamp of the acked frame, if any (RTT estimate)
+ */
+export interface AckMessage {
+  appliedSeq: number;
+  round: number;
+  bytesApplied: number;
+  pagesApplied: number;
+  targetTimeMs: number;
+  echoTimeMs: number;
+}
+export const ACK_BYTES = 40;
+
+export function encodeAck(a: AckMessage): Uint8Array {
+  const out = new Uint8Array(ACK_BYTES);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, a.appliedSeq >>> 0, true);
+  dv.setUint32(4, a.round >>> 0, true);
+  dv.setFloat64(8, a.bytesApplied, true);
+  dv.setFloat64(16, a.pagesApplied, true);
+  dv.setFloat64(24, a.targetTimeMs, true);
+  dv.setFloat64(32, a.echoTimeMs, true);
+  return out;
+}
+
+export function parseAck(payload: Uint8Array): AckMessage {
+  if (payload.byteLength !== ACK_BYTES) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `ACK frame must be ${ACK_BYTES} bytes, got ${payload.byteLength}`);
+  const dv = new DataView(payload.buffer, payload.byteOffset, ACK_BYTES);
+  const a: AckMessage = {
+    appliedSeq: dv.getUint32(0, true),
+    round: dv.getUint32(4, true),
+    bytesApplied: dv.getFloat64(8, true),
+    pagesApplied: dv.getFloat64(16, true),
+    targetTimeMs: dv.getFloat64(24, true),
+    echoTimeMs: dv.getFloat64(32, true),
+  };
+  for (const k of ['bytesApplied', 'pagesApplied', 'targetTimeMs', 'echoTimeMs'] as const) {
+    if (!Number.isFinite(a[k]) || a[k] < 0) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `ACK field ${k} is not a finite non-negative number`);
+  }
+  return a;
+}
+
+/**
+ * PAGE_LIST / PAGE_REQUEST payload: u32 count, then count u32 page indices (LE).
+ * @param maxPage indices must be < maxPage
+ */
+export function encodePageList(pages: ArrayLike<number>, start = 0, count = pages.length - start): Uint8Array {
+  const out = new Uint8Array(4 + count * 4);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, count, true);
+  for (let i = 0; i < count; i++) dv.setUint32(4 + i * 4, pages[start + i]!, true);
+  return out;
+}
+
+export function parsePageList(payload: Uint8Array, maxPage: number, what = 'PAGE_LIST'): Uint32Array {
+  if (payload.byteLength < 4) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} frame is truncated`);
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const count = dv.getUint32(0, true);
+  if (payload.byteLength !== 4 + count * 4) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} frame says ${count} pages but carries ${(payload.byteLength - 4) / 4}`);
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    const p = dv.getUint32(4 + i * 4, true);
+    if (p >= maxPage) throw new PagewireError(ErrorCode.PAGE_OUT_OF_RANGE, `${what} names page ${p}, guest has ${maxPage}`);
+    out[i] = p;
+  }
+  return out;
+}
+
+/** Encode an ERROR payload from any thrown value. */
+export function errorPayload(err: unknown): Uint8Array {
+  const code = err instanceof PagewireError ? err.code : 'INTERNAL';
+  const message = err instanceof Error ? err.message : String(err);
+  return encodeJson({ code, message: message.slice(0, 4000) } satisfies ErrorMessage);
+}
