@@ -6,3 +6,8 @@
 export function heapBase(): usize {
   return __heap_base;
 }
+
+export { xxh64, xxh64Init, xxh64Update, xxh64Digest, hashPages } from './xxhash';
+export { isZero, zeroPages } from './zero';
+export { xbzrleEncode, xbzrleDecode } from './xbzrle';
+export { rleEncode, rleDecode } from './rle';

@@ -1,0 +1,22 @@
+// Status codes returned by core functions. Every core function returns a number: `>= 0` is a byte
+// count (or a count of pages), `< 0` is one of these codes. Mirrored in src/core/status.ts;
+// test/core-exports.test.ts checks that both files agree. Add codes at the end; never renumber.
+
+/** The output would not fit in the limit given (QEMU's XBZRLE "overflow", -1). */
+export const STATUS_OVERFLOW: i32 = -1;
+/** The input ends inside a record (a length or its payload is cut off). */
+export const STATUS_TRUNCATED: i32 = -2;
+/** A length field is malformed (bad or over-long ULEB128). */
+export const STATUS_BAD_LENGTH: i32 = -3;
+/** A run has a length of zero where the format forbids it. */
+export const STATUS_ZERO_RUN: i32 = -4;
+/** A run passes the end of the page (or of the output). */
+export const STATUS_PAST_END: i32 = -5;
+/** An RLE op has an unknown kind. */
+export const STATUS_BAD_OP: i32 = -6;
+/** The stream ended before the output was completely described (RLE). */
+export const STATUS_INCOMPLETE: i32 = -7;
+/** Bytes follow the end of the output (RLE). */
+export const STATUS_TRAILING: i32 = -8;
+/** A length or size argument is out of the range the function supports. */
+export const STATUS_BAD_ARGUMENT: i32 = -9;
