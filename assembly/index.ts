@@ -9,5 +9,5 @@ export function heapBase(): usize {
 
 export { xxh64, xxh64Init, xxh64Update, xxh64Digest, hashPages } from './xxhash';
 export { isZero, zeroPages } from './zero';
-export { xbzrleEncode, xbzrleDecode } from './xbzrle';
-export { rleEncode, rleDecode } from './rle';
+export { xbzrleEncode, xbzrleDecode, xbzrleCheck } from './xbzrle';
+export { rleEncode, rleDecode, rleCheck, rleMaxEncodedSize } from './rle';
