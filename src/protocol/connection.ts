@@ -22,11 +22,17 @@ export class Connection {
   private readonly reader: FrameReader;
   private readonly writer: FrameWriter;
   private eof = false;
+  private lastSeq = -1;
 
   constructor(readonly transport: Transport, core: Core, options: FrameReaderOptions & { firstSeq?: number } = {}) {
     this.reader = new FrameReader(core, options);
     this.writer = new FrameWriter(core);
     if (options.firstSeq !== undefined) this.writer.seq = options.firstSeq >>> 0;
+  }
+
+  /** Bytes of whole frames read so far (preamble included). */
+  get bytesRead(): number {
+    return this.reader.bytesRead;
   }
 
   /** Sequence number the next frame will carry. */
@@ -64,6 +70,12 @@ export class Connection {
       if (f) {
         this.stats.framesReceived++;
         if (f.type === FrameType.ERROR) throw peerError(f.payload);
+        // Within a connection sequence numbers go up by one: a duplicated, dropped or reordered
+        // frame is a protocol violation (the first frame may start anywhere: resumed sessions).
+        if (this.lastSeq >= 0 && f.seq !== ((this.lastSeq + 1) >>> 0)) {
+          throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, `${frameTypeName(f.type)} frame #${f.seq} arrived after #${this.lastSeq}: frames must arrive in order, once`);
+        }
+        this.lastSeq = f.seq;
         return f;
       }
       if (this.eof) {

@@ -1,0 +1,147 @@
+/**
+ * Convergence policy: a pure function from the statistics of the rounds so far and the options to
+ * the next action. No clock, no I/O: tests drive it with tables.
+ *
+ * Model (QEMU's, refined): after each round the source knows how many pages are dirty now, how
+ * many wire bytes a page costs (measured on the last rounds), the link bandwidth (measured from
+ * the target's acknowledgements) and the round trip. Then
+ *
+ *   expectedDowntimeMs = dirtyPages * wireBytesPerPage / bandwidth + rtt + fixed switch-over cost
+ *
+ * and the guest is stopped as soon as that is within `downtimeLimitMs`. The migration is "not
+ * converging" when, for `stallRounds` rounds in a row, the dirty set did not shrink by at least
+ * 10% (the guest dirties about as fast as the link drains), or when `maxRounds` is reached.
+ */
+
+/** What to do when pre-copy does not converge. */
+export type NonConvergenceAction = 'switchover' | 'fail' | 'postcopy';
+
+/** Options of the policy (all have defaults, see {@link DEFAULT_POLICY}). */
+export interface PolicyOptions {
+  /** Allowed downtime (QEMU's downtime-limit), ms. */
+  downtimeLimitMs: number;
+  /** Most pre-copy rounds before the non-convergence action (round 0 counts). */
+  maxRounds: number;
+  /** Rounds in a row without progress that mean "not converging". */
+  stallRounds: number;
+  /** What to do when not converging. */
+  onNonConvergence: NonConvergenceAction;
+  /** Throttle the guest before giving up (QEMU's auto-converge). */
+  autoConverge: boolean;
+  /** First throttle step, percent (QEMU cpu-throttle-initial). */
+  throttleInitialPct: number;
+  /** Later throttle steps, percent (QEMU cpu-throttle-increment). */
+  throttleIncrementPct: number;
+  /** Highest throttle, percent. */
+  throttleMaxPct: number;
+  /** Hybrid mode: pre-copy rounds before switching to post-copy. */
+  hybridPrecopyRounds: number;
+  /** Fixed switch-over cost added to the estimate (device state, completion), ms. */
+  switchoverCostMs: number;
+}
+
+export const DEFAULT_POLICY: PolicyOptions = {
+  downtimeLimitMs: 300,
+  maxRounds: 30,
+  stallRounds: 4,
+  onNonConvergence: 'switchover',
+  autoConverge: false,
+  throttleInitialPct: 20,
+  throttleIncrementPct: 10,
+  throttleMaxPct: 99,
+  hybridPrecopyRounds: 2,
+  switchoverCostMs: 5,
+};
+
+/** One finished round as the policy sees it. */
+export interface RoundSample {
+  /** Round number, 0 = first full pass. */
+  round: number;
+  /** Pages sent in the round. */
+  pagesSent: number;
+  /** Wire bytes of the round. */
+  wireBytes: number;
+  /** Round duration, ms. */
+  durationMs: number;
+  /** Pages found dirty at the sync after the round (what the next round must send). */
+  dirtyPagesAfter: number;
+}
+
+/** Inputs of one decision. */
+export interface PolicyState {
+  mode: 'precopy' | 'postcopy' | 'hybrid';
+  rounds: readonly RoundSample[];
+  /** Measured bandwidth, bytes/s (> 0). */
+  bandwidthBytesPerSec: number;
+  /** Measured round-trip time, ms. */
+  rttMs: number;
+  /** Wire bytes one dirty page is expected to cost (from recent rounds). */
+  wireBytesPerPage: number;
+  /** Throttle applied so far, percent (0 = none). */
+  throttlePct: number;
+}
+
+/** The policy's answer. */
+export type PolicyDecision =
+  | { action: 'continue'; expectedDowntimeMs: number; reason: string }
+  | { action: 'throttle'; throttlePct: number; expectedDowntimeMs: number; reason: string }
+  | { action: 'switchover'; expectedDowntimeMs: number; converged: boolean; reason: string }
+  | { action: 'postcopy'; expectedDowntimeMs: number; reason: string }
+  | { action: 'fail'; expectedDowntimeMs: number; reason: string };
+
+/** Expected downtime if the guest were stopped now, ms. */
+export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage'>, o: Pick<PolicyOptions, 'switchoverCostMs'>): number {
+  const bw = Math.max(1, s.bandwidthBytesPerSec);
+  return (dirtyPages * s.wireBytesPerPage * 1000) / bw + s.rttMs + o.switchoverCostMs;
+}
+
+/** Rounds at the end of `rounds` whose dirty set did not shrink by at least 10%. */
+export function stalledRounds(rounds: readonly RoundSample[]): number {
+  let n = 0;
+  for (let i = rounds.length - 1; i >= 1; i--) {
+    const prev = rounds[i - 1]!.dirtyPagesAfter;
+    const cur = rounds[i]!.dirtyPagesAfter;
+    if (cur > prev * 0.9) n++;
+    else break;
+  }
+  return n;
+}
+
+/**
+ * Decide what happens after the last round in `s.rounds`.
+ * @param s statistics so far (at least one round)
+ * @param o policy options
+ */
+export function decide(s: PolicyState, o: PolicyOptions): PolicyDecision {
+  const last = s.rounds[s.rounds.length - 1];
+  if (!last) return { action: 'continue', expectedDowntimeMs: Infinity, reason: 'no round yet' };
+  const dirty = last.dirtyPagesAfter;
+  const est = expectedDowntimeMs(dirty, s, o);
+  if (s.mode === 'postcopy') {
+    return { action: 'postcopy', expectedDowntimeMs: est, reason: 'post-copy mode: switch over after the first pass' };
+  }
+  if (est <= o.downtimeLimitMs) {
+    return { action: 'switchover', expectedDowntimeMs: est, converged: true, reason: `expected downtime ${est.toFixed(1)} ms is within the ${o.downtimeLimitMs} ms limit` };
+  }
+  if (s.mode === 'hybrid' && s.rounds.length >= o.hybridPrecopyRounds) {
+    return { action: 'postcopy', expectedDowntimeMs: est, reason: `hybrid: ${s.rounds.length} pre-copy rounds done, switching to post-copy` };
+  }
+  const stalled = stalledRounds(s.rounds);
+  const outOfRounds = s.rounds.length >= o.maxRounds;
+  if (stalled >= o.stallRounds || outOfRounds) {
+    const why = outOfRounds ? `reached ${o.maxRounds} rounds` : `dirty set did not shrink for ${stalled} rounds`;
+    if (o.autoConverge && !outOfRounds && s.throttlePct < o.throttleMaxPct) {
+      const next = s.throttlePct === 0 ? o.throttleInitialPct : Math.min(o.throttleMaxPct, s.throttlePct + o.throttleIncrementPct);
+      return { action: 'throttle', throttlePct: next, expectedDowntimeMs: est, reason: `${why}: throttling the guest to ${next}%` };
+    }
+    switch (o.onNonConvergence) {
+      case 'fail':
+        return { action: 'fail', expectedDowntimeMs: est, reason: `not converging (${why}); policy says fail` };
+      case 'postcopy':
+        return { action: 'postcopy', expectedDowntimeMs: est, reason: `not converging (${why}); switching to post-copy` };
+      default:
+        return { action: 'switchover', expectedDowntimeMs: est, converged: false, reason: `not converging (${why}); forcing switch-over` };
+    }
+  }
+  return { action: 'continue', expectedDowntimeMs: est, reason: `expected downtime ${est.toFixed(1)} ms is above the ${o.downtimeLimitMs} ms limit` };
+}

@@ -1,0 +1,347 @@
+/**
+ * The target endpoint: accepts a migration, applies page records to its guest memory, checks the
+ * memory digest when the source completes, and only then lets its guest run.
+ *
+ * A target survives dropped links: it keeps its memory and its position (the sequence number of
+ * the last frame it applied) and accepts the same session on a new connection; the source then
+ * re-sends only what the target did not apply. If no connection comes back before
+ * `resumeDeadlineMs`, the migration is reported incomplete and the guest never runs.
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import { createCore, type Core } from '../core/core.js';
+import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
+import type { Transport } from '../transport/types.js';
+import { Connection, withTimeout } from '../protocol/connection.js';
+import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
+import {
+  encodeAck, encodeJson, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList,
+  type ChallengeMessage, type DoneMessage, type HelloMessage, type WelcomeMessage,
+} from '../protocol/messages.js';
+import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
+import { memoryDigest } from './digest.js';
+import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport } from './report.js';
+import { defaultClock, type Clock } from './common.js';
+import { createDecoder, type DecoderLike } from './codec-adapter.js';
+
+/** Hypervisor hooks of the target. All optional. */
+export interface TargetHooks {
+  /** Load the device state blob (before the guest runs). */
+  deviceState?(state: Uint8Array): void | Promise<void>;
+  /** The memory is complete and verified: the guest may run now. */
+  guestMayRun?(): void | Promise<void>;
+}
+
+/** Options of {@link MigrationTarget}. */
+export interface TargetOptions {
+  /** Shared secret: the source must prove it knows it before any memory is written. */
+  secret?: string;
+  /** Largest frame accepted, bytes (default 32 MiB). */
+  maxFrameBytes?: number;
+  /** Handshake deadline, ms (default 10 000). */
+  handshakeTimeoutMs?: number;
+  /** Fail when the source sends nothing for this long, ms (default 60 000). */
+  idleTimeoutMs?: number;
+  /** Wait this long for a dropped source to come back, ms (default 60 000). */
+  resumeDeadlineMs?: number;
+  /** Largest guest a HELLO may ask the target to allocate, bytes (default 16 GiB). */
+  maxGuestBytes?: number;
+  clock?: Clock;
+}
+
+/** Memory given up front, or made from the layout the source announces. */
+export type TargetMemory = GuestMemory | ((layout: MemoryLayout) => GuestMemory | Promise<GuestMemory>);
+
+/** Where the target gets its connections: one transport, or a function returning the next one. */
+export type TargetTransports = Transport | (() => Promise<Transport>);
+
+const MiB = 1024 * 1024;
+
+/** Target endpoint of a migration. */
+export class MigrationTarget extends Emitter<MigrationEvents> {
+  private readonly memorySource: TargetMemory;
+  private readonly hooks: TargetHooks;
+  private readonly opts: Required<Omit<TargetOptions, 'secret' | 'clock'>> & TargetOptions;
+  private readonly clock: Clock;
+  private memory: GuestMemory | null = null;
+  private core: Core | null = null;
+  private decoder: DecoderLike | null = null;
+  private sessionId = '';
+  private hello: HelloMessage | null = null;
+  private appliedSeq = -1;
+  private round = 0;
+  private complete = false;
+  private deviceState: Uint8Array | null = null;
+  private rounds: RoundReport[] = [];
+  private wireBytes = 0;
+  private pagesApplied = 0;
+  private drops = 0;
+  private lastPrecopyEndAt = 0;
+  private guestRunAt = 0;
+  private digest = '';
+  private postcopyActive = false;
+  /** Post-copy state (set by postcopy-target when the source switches over early). */
+  postcopy: import('./postcopy-target.js').PostcopyTargetState | null = null;
+
+  constructor(memory: TargetMemory, options: TargetOptions = {}, hooks: TargetHooks = {}) {
+    super();
+    this.memorySource = memory;
+    this.hooks = hooks;
+    this.opts = {
+      maxFrameBytes: 32 * MiB, handshakeTimeoutMs: 10_000, idleTimeoutMs: 60_000, resumeDeadlineMs: 60_000,
+      maxGuestBytes: 16 * 1024 * MiB, ...options,
+    };
+    this.clock = options.clock ?? defaultClock;
+  }
+
+  /** The guest memory (after the handshake). */
+  get guestMemory(): GuestMemory | null {
+    return this.memory;
+  }
+
+  /**
+   * Serve one migration to its end.
+   * @param transports one transport, or a function that accepts the next connection (needed to
+   *   survive a dropped link: the same session continues on it)
+   * @returns the target's report; `verified` is true and the guest was allowed to run
+   * @throws PagewireError when the migration failed (the guest never ran)
+   */
+  async run(transports: TargetTransports): Promise<MigrationReport> {
+    const t0 = this.clock();
+    let setupTimeMs = 0;
+    try {
+      for (let first = true; ; first = false) {
+        let transport: Transport;
+        if (typeof transports === 'function') {
+          transport = first ? await transports() : await withTimeout(transports(), this.opts.resumeDeadlineMs, 'waiting for the source to reconnect');
+        } else if (first) {
+          transport = transports;
+        } else {
+          throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'the connection dropped and this target has no way to accept another');
+        }
+        try {
+          await this.serveConnection(transport, first);
+          if (first) setupTimeMs = 0;
+          break;
+        } catch (err) {
+          if (this.complete) break;
+          const resumable = err instanceof PagewireError && (err.code === ErrorCode.TRANSPORT_CLOSED || err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.TIMEOUT) && this.hello !== null && typeof transports === 'function';
+          if (!resumable) throw err;
+          this.drops++;
+          this.emit('drop', { error: (err as Error).message, attempt: this.drops });
+        }
+      }
+    } catch (err) {
+      const e = err instanceof PagewireError ? err : new PagewireError(ErrorCode.ABORTED, String((err as Error)?.message ?? err), { cause: err });
+      this.emit('error', e);
+      throw e;
+    } finally {
+      this.decoder?.dispose();
+    }
+    const report = this.report(t0, setupTimeMs);
+    this.emit('complete', report);
+    return report;
+  }
+
+  private report(t0: number, setupTimeMs: number): MigrationReport {
+    const pageSize = this.memory?.pageSize ?? 0;
+    const rawBytes = this.rounds.reduce((n, r) => n + r.rawBytes, 0);
+    const pc = this.postcopy;
+    return {
+      role: 'target', sessionId: this.sessionId, mode: (this.hello?.mode as MigrationReport['mode']) ?? 'precopy',
+      verified: this.complete, converged: true, totalTimeMs: this.clock() - t0, setupTimeMs,
+      downtimeMs: this.lastPrecopyEndAt > 0 ? this.guestRunAt - this.lastPrecopyEndAt : 0, expectedDowntimeMs: 0,
+      wireBytes: this.wireBytes, rawBytes, pageSize, guestPages: this.memory?.pageCount ?? 0, rounds: this.rounds, codecs: {},
+      precopyBytes: 0, downtimeBytes: 0, postcopyBytes: 0, digest: this.digest, throttlePct: 0, drops: this.drops,
+      resentBytes: 0, corruptionsDetected: 0, channels: 1, reason: '', options: { ...this.hello?.options },
+      codecStats: this.decoder?.stats,
+      ...(pc ? { faults: pc.faults, faultLatencyMs: pc.latencySummary() } : {}),
+    };
+  }
+
+  // ---------------------------------------------------------------- one connection
+
+  private async serveConnection(transport: Transport, first: boolean): Promise<void> {
+    const conn = new Connection(transport, this.core ?? (this.core = await createCore()), { maxFrameBytes: this.opts.maxFrameBytes });
+    try {
+      await conn.open();
+      const welcomeBytes = await withTimeout(this.handshake(conn, first), this.opts.handshakeTimeoutMs, 'handshake');
+      // Acks count the bytes of frames after the handshake on this connection, as the source does.
+      const ackBase = welcomeBytes;
+      for (;;) {
+        const f = await withTimeout(conn.recv(), this.opts.idleTimeoutMs, 'waiting for the source');
+        if (!f) {
+          if (this.complete) return;
+          throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'the source closed the connection before the migration completed');
+        }
+        this.wireBytes += f.payload.byteLength + 16;
+        const finished = await this.onFrame(conn, f, ackBase);
+        if (finished) {
+          await conn.close();
+          return;
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof PagewireError) || (err.code !== ErrorCode.TRANSPORT_CLOSED && err.code !== ErrorCode.TIMEOUT)) {
+        await conn.fail(err);
+      } else {
+        transport.destroy();
+      }
+      throw err;
+    } finally {
+      conn.dispose();
+    }
+  }
+
+  /** @returns bytes read on this connection up to and including the handshake */
+  private async handshake(conn: Connection, first: boolean): Promise<number> {
+    const f = await conn.expect(FrameType.HELLO);
+    const hello = parseHello(f.payload);
+    if (hello.resume) {
+      if (!this.hello || hello.sessionId !== this.sessionId) {
+        // Unknown session: tell the source there is nothing to resume.
+        await conn.send(FrameType.WELCOME, encodeJson({ sessionId: hello.sessionId, resume: null, maxFrameBytes: this.opts.maxFrameBytes } satisfies WelcomeMessage));
+        throw new PagewireError(ErrorCode.RESUME_FAILED, `source asked to resume session ${hello.sessionId}, which this target does not hold`);
+      }
+    } else if (!first || this.hello) {
+      throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'a new session was offered while another one is in progress');
+    }
+    await this.authenticate(conn, hello);
+    if (!hello.resume) await this.setup(hello);
+    const welcome: WelcomeMessage = {
+      sessionId: hello.sessionId,
+      resume: hello.resume ? { appliedSeq: this.appliedSeq, round: this.round, complete: this.complete } : null,
+      maxFrameBytes: this.opts.maxFrameBytes,
+    };
+    await conn.send(FrameType.WELCOME, encodeJson(welcome));
+    this.emit('phase', { phase: 'handshake', round: this.round });
+    return conn.bytesRead;
+  }
+
+  private async authenticate(conn: Connection, hello: HelloMessage): Promise<void> {
+    const secret = this.opts.secret;
+    if (!secret) {
+      // A source that wants mutual authentication refuses a WELCOME that comes without CHALLENGE.
+      return;
+    }
+    if (!hello.nonce) authFailed('this target requires a shared secret; the source offered none');
+    const nonce = randomHex(16);
+    const proof = await authProof(secret, 'target', hello.sessionId, hello.nonce, nonce);
+    await conn.send(FrameType.CHALLENGE, encodeJson({ nonce, proof } satisfies ChallengeMessage));
+    const a = parseAuth((await conn.expect(FrameType.AUTH)).payload);
+    const expect = await authProof(secret, 'source', hello.sessionId, hello.nonce, nonce);
+    if (!sameProof(a.proof, expect)) authFailed('the source failed to prove knowledge of the shared secret');
+  }
+
+  /** First handshake of a session: check or make the memory, make the decoder. */
+  private async setup(hello: HelloMessage): Promise<void> {
+    const layout: MemoryLayout = { pageSize: hello.pageSize, regions: hello.regions };
+    const total = hello.regions.reduce((n, r) => n + r.pageCount, 0) * hello.pageSize;
+    let memory: GuestMemory;
+    if (typeof this.memorySource === 'function') {
+      if (total > this.opts.maxGuestBytes) {
+        throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `source announces a ${total}-byte guest, above this target's ${this.opts.maxGuestBytes}-byte limit`);
+      }
+      memory = await this.memorySource(layout);
+    } else {
+      memory = this.memorySource;
+    }
+    checkLayout(memory, layout);
+    this.memory = memory;
+    if (memory.core) this.core = memory.core;
+    this.decoder = await createDecoder(memory, hello.codecs);
+    this.sessionId = hello.sessionId;
+    this.hello = hello;
+  }
+
+  // ---------------------------------------------------------------- frames
+
+  /** @returns true when the migration is complete */
+  private async onFrame(conn: Connection, f: Frame, ackBase: number): Promise<boolean> {
+    switch (f.type) {
+      case FrameType.PAGES: {
+        const n = this.decoder!.apply(f.payload);
+        this.pagesApplied += n;
+        this.postcopy?.onPagesApplied(this.decoder!.lastPages());
+        this.appliedSeq = f.seq;
+        await this.ack(conn, f, ackBase);
+        return false;
+      }
+      case FrameType.ROUND_END: {
+        const m = parseRoundEnd(f.payload);
+        this.rounds.push({
+          round: m.round, final: m.final, pages: m.pages, wireBytes: m.wireBytes, rawBytes: m.pages * this.memory!.pageSize,
+          codecs: {}, dirtyPages: 0, dirtyRateBytesPerSec: 0, bandwidthBytesPerSec: 0, durationMs: 0, expectedDowntimeMs: 0, throttlePct: 0,
+        });
+        this.round = m.round + 1;
+        if (!m.final) this.lastPrecopyEndAt = this.clock();
+        this.appliedSeq = f.seq;
+        await this.ack(conn, f, ackBase);
+        return false;
+      }
+      case FrameType.DEVICE_STATE:
+        this.deviceState = f.payload.slice();
+        this.appliedSeq = f.seq;
+        await this.ack(conn, f, ackBase);
+        return false;
+      case FrameType.PING:
+        await conn.send(FrameType.PONG, f.payload.slice());
+        return false;
+      case FrameType.POSTCOPY:
+      case FrameType.PAGE_LIST: {
+        const pc = await import('./postcopy-target.js');
+        await pc.onPostcopyFrame(this, conn, f, {
+          memory: this.memory!, clock: this.clock,
+          startGuest: async () => { await this.runGuest(); },
+          parsePages: (p: Uint8Array) => parsePageList(p, this.memory!.pageCount),
+        });
+        this.postcopyActive = true;
+        this.appliedSeq = f.seq;
+        await this.ack(conn, f, ackBase);
+        return false;
+      }
+      case FrameType.COMPLETE: {
+        const m = parseComplete(f.payload);
+        this.digest = memoryDigest(this.memory!, this.core!);
+        const ok = this.digest === m.digest;
+        if (ok && !this.guestRunAt) await this.runGuest();
+        this.complete = ok;
+        this.appliedSeq = f.seq;
+        const done: DoneMessage = { verified: ok, digest: this.digest };
+        await conn.send(FrameType.DONE, encodeJson(done));
+        if (!ok) {
+          throw new PagewireError(ErrorCode.VERIFY_FAILED, `memory digest ${this.digest} differs from the source's ${m.digest}: the guest will not run`);
+        }
+        return true;
+      }
+      default:
+        throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, `unexpected ${frameTypeName(f.type)} frame from the source`);
+    }
+  }
+
+  private async runGuest(): Promise<void> {
+    if (this.deviceState) await this.hooks.deviceState?.(this.deviceState);
+    await this.hooks.guestMayRun?.();
+    this.guestRunAt = this.clock();
+  }
+
+  private async ack(conn: Connection, f: Frame, ackBase: number): Promise<void> {
+    await conn.send(FrameType.ACK, encodeAck({
+      appliedSeq: f.seq, round: this.round, bytesApplied: conn.bytesRead - ackBase,
+      pagesApplied: this.pagesApplied, targetTimeMs: this.clock(), echoTimeMs: 0,
+    }));
+  }
+}
+
+/** @throws PagewireError LAYOUT_MISMATCH */
+export function checkLayout(memory: GuestMemory, layout: MemoryLayout): void {
+  if (memory.pageSize !== layout.pageSize) {
+    throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `page size differs: source ${layout.pageSize}, target ${memory.pageSize}`);
+  }
+  const a = memory.regions;
+  const b = layout.regions;
+  if (a.length !== b.length || a.some((r, i) => r.pageCount !== b[i]!.pageCount)) {
+    const fmt = (rs: readonly { pageCount: number }[]): string => rs.map((r) => r.pageCount).join('+');
+    throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `memory layout differs: source ${fmt(b)} pages, target ${fmt(a)} pages`);
+  }
+}
+
