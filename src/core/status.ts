@@ -1,0 +1,60 @@
+/**
+ * Status codes returned by the core's functions, mirrored from assembly/status.ts (a test checks
+ * that both files agree). A core result `>= 0` is a byte or page count; `< 0` is one of these.
+ */
+
+/** The output would not fit in the limit given (QEMU's XBZRLE "overflow", -1). */
+export const STATUS_OVERFLOW = -1;
+/** The input ends inside a record (a length or its payload is cut off). */
+export const STATUS_TRUNCATED = -2;
+/** A length field is malformed (bad or over-long ULEB128). */
+export const STATUS_BAD_LENGTH = -3;
+/** A run has a length of zero where the format forbids it. */
+export const STATUS_ZERO_RUN = -4;
+/** A run passes the end of the page (or of the output). */
+export const STATUS_PAST_END = -5;
+/** An RLE op has an unknown kind. */
+export const STATUS_BAD_OP = -6;
+/** The stream ended before the output was completely described (RLE). */
+export const STATUS_INCOMPLETE = -7;
+/** Bytes follow the end of the output (RLE). */
+export const STATUS_TRAILING = -8;
+/** A length or size argument is out of the range the function supports. */
+export const STATUS_BAD_ARGUMENT = -9;
+
+/** Every status by name, for tests and messages. */
+export const CoreStatus = {
+  OVERFLOW: STATUS_OVERFLOW,
+  TRUNCATED: STATUS_TRUNCATED,
+  BAD_LENGTH: STATUS_BAD_LENGTH,
+  ZERO_RUN: STATUS_ZERO_RUN,
+  PAST_END: STATUS_PAST_END,
+  BAD_OP: STATUS_BAD_OP,
+  INCOMPLETE: STATUS_INCOMPLETE,
+  TRAILING: STATUS_TRAILING,
+  BAD_ARGUMENT: STATUS_BAD_ARGUMENT,
+} as const;
+
+/** One of the values of {@link CoreStatus}. */
+export type CoreStatus = (typeof CoreStatus)[keyof typeof CoreStatus];
+
+const MESSAGES: Record<number, string> = {
+  [STATUS_OVERFLOW]: 'output does not fit the limit',
+  [STATUS_TRUNCATED]: 'input ends inside a record',
+  [STATUS_BAD_LENGTH]: 'malformed length',
+  [STATUS_ZERO_RUN]: 'zero-length run',
+  [STATUS_PAST_END]: 'run passes the end of the page',
+  [STATUS_BAD_OP]: 'unknown op kind',
+  [STATUS_INCOMPLETE]: 'stream ends before the output is complete',
+  [STATUS_TRAILING]: 'bytes after the end of the output',
+  [STATUS_BAD_ARGUMENT]: 'argument out of range',
+};
+
+/**
+ * A short description of a core status, for error messages.
+ * @param status a negative core result
+ * @returns the description, or `status <n>` for an unknown code
+ */
+export function statusMessage(status: number): string {
+  return MESSAGES[status] ?? `status ${status}`;
+}
