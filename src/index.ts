@@ -5,3 +5,10 @@
  */
 export { PagewireError, ErrorCode, isPagewireError } from './errors.js';
 export type { Transport, TransportFactory } from './transport/types.js';
+export {
+  ready, xxh64, hashPages, isZeroPage, zeroPages,
+  xbzrleEncode, xbzrleEncodeInto, xbzrleDecode, xbzrleMaxEncodedSize,
+  rleEncode, rleEncodeInto, rleDecode, rleMaxEncodedSize,
+  CHUNK_BYTES, MIN_PAGE_SIZE, MAX_PAGE_SIZE, XBZRLE_MAX_PAGE_SIZE, RLE_MAX_LEN,
+} from './core/api.js';
+export { CoreStatus, statusMessage } from './core/status.js';
