@@ -87,7 +87,7 @@ export interface SourceOptions extends Partial<PolicyOptions> {
   resumeDeadlineMs?: number;
   /** Clock (ms); injectable for tests. */
   clock?: Clock;
-  /** Called with each frame's bytes before it is written (fault injection in tests and the CLI). */
+  /** Called when a phase starts: handshake, round0..N, stop-and-copy, complete (fault injection, logs). */
   onPhase?(phase: string, round: number): void;
 }
 
@@ -521,7 +521,6 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     } catch (err) {
       if (this.conn !== conn) return;
       const e = err instanceof PagewireError ? err : new PagewireError(ErrorCode.TRANSPORT_CLOSED, String(err), { cause: err });
-      if (e.code === ErrorCode.CHECKSUM_MISMATCH) this.corruptionsDetected++;
       this.linkError = e;
       this.ackSignal.fail(e);
       this.requestSignal.fail(e);

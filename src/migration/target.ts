@@ -75,6 +75,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   private wireBytes = 0;
   private pagesApplied = 0;
   private drops = 0;
+  private corruptions = 0;
   private lastPrecopyEndAt = 0;
   private guestRunAt = 0;
   private digest = '';
@@ -126,6 +127,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
           if (this.complete) break;
           const resumable = err instanceof PagewireError && (err.code === ErrorCode.TRANSPORT_CLOSED || err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.TIMEOUT) && this.hello !== null && typeof transports === 'function';
           if (!resumable) throw err;
+          if ((err as PagewireError).code === ErrorCode.CHECKSUM_MISMATCH) this.corruptions++;
           this.drops++;
           this.emit('drop', { error: (err as Error).message, attempt: this.drops });
         }
@@ -152,7 +154,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       downtimeMs: this.lastPrecopyEndAt > 0 ? this.guestRunAt - this.lastPrecopyEndAt : 0, expectedDowntimeMs: 0,
       wireBytes: this.wireBytes, rawBytes, pageSize, guestPages: this.memory?.pageCount ?? 0, rounds: this.rounds, codecs: {},
       precopyBytes: 0, downtimeBytes: 0, postcopyBytes: 0, digest: this.digest, throttlePct: 0, drops: this.drops,
-      resentBytes: 0, corruptionsDetected: 0, channels: 1, reason: '', options: { ...this.hello?.options },
+      resentBytes: 0, corruptionsDetected: this.corruptions, channels: 1, reason: '', options: { ...this.hello?.options },
       codecStats: this.decoder?.stats,
       ...(pc ? { faults: pc.faults, faultLatencyMs: pc.latencySummary() } : {}),
     };
