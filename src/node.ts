@@ -2,3 +2,13 @@
  * pagewire/node: everything in the root entry plus Node-only transports (TCP, TLS, `ws` server).
  */
 export * from './index.js';
+export {
+  connectTcp, listenTcp, SocketTransport,
+  type TcpConnectOptions, type TcpListenOptions, type SocketTransportOptions,
+} from './transport/tcp.js';
+export { connectTls, listenTls, type TlsConnectOptions, type TlsListenOptions, type PemInput } from './transport/tls.js';
+export {
+  connectWebSocket, listenWebSocket,
+  type ConnectWebSocketOptions, type ListenWebSocketOptions, type NodeWebSocketOptions, type WebSocketListener,
+} from './transport/websocket-node.js';
+export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions, type ProxyDirection } from './transport/shaped-proxy-node.js';

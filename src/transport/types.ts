@@ -10,8 +10,10 @@
  */
 export interface Transport {
   /**
-   * Queue `chunk` for sending. Ownership of `chunk` passes to the transport: do not modify it
-   * afterwards. Resolves when more may be written.
+   * Queue `chunk` for sending. Ownership of `chunk` passes to the transport: do not modify or
+   * reuse it afterwards (TCP holds it until the kernel took it; the MessagePort transport may
+   * transfer, i.e. detach, its ArrayBuffer when the chunk spans the whole buffer). Keep a copy if
+   * you may need to send the bytes again. Resolves when more may be written.
    * @throws PagewireError TRANSPORT_CLOSED if the transport is closed or fails
    */
   write(chunk: Uint8Array): Promise<void>;
@@ -20,14 +22,24 @@ export interface Transport {
    * @throws PagewireError TRANSPORT_CLOSED when the connection fails
    */
   read(): Promise<Uint8Array | null>;
-  /** Flush what is queued, then end the stream (the peer reads `null`). */
+  /**
+   * Flush what is queued, then end this direction of the stream (the peer reads `null` after the
+   * last chunk). Reading may go on until the peer ends too, except over WebSocket, which has no
+   * half-close (see docs/TRANSPORTS.md).
+   */
   end(): Promise<void>;
-  /** Tear down now; pending and future reads/writes reject with `err` (or TRANSPORT_CLOSED). */
+  /**
+   * Tear down now (an abortive close: TCP sends a reset). Pending and future reads/writes reject
+   * with `err` (a PagewireError as is, anything else wrapped as TRANSPORT_CLOSED), data not yet
+   * read is dropped, and the peer's reads and writes fail with TRANSPORT_CLOSED.
+   */
   destroy(err?: Error): void;
   /** True once the transport can no longer send. */
   readonly closed: boolean;
   /** A short description for logs and reports, e.g. `tcp 127.0.0.1:4000`. */
   readonly label: string;
+  /** The peer's address when the transport has one (e.g. `127.0.0.1:51234`). */
+  readonly remote?: string;
 }
 
 /** Something that produces transports on demand (used to reconnect after a dropped link). */
