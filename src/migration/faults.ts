@@ -7,8 +7,8 @@
  *   phase = "handshake" | "round" N | "stop-and-copy" | "complete"
  *   duration = N ("ms" | "s")
  *
- * drop: the connection breaks during that phase (after the phase's first write went out, so the
- * break lands mid-phase); corrupt: one byte of the next frame written in that phase is flipped on
+ * drop: the connection breaks at the phase's first write, half of which goes out (so the break
+ * lands mid-frame); corrupt: one byte of the next frame written in that phase is flipped on
  * the wire (the receiver's checksum must catch it); stall: writes are held for the duration.
  * Each fault fires once.
  */
@@ -84,7 +84,6 @@ export class FaultInjector {
 }
 
 class FaultyTransport implements Transport {
-  private writesSinceArm = 0;
   constructor(private readonly inner: Transport, private readonly inj: FaultInjector) {}
 
   get closed(): boolean {
@@ -95,11 +94,11 @@ class FaultyTransport implements Transport {
   }
 
   poke(): void {
-    this.writesSinceArm = 0;
+    // faults act on the next write; nothing to do until then
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    if (this.inj.hasArmed && this.writesSinceArm++ >= 1) {
+    if (this.inj.hasArmed) {
       const f = this.inj.take()!;
       if (f.kind === 'drop') {
         await this.inner.write(chunk.subarray(0, chunk.byteLength >>> 1)).catch(() => undefined);

@@ -174,7 +174,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       this.core = this.memory.core ?? (await createCore());
       this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages);
       this.pending = new PageSet(this.memory.pageCount);
-      await this.connect(false);
+      await this.connectFirst();
       setupTimeMs = this.clock() - t0;
 
       this.dirtyLog.start();
@@ -343,9 +343,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       const pages = rest.subarray(i, i + count);
       try {
         const records = this.encoder.encode(rest, i, count, { final });
-        const n = await this.sendFrame(FrameType.PAGES, records, pages);
-        wire += n;
-        this.resentBytes += n;
+        wire += await this.sendFrame(FrameType.PAGES, records, pages);
       } catch (err) {
         if (!this.canResume(err)) throw err;
         this.pending.addAll(pages);
@@ -416,20 +414,24 @@ export class MigrationSource extends Emitter<MigrationEvents> {
   }
 
   private async sendControl(type: FrameType, payload: Uint8Array): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       try {
         return await this.sendFrame(type, payload, null);
       } catch (err) {
         if (!this.canResume(err)) throw err;
         await this.resume(err);
-        // Pages of frames the target did not apply are pending again: send them before the control frame.
-        const rest = this.pending.drain();
-        for (let i = 0; i < rest.length; i += this.opts.batchPages) {
-          const count = Math.min(this.opts.batchPages, rest.length - i);
-          const records = this.encoder.encode(rest, i, count, { final: this.paused });
-          this.resentBytes += await this.sendFrame(FrameType.PAGES, records, rest.subarray(i, i + count));
-        }
+        await this.resendPending();
       }
+    }
+  }
+
+  /** After a resume: send the pages of frames the target did not apply before any control frame. */
+  private async resendPending(): Promise<void> {
+    const rest = this.pending.drain();
+    for (let i = 0; i < rest.length; i += this.opts.batchPages) {
+      const count = Math.min(this.opts.batchPages, rest.length - i);
+      const records = this.encoder.encode(rest, i, count, { final: this.paused });
+      await this.sendFrame(FrameType.PAGES, records, rest.subarray(i, i + count));
     }
   }
 
@@ -508,6 +510,23 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     this.pumpDone = this.pump(conn);
   }
 
+  /** First connection, retried like a resume when the link drops during the handshake. */
+  private async connectFirst(): Promise<void> {
+    let delay = this.opts.retryBackoffMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.connect(false);
+        return;
+      } catch (err) {
+        if (!this.canResume(err) || attempt >= this.opts.maxRetries) throw err;
+        this.drops++;
+        this.emit('drop', { error: String((err as Error).message), attempt: attempt + 1 });
+        await sleep(delay);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
   /** Sequence numbers continue across connections of a session. */
   private nextSeq = 0;
 
@@ -557,15 +576,18 @@ export class MigrationSource extends Emitter<MigrationEvents> {
   private async complete(msg: CompleteMessage): Promise<{ verified: boolean; digest: string }> {
     for (;;) {
       try {
-        const donePayload = new Promise<Uint8Array>((resolve, reject) => { this.doneWaiter = { resolve, reject }; });
         if (this.linkError) throw this.linkError;
-        await this.sendControl(FrameType.COMPLETE, encodeJson(msg));
+        const donePayload = new Promise<Uint8Array>((resolve, reject) => { this.doneWaiter = { resolve, reject }; });
+        donePayload.catch(() => undefined); // a drop before we await it is handled below
+        await this.sendFrame(FrameType.COMPLETE, encodeJson(msg), null);
         const p = await withTimeout(donePayload, this.opts.ackTimeoutMs, 'waiting for the target to verify');
         return parseDone(p);
       } catch (err) {
         if (!this.canResume(err)) throw err;
         await this.resume(err);
+        // The target may have completed and lost only its DONE: its WELCOME says so.
         if (this.targetComplete) return { verified: true, digest: msg.digest };
+        await this.resendPending();
       } finally {
         this.doneWaiter = null;
       }
@@ -627,6 +649,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       this.encoder.forget(fr.pages);
       this.pending.addAll(fr.pages);
       pages += fr.pages.length;
+      this.resentBytes += fr.bytes;
     }
     this.unacked = [];
     this.emit('resumed', { appliedSeq: applied, resentPages: pages });

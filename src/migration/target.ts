@@ -125,7 +125,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
           break;
         } catch (err) {
           if (this.complete) break;
-          const resumable = err instanceof PagewireError && (err.code === ErrorCode.TRANSPORT_CLOSED || err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.TIMEOUT) && this.hello !== null && typeof transports === 'function';
+          // A transient link failure (drop, corruption, stall) waits for the source to come back.
+          const resumable = err instanceof PagewireError && (err.code === ErrorCode.TRANSPORT_CLOSED || err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.TIMEOUT) && typeof transports === 'function';
           if (!resumable) throw err;
           if ((err as PagewireError).code === ErrorCode.CHECKSUM_MISMATCH) this.corruptions++;
           this.drops++;
@@ -204,11 +205,12 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         await conn.send(FrameType.WELCOME, encodeJson({ sessionId: hello.sessionId, resume: null, maxFrameBytes: this.opts.maxFrameBytes } satisfies WelcomeMessage));
         throw new PagewireError(ErrorCode.RESUME_FAILED, `source asked to resume session ${hello.sessionId}, which this target does not hold`);
       }
-    } else if (!first || this.hello) {
+    } else if (this.hello && (hello.sessionId !== this.sessionId || this.appliedSeq >= 0)) {
+      // The same session may start over only if nothing was applied yet (its handshake dropped).
       throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'a new session was offered while another one is in progress');
     }
     await this.authenticate(conn, hello);
-    if (!hello.resume) await this.setup(hello);
+    if (!hello.resume && !this.hello) await this.setup(hello);
     const welcome: WelcomeMessage = {
       sessionId: hello.sessionId,
       resume: hello.resume ? { appliedSeq: this.appliedSeq, round: this.round, complete: this.complete } : null,
