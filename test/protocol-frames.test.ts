@@ -1,0 +1,183 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import fc from 'fast-check';
+import xxhash from 'xxhash-wasm';
+import { createCore, type Core } from '../src/core/core.js';
+import { FrameReader, FrameWriter } from '../src/protocol/codec.js';
+import { encodePreamble, FrameType, FRAME_HEADER_BYTES, frameSeed } from '../src/protocol/frame.js';
+import { encodeAck, parseAck, parseHello, encodeJson, encodePageList, parsePageList } from '../src/protocol/messages.js';
+import { ErrorCode, PagewireError } from '../src/errors.js';
+
+let core: Core;
+let h64: (data: Uint8Array, seed?: bigint) => bigint;
+beforeAll(async () => {
+  core = await createCore();
+  const x = await xxhash();
+  h64 = (d, s = 0n) => x.h64Raw(d, s);
+});
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.byteLength; }
+  return out;
+}
+
+function readAll(reader: FrameReader): { type: number; seq: number; payload: string }[] {
+  const out = [];
+  for (let f = reader.next(); f; f = reader.next()) out.push({ type: f.type, seq: f.seq, payload: hex(f.payload) });
+  return out;
+}
+
+describe('frame layout', () => {
+  it('writes the preamble and a PING frame byte for byte as documented', () => {
+    expect(hex(encodePreamble())).toBe('5047575201000000');
+    const w = new FrameWriter(core);
+    w.seq = 7;
+    const payload = new Uint8Array([1, 2, 3]);
+    const f = w.frame(FrameType.PING, payload);
+    const sum = Number(BigInt.asUintN(32, h64(payload, frameSeed(FrameType.PING, 0, 0, 7))));
+    const expected = '03000000' + '10' + '00' + '0000' + '07000000' + sum.toString(16).padStart(8, '0').match(/../g)!.reverse().join('') + '010203';
+    expect(hex(f)).toBe(expected);
+  });
+
+  it('the checksum is xxh64 of the payload seeded by the header (oracle: xxhash-wasm)', () => {
+    const w = new FrameWriter(core);
+    const payload = new Uint8Array(5000).map((_, i) => (i * 7) & 0xff);
+    const f = w.frame(FrameType.PAGES, payload, 3);
+    const dv = new DataView(f.buffer);
+    expect(dv.getUint32(12, true)).toBe(Number(BigInt.asUintN(32, h64(payload, frameSeed(FrameType.PAGES, 3, 0, 0)))));
+  });
+});
+
+describe('incremental reader', () => {
+  const frameArb = fc.record({
+    type: fc.constantFrom(FrameType.PAGES, FrameType.ACK, FrameType.PING, FrameType.ROUND_END, FrameType.DEVICE_STATE),
+    payload: fc.uint8Array({ maxLength: 3000 }),
+  });
+
+  it('any split of a stream yields the same frames as one write', () => {
+    fc.assert(fc.property(fc.array(frameArb, { maxLength: 12 }), fc.array(fc.nat(5000), { maxLength: 20 }), (frames, cuts) => {
+      const w = new FrameWriter(core);
+      const stream = concat([encodePreamble(), ...frames.map((f) => w.frame(f.type, f.payload))]);
+      const whole = new FrameReader(core);
+      whole.push(stream);
+      const expected = readAll(whole);
+      expect(expected.map((e) => e.payload)).toEqual(frames.map((f) => hex(f.payload)));
+      const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+      const split = new FrameReader(core);
+      const got: ReturnType<typeof readAll> = [];
+      let prev = 0;
+      for (const p of [...points, stream.length]) {
+        split.push(stream.subarray(prev, p));
+        got.push(...readAll(split));
+        prev = p;
+      }
+      expect(got).toEqual(expected);
+      whole.dispose();
+      split.dispose();
+      w.dispose();
+    }), { seed: 42, numRuns: 150 });
+  });
+
+  it('waits on truncation and never yields a partial frame', () => {
+    const w = new FrameWriter(core);
+    const stream = concat([encodePreamble(), w.frame(FrameType.PAGES, new Uint8Array(100).fill(9))]);
+    for (let cut = 0; cut < stream.length; cut++) {
+      const r = new FrameReader(core);
+      r.push(stream.subarray(0, cut));
+      expect(r.next()).toBeNull();
+      r.dispose();
+    }
+  });
+
+  it('detects every single-byte corruption of a frame', () => {
+    const w = new FrameWriter(core);
+    const frame = w.frame(FrameType.PAGES, new Uint8Array(64).map((_, i) => i));
+    for (let i = 0; i < frame.length; i++) {
+      const bad = frame.slice();
+      bad[i]! ^= 0x01;
+      const r = new FrameReader(core, { preamble: false });
+      r.push(bad);
+      let err: unknown = null;
+      try {
+        // a corrupted length may make the reader wait for bytes that never come: that is not acceptance
+        const f = r.next();
+        if (f) err = new Error(`corrupted byte ${i} accepted`);
+      } catch (e) {
+        err = e;
+      }
+      if (err) {
+        expect(err).toBeInstanceOf(PagewireError);
+        expect([ErrorCode.CHECKSUM_MISMATCH, ErrorCode.FRAME_CORRUPT, ErrorCode.FRAME_TOO_LARGE]).toContain((err as PagewireError).code);
+      } else {
+        // only a corrupted length field can leave the reader waiting
+        expect(i).toBeLessThan(4);
+      }
+      r.dispose();
+    }
+  });
+
+  it('refuses a lying length before buffering its payload', () => {
+    const r = new FrameReader(core, { preamble: false, maxFrameBytes: 1024 });
+    const h = new Uint8Array(FRAME_HEADER_BYTES);
+    new DataView(h.buffer).setUint32(0, 0xfffffff0, true);
+    h[4] = FrameType.PAGES;
+    r.push(h);
+    expect(() => r.next()).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_TOO_LARGE }));
+    // the reader stays failed: a byte stream cannot be resynchronised
+    expect(() => r.next()).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_TOO_LARGE }));
+  });
+
+  it('rejects a foreign stream and another major version', () => {
+    const r = new FrameReader(core);
+    r.push(new TextEncoder().encode('GET / HTTP/1.1\r\n'));
+    expect(() => r.next()).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+    const v = new FrameReader(core);
+    v.push(encodePreamble(2, 0));
+    expect(() => v.next()).toThrowError(expect.objectContaining({ code: ErrorCode.VERSION_MISMATCH }));
+  });
+
+  it('random bytes give frames or a typed error, never anything else', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 2000 }), fc.boolean(), (bytes, pre) => {
+      const r = new FrameReader(core, { preamble: pre, maxFrameBytes: 1 << 16 });
+      r.push(bytes);
+      try {
+        for (let i = 0; i < 100 && r.next(); i++);
+      } catch (e) {
+        expect(e).toBeInstanceOf(PagewireError);
+      }
+      r.dispose();
+    }), { seed: 7, numRuns: 300 });
+  });
+});
+
+describe('messages', () => {
+  it('ACK round-trips and rejects bad sizes and values', () => {
+    const a = { appliedSeq: 9, round: 2, bytesApplied: 123456, pagesApplied: 77, targetTimeMs: 12.5, echoTimeMs: 0 };
+    expect(parseAck(encodeAck(a))).toEqual(a);
+    expect(() => parseAck(new Uint8Array(39))).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+    const bad = encodeAck(a);
+    new DataView(bad.buffer).setFloat64(8, Number.NaN, true);
+    expect(() => parseAck(bad)).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+  });
+
+  it('HELLO validation names the bad field', () => {
+    const good = { sessionId: 'a'.repeat(32), resume: false, pageSize: 4096, regions: [{ name: 'ram0', pageCount: 10 }], codecs: ['raw'], mode: 'precopy', nonce: '', options: {} };
+    expect(parseHello(encodeJson(good)).regions[0]!.pageCount).toBe(10);
+    for (const [k, v] of [['sessionId', 'zz'], ['pageSize', -1], ['regions', []], ['mode', 'teleport'], ['nonce', 'not hex'], ['codecs', 'raw']] as const) {
+      expect(() => parseHello(encodeJson({ ...good, [k]: v }))).toThrowError(new RegExp(k));
+    }
+    expect(() => parseHello(new TextEncoder().encode('{not json'))).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+  });
+
+  it('page lists check counts and ranges', () => {
+    const p = encodePageList([1, 5, 9]);
+    expect([...parsePageList(p, 10)]).toEqual([1, 5, 9]);
+    expect(() => parsePageList(p, 9)).toThrowError(expect.objectContaining({ code: ErrorCode.PAGE_OUT_OF_RANGE }));
+    expect(() => parsePageList(p.subarray(0, 10), 10)).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+  });
+});
