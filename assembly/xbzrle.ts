@@ -15,9 +15,10 @@
 // every write, so nothing is ever written at or past `outPtr + limit`.
 //
 // Scanning is a v128 at a time (16 bytes), then a u64, then bytes. On pages whose changes are
-// dense (many short runs) the encoder computes, once, an exact lower bound of the output still to
-// come (changed bytes + 2 length bytes per remaining run); when that cannot fit, the result is
-// -1 whatever the details, so it gives up early instead of crawling byte by byte.
+// dense (many short runs) the encoder checks, once, a lower bound of the output still to come
+// (changed bytes + 2 length bytes per remaining run), stopping as soon as it passes the space
+// left; when it does, the result is -1 whatever the details (QEMU's encoder never succeeds past
+// its limit), so it gives up early instead of crawling run by run.
 //
 // Decoder: validates the whole stream first (QEMU's acceptance rules: at least 2 input bytes at
 // every run length, no 2-byte length with a continuation bit in its second byte, no zero run but
@@ -32,9 +33,14 @@ import { ULEB_SMALL_MAX, ulebSmallWrite } from './uleb128';
 /** Largest page XBZRLE handles: a run of 16384 bytes has no small-ULEB128 length. */
 export const XBZRLE_MAX_PAGE: i32 = 16384;
 
-/** Runs emitted before the encoder checks, once, whether the rest can still fit. */
+/** Runs emitted before the encoder checks whether the rest can still fit... */
 // @ts-ignore: decorator
 @inline const DENSE_CHECK_RUNS: i32 = 32;
+/** ...or fewer runs, when they are packed into the first bytes of the page. */
+// @ts-ignore: decorator
+@inline const EARLY_CHECK_RUNS: i32 = 8;
+// @ts-ignore: decorator
+@inline const EARLY_CHECK_BYTES: i32 = 256;
 
 /** First index in [i, len) where old and new differ, or len. */
 // @ts-ignore: decorator
@@ -83,28 +89,31 @@ export const XBZRLE_MAX_PAGE: i32 = 16384;
 }
 
 /**
- * Lower bound of the encoded size of [i, len) when old[i] == new[i]: every changed byte is a
- * literal and every changed run needs at least one zero-run length byte and one length byte.
+ * Whether [i, len) (with old[i] == new[i]) certainly needs more than `budget` output bytes: every
+ * changed byte is a literal and every changed run needs at least one zero-run length byte and one
+ * length byte. Stops as soon as that lower bound passes the budget.
  */
-function remainingLowerBound(o: usize, n: usize, i: i32, len: i32): i32 {
-  let changed = 0;
-  let starts = 0;
+function exceedsBudget(o: usize, n: usize, i: i32, len: i32, budget: i32): bool {
+  let need = 0;
   let prev: u32 = 0; // 1 when the byte before the current block differs
-  while (i + 16 <= len) {
-    const diff = ~i8x16.bitmask(i8x16.eq(v128.load(o + <usize>i), v128.load(n + <usize>i))) & 0xffff;
-    changed += popcnt<i32>(diff);
-    starts += popcnt<u32>(diff & ~((diff << 1) | prev));
-    prev = diff >> 15;
-    i += 16;
+  while (i + 64 <= len) {
+    for (let k = 0; k < 64; k += 16) {
+      const p = <usize>(i + k);
+      const diff = ~i8x16.bitmask(i8x16.eq(v128.load(o + p), v128.load(n + p))) & 0xffff;
+      // changed bytes + 2 per run start (a changed byte after an unchanged one)
+      need += popcnt<i32>(diff) + 2 * popcnt<i32>(diff & ~((diff << 1) | prev));
+      prev = diff >> 15;
+    }
+    if (need > budget) return true;
+    i += 64;
   }
   while (i < len) {
     const d: u32 = load<u8>(o + <usize>i) != load<u8>(n + <usize>i) ? 1 : 0;
-    changed += d;
-    starts += d & ~prev;
+    need += d + 2 * (d & ~prev);
     prev = d;
     i++;
   }
-  return changed + 2 * starts;
+  return need > budget;
 }
 
 /** Copy `len` bytes (short literals inline: bulk copies cost more than they move). */
@@ -139,9 +148,9 @@ export function xbzrleEncode(oldPtr: usize, newPtr: usize, len: i32, outPtr: usi
   let runs = 0;
   while (i < len) {
     if (d + 2 > limit) return STATUS_OVERFLOW;
-    if (runs == DENSE_CHECK_RUNS) {
-      // Many runs so far: check once whether the rest can possibly fit.
-      if (<i64>d + <i64>remainingLowerBound(oldPtr, newPtr, i, len) > <i64>limit) return STATUS_OVERFLOW;
+    if (runs == DENSE_CHECK_RUNS || (runs == EARLY_CHECK_RUNS && i <= EARLY_CHECK_BYTES)) {
+      // Many runs so far: check whether the rest can possibly fit.
+      if (exceedsBudget(oldPtr, newPtr, i, len, limit - d)) return STATUS_OVERFLOW;
     }
     let j = findDiff(oldPtr, newPtr, i, len);
     if (j == len) return i == 0 ? 0 : d; // identical page, or no literal after the last zero run

@@ -517,6 +517,35 @@ describe('zero pages', () => {
   });
 });
 
+// ---- result ownership ----------------------------------------------------------------------
+
+describe('results', () => {
+  it('stay the caller\'s: later calls never change earlier results (pooled or not)', () => {
+    const oldP = new Uint8Array(4096);
+    const kept: { enc: Uint8Array; copy: Uint8Array }[] = [];
+    for (let k = 0; k < 400; k++) {
+      const newP = oldP.slice();
+      newP.fill(k & 0xff, 100, 100 + (k * 37) % 3000);
+      newP[4000] = 1 + (k % 200);
+      const enc = k % 2 ? xbzrleEncode(oldP, newP)! : rleEncode(newP);
+      kept.push({ enc, copy: enc.slice() });
+    }
+    for (const { enc, copy } of kept) expect(same(enc, copy)).toBe(true);
+    // Pooled views do not overlap.
+    const byBuffer = new Map<ArrayBufferLike, [number, number][]>();
+    for (const { enc } of kept) {
+      const list = byBuffer.get(enc.buffer) ?? [];
+      list.push([enc.byteOffset, enc.byteOffset + enc.length]);
+      byBuffer.set(enc.buffer, list);
+    }
+    expect([...byBuffer.values()].some((l) => l.length > 1)).toBe(true);
+    for (const list of byBuffer.values()) {
+      list.sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < list.length; i++) expect(list[i]![0]).toBeGreaterThanOrEqual(list[i - 1]![1]);
+    }
+  });
+});
+
 // ---- memory.grow ---------------------------------------------------------------------------
 
 describe('memory growth', () => {

@@ -4,8 +4,11 @@
  * call after it is synchronous.
  *
  * Each call copies its input into reusable arenas of the shared core (no allocation in wasm per
- * call), runs one core call per chunk and copies the result out into a fresh array the caller
- * owns. Large inputs are processed in chunks of {@link CHUNK_BYTES} so the copy and the scan
+ * call), runs one core call per chunk and copies the result out into an array the caller owns.
+ * Encoded results of 65 bytes to 8 KiB are views into a shared 128 KiB pool buffer, as Node's
+ * `Buffer` pool does (V8 gives every typed array over 64 bytes its own off-heap store, about
+ * 1-2.5 us each, more than encoding the page): the bytes are the caller's alone, but
+ * `result.buffer` is shared, so use `byteOffset`/`length` and do not transfer `result.buffer`. Large inputs are processed in chunks of {@link CHUNK_BYTES} so the copy and the scan
  * meet in cache and the arenas stay small. Pipelines that keep pages in core memory use the
  * batch codec instead.
  */
@@ -38,6 +41,28 @@ interface State {
   output: Arena;
   /** Streaming xxHash64 state. */
   xxhState: number;
+}
+
+/** Bytes of one result pool buffer. */
+const POOL_BYTES = 128 * 1024;
+/** Largest result served from the pool; V8 keeps typed arrays of up to 64 bytes on its heap. */
+const POOL_MAX_RESULT = 8192;
+const ON_HEAP_MAX = 64;
+let pool: ArrayBuffer | undefined;
+let poolOffset = 0;
+
+/** A caller-owned copy of `len` bytes of core memory at `ptr` (see the pool note above). */
+function owned(s: State, ptr: number, len: number): Uint8Array {
+  const src = s.core.u8().subarray(ptr, ptr + len);
+  if (len <= ON_HEAP_MAX || len > POOL_MAX_RESULT) return src.slice();
+  if (!pool || poolOffset + len > POOL_BYTES) {
+    pool = new ArrayBuffer(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const out = new Uint8Array(pool, poolOffset, len);
+  out.set(src);
+  poolOffset = (poolOffset + len + 7) & ~7;
+  return out;
 }
 
 let state: State | undefined;
@@ -291,8 +316,9 @@ function xbzrleEncodeRaw(s: State, oldPage: Uint8Array, newPage: Uint8Array, lim
  * @param oldPage the receiver's version
  * @param newPage the current version, same length (a multiple of 8, at most 16384)
  * @param limit output limit in bytes (QEMU's dlen), default the page size
- * @returns the encoding (a fresh array); an empty array when the pages are identical; `null` on
- *   overflow (the encoding would not fit `limit`: send the page raw)
+ * @returns the encoding (the caller's; may view a shared pool buffer, see the module note); an
+ *   empty array when the pages are identical; `null` on overflow (the encoding would not fit
+ *   `limit`: send the page raw)
  * @throws PagewireError INVALID_ARGUMENT for pages of different or unsupported lengths or a
  *   negative or non-integer limit
  */
@@ -303,7 +329,7 @@ export function xbzrleEncode(oldPage: Uint8Array, newPage: Uint8Array, limit?: n
   const r = xbzrleEncodeRaw(s, oldPage, newPage, lim);
   if (r === STATUS_OVERFLOW) return null;
   if (r < 0) throw invalid(`XBZRLE encoder: ${statusMessage(r)}`);
-  return s.core.u8().slice(s.output.ptr, s.output.ptr + r);
+  return owned(s, s.output.ptr, r);
 }
 
 /**
@@ -389,7 +415,7 @@ function rleEncodeRaw(s: State, page: Uint8Array): number {
  * RLE-encode a page (pagewire's format, see docs/CORE.md): runs of a repeated byte or 8-byte word
  * become a few bytes. Never longer than {@link rleMaxEncodedSize}.
  * @param page the bytes to encode (0..2^30-1 bytes)
- * @returns the encoding (a fresh array)
+ * @returns the encoding (the caller's; may view a shared pool buffer, see the module note)
  * @throws PagewireError INVALID_ARGUMENT for a non-Uint8Array or a buffer over 2^30-1 bytes
  */
 export function rleEncode(page: Uint8Array): Uint8Array {
@@ -397,7 +423,7 @@ export function rleEncode(page: Uint8Array): Uint8Array {
   checkRleLength(page.length);
   const s = st();
   const r = rleEncodeRaw(s, page);
-  return s.core.u8().slice(s.output.ptr, s.output.ptr + r);
+  return owned(s, s.output.ptr, r);
 }
 
 /**
