@@ -42,7 +42,8 @@ export class SocketTransport implements Transport {
     rawSocket?: net.Socket,
   ) {
     const hwm = positiveOption('highWaterBytes', options.highWaterBytes, DEFAULT_HIGH_WATER_BYTES);
-    this.remote = socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort}` : undefined;
+    const addrOf = rawSocket ?? socket;
+    this.remote = addrOf.remoteAddress !== undefined ? `${addrOf.remoteAddress}:${addrOf.remotePort}` : undefined;
     this.label = options.label ?? `tcp ${this.remote ?? '?'}`;
     this.resetTarget = rawSocket ?? socket;
     this.incoming = new ChunkQueue(hwm, () => {

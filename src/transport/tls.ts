@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type * as net from 'node:net';
+import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { ErrorCode, PagewireError } from '../errors.js';
 import { DEFAULT_HIGH_WATER_BYTES, positiveOption, toTransportError } from './chunk-queue.js';
@@ -18,6 +19,38 @@ import {
   type SocketTransportOptions,
   type TcpListenOptions,
 } from './tcp.js';
+
+/**
+ * A Duplex passing bytes to and from `raw`. TLS runs over this rather than over `raw` itself: node
+ * would otherwise move `raw`'s TCP handle under its TLS wrapper, and resetting that shared handle
+ * crashes the process (Node 20: a reset followed by a destroy of the TLS socket segfaults). With
+ * the handle left to `raw`, `destroy()` can reset the TCP connection safely. Measured on loopback:
+ * no throughput loss against the shared handle.
+ */
+function duplexOver(raw: net.Socket): Duplex {
+  const d = new Duplex({
+    read() {
+      raw.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      raw.write(chunk, (err) => cb(err ?? null));
+    },
+    final(cb) {
+      raw.end(() => cb());
+    },
+    destroy(err, cb) {
+      if (!raw.destroyed) raw.destroy();
+      cb(err);
+    },
+  });
+  raw.on('data', (b: Buffer) => {
+    if (!d.push(b)) raw.pause();
+  });
+  raw.on('end', () => d.push(null));
+  raw.on('error', (e) => d.destroy(e));
+  raw.on('close', () => d.destroy());
+  return d;
+}
 
 /** PEM text or bytes, or a list of them (as node:tls takes them). */
 export type PemInput = string | Uint8Array | Array<string | Uint8Array>;
@@ -89,7 +122,7 @@ export async function connectTls(options: TlsConnectOptions): Promise<SocketTran
   const started = Date.now();
   const raw = await openSocket(host, port, timeoutMs, hwm, label);
   const socket = tls.connect({
-    socket: raw,
+    socket: duplexOver(raw),
     host,
     servername: options.servername ?? (isIP(host) === 0 ? host : undefined),
     ca: options.ca as tls.ConnectionOptions['ca'],
@@ -144,7 +177,7 @@ export function listenTls(options: TlsListenOptions): Promise<TransportListener>
   const handshakeTimeoutMs = positiveOption('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000);
   const requestCert = options.requestCert ?? false;
   return listenSockets('tls', options, async (raw: net.Socket, hwm: number) => {
-    const socket = new tls.TLSSocket(raw, {
+    const socket = new tls.TLSSocket(duplexOver(raw), {
       isServer: true,
       secureContext,
       requestCert,

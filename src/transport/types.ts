@@ -31,7 +31,10 @@ export interface Transport {
   /**
    * Tear down now (an abortive close: TCP sends a reset). Pending and future reads/writes reject
    * with `err` (a PagewireError as is, anything else wrapped as TRANSPORT_CLOSED), data not yet
-   * read is dropped, and the peer's reads and writes fail with TRANSPORT_CLOSED.
+   * read is dropped, and the peer's reads and writes fail with TRANSPORT_CLOSED. Caveat for TCP:
+   * when data is still in flight, a Node peer may see the reset as an early end of stream (libuv
+   * reports a reset that follows buffered data as EOF), so protocols must treat a `null` they did
+   * not expect as a dropped link.
    */
   destroy(err?: Error): void;
   /** True once the transport can no longer send. */
