@@ -1,0 +1,133 @@
+/**
+ * Command-line options shared by `simulate`, `migrate` and `snapshot`: guest, workload, link and
+ * migration policy. Parsed with node:util parseArgs (strict: unknown options are usage errors).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { PagewireError, ErrorCode } from '../errors.js';
+import type { SourceOptions } from '../migration/source.js';
+import { parseCount, parseDuration, parseLink, parseRate, parseSize } from './units.js';
+
+/** parseArgs option table for the guest and policy options. */
+export const GUEST_OPTIONS = {
+  size: { type: 'string', default: '256MiB' },
+  'page-size': { type: 'string', default: '4096' },
+  workload: { type: 'string', default: 'hotset' },
+  'dirty-rate': { type: 'string', default: '20MiB/s' },
+  'write-size': { type: 'string', default: '64' },
+  seed: { type: 'string', default: '1' },
+  image: { type: 'string' },
+  link: { type: 'string', default: '1gbit' },
+  delay: { type: 'string', default: '0ms' },
+  jitter: { type: 'string', default: '0ms' },
+  codecs: { type: 'string', default: 'all' },
+  'cache-size': { type: 'string', default: '64MiB' },
+  'downtime-limit': { type: 'string', default: '300' },
+  'max-rounds': { type: 'string', default: '30' },
+  'on-nonconvergence': { type: 'string', default: 'switchover' },
+  'max-bandwidth': { type: 'string' },
+  mode: { type: 'string', default: 'precopy' },
+  reorder: { type: 'boolean', default: false },
+  'auto-converge': { type: 'boolean', default: false },
+  channels: { type: 'string', default: '1' },
+  secret: { type: 'string' },
+  inject: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  quiet: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** Parsed guest/workload/link/policy options. */
+export interface GuestArgs {
+  sizeBytes: number;
+  pageSize: number;
+  workload: string;
+  corpusDir: string | null;
+  dirtyRateBytesPerSec: number;
+  writeSizeBytes: number;
+  seed: number;
+  image: string | null;
+  linkBytesPerSec: number;
+  delayMs: number;
+  jitterMs: number;
+  codecs: 'raw' | 'qemu' | 'all';
+  cacheBytes: number;
+  json: boolean;
+  quiet: boolean;
+  inject: string;
+  secret: string | undefined;
+  channels: number;
+  source: SourceOptions;
+}
+
+const WORKLOADS = ['idle', 'uniform', 'hotset', 'zipf', 'sequential'];
+
+/** Turn raw parseArgs values into typed options. @throws PagewireError INVALID_ARGUMENT */
+export function guestArgs(v: Record<string, string | boolean | undefined>): GuestArgs {
+  const s = (k: string): string => String(v[k]);
+  const pageSize = parseCount(s('page-size'), '--page-size', 512, 65536);
+  const workload = s('workload');
+  let corpusDir: string | null = null;
+  if (workload.startsWith('corpus:')) {
+    corpusDir = workload.slice('corpus:'.length);
+    if (!corpusDir) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--workload corpus:DIR needs a directory');
+  } else if (!WORKLOADS.includes(workload)) {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--workload must be one of ${WORKLOADS.join(', ')} or corpus:DIR, got "${workload}"`);
+  }
+  const codecs = s('codecs');
+  if (!['raw', 'qemu', 'all'].includes(codecs)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--codecs must be raw, qemu or all, got "${codecs}"`);
+  const mode = s('mode');
+  if (!['precopy', 'postcopy', 'hybrid'].includes(mode)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--mode must be precopy, postcopy or hybrid, got "${mode}"`);
+  const onNc = s('on-nonconvergence');
+  if (!['switchover', 'fail', 'postcopy'].includes(onNc)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--on-nonconvergence must be switchover, fail or postcopy, got "${onNc}"`);
+  const sizeBytes = parseSize(s('size'), '--size');
+  if (sizeBytes % pageSize !== 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--size ${sizeBytes} is not a whole number of ${pageSize}-byte pages`);
+  const cacheBytes = parseSize(s('cache-size'), '--cache-size');
+  const maxBw = v['max-bandwidth'] === undefined ? undefined : parseLink(s('max-bandwidth'));
+  const source: SourceOptions = {
+    mode: mode as SourceOptions['mode'],
+    codecs: codecs as 'raw' | 'qemu' | 'all',
+    cacheBytes,
+    downtimeLimitMs: parseDuration(s('downtime-limit'), '--downtime-limit'),
+    maxRounds: parseCount(s('max-rounds'), '--max-rounds'),
+    onNonConvergence: onNc as SourceOptions['onNonConvergence'],
+    autoConverge: v['auto-converge'] === true,
+    reorder: v['reorder'] === true,
+    ...(maxBw ? { maxBandwidthBytesPerSec: maxBw } : {}),
+    ...(typeof v['secret'] === 'string' ? { secret: v['secret'] } : {}),
+  };
+  return {
+    sizeBytes, pageSize, workload: corpusDir ? 'corpus' : workload, corpusDir,
+    dirtyRateBytesPerSec: parseRate(s('dirty-rate'), pageSize, '--dirty-rate'),
+    writeSizeBytes: parseCount(s('write-size'), '--write-size', 1, pageSize),
+    seed: parseCount(s('seed'), '--seed', 0, 2 ** 31),
+    image: typeof v['image'] === 'string' ? v['image'] : null,
+    linkBytesPerSec: parseLink(s('link')),
+    delayMs: parseDuration(s('delay'), '--delay'),
+    jitterMs: parseDuration(s('jitter'), '--jitter'),
+    codecs: codecs as 'raw' | 'qemu' | 'all', cacheBytes,
+    json: v['json'] === true, quiet: v['quiet'] === true,
+    inject: typeof v['inject'] === 'string' ? v['inject'] : '',
+    secret: typeof v['secret'] === 'string' ? v['secret'] : undefined,
+    channels: parseCount(s('channels'), '--channels', 1, 64),
+    source,
+  };
+}
+
+/** parseArgs with our error type. */
+export function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Record<string, string | boolean | undefined> {
+  try {
+    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    return values as Record<string, string | boolean | undefined>;
+  } catch (cause) {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, (cause as Error).message, { cause });
+  }
+}
+
+/** Positional arguments (after the subcommand). */
+export function positionals(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true }).positionals;
+  } catch (cause) {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, (cause as Error).message, { cause });
+  }
+}

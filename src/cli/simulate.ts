@@ -1,0 +1,292 @@
+/**
+ * `pagewire simulate`, `serve`, `migrate` and `demo`: the migration engine with a simulated guest,
+ * over in-memory or real TCP transports, with a shaped link and injected faults.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createCore } from '../core/core.js';
+import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
+import { PagewireError, ErrorCode } from '../errors.js';
+import { MigrationSource, type SourceOptions } from '../migration/source.js';
+import { MigrationTarget } from '../migration/target.js';
+import { FaultInjector } from '../migration/faults.js';
+import type { MigrationReport } from '../migration/report.js';
+import type { Transport } from '../transport/types.js';
+import { memoryPair } from '../transport/memory.js';
+import { shapeTransport } from '../transport/shaped.js';
+import { connectTcp, listenTcp } from '../transport/tcp.js';
+import type { TransportListener } from '../transport/listener.js';
+import { GUEST_OPTIONS, guestArgs, parse, type GuestArgs } from './options.js';
+import { createCliGuest, type CliGuest } from './guest.js';
+import { ProgressLine, roundLine, summary } from './output.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { formatBytes } from './units.js';
+
+const out = (s: string): void => { process.stdout.write(s + '\n'); };
+const err = (s: string): void => { process.stderr.write(s + '\n'); };
+
+/** The JSON report: the source's report plus the figures outside tools read. */
+export function jsonReport(rep: MigrationReport, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...rep, ...extra };
+}
+
+/** Wrap a source-side transport with link shaping (rate + one-way delay) and faults. */
+function shapeSource(t: Transport, g: GuestArgs, inj: FaultInjector | null): Transport {
+  let x = t;
+  if (g.linkBytesPerSec > 0 || g.delayMs > 0 || g.jitterMs > 0) {
+    x = shapeTransport(x, { bandwidthBytesPerSec: g.linkBytesPerSec || undefined, delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed, label: 'source link' });
+  }
+  return inj ? inj.wrap(x) : x;
+}
+
+/** The reverse direction (acks) sees the same one-way delay. */
+function shapeTarget(t: Transport, g: GuestArgs): Transport {
+  if (g.delayMs > 0 || g.jitterMs > 0) return shapeTransport(t, { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1, label: 'target link' });
+  return t;
+}
+
+function attachOutput(src: MigrationSource, g: GuestArgs, totalPages: number): () => void {
+  if (g.json || g.quiet) return () => undefined;
+  const progress = new ProgressLine(process.stderr);
+  src.on('progress', (p) => progress.update(p, totalPages));
+  src.on('round', (r) => { progress.clear(); out(roundLine(r)); });
+  src.on('switchover', (s) => { progress.clear(); out(`switch-over after round ${s.round - 1}: ${s.reason}`); });
+  src.on('drop', (d) => { progress.clear(); err(`link dropped (attempt ${d.attempt}): ${d.error}`); });
+  src.on('resumed', (r) => { out(`resumed: target had applied frame #${r.appliedSeq}; ${r.resentPages} pages to send again`); });
+  return () => progress.clear();
+}
+
+function targetMemoryFactory(): (layout: MemoryLayout) => Promise<GuestMemory> {
+  return async (layout) => GuestMemory.inCore(await createCore(), layout.regions, layout.pageSize);
+}
+
+function sourceOptions(g: GuestArgs, inj: FaultInjector | null, guest: CliGuest): SourceOptions {
+  return {
+    ...g.source,
+    ...(inj ? { onPhase: (p: string) => inj.onPhase(p), retryBackoffMs: 50 } : {}),
+    ...guest.sourceOptions,
+  };
+}
+
+/** `pagewire simulate`: both endpoints in this process. */
+export async function simulate(argv: string[]): Promise<number> {
+  const v = parse(argv, { ...GUEST_OPTIONS, transport: { type: 'string', default: 'memory' } });
+  if (v['help']) { out(SIMULATE_HELP); return EXIT.OK; }
+  const g = guestArgs(v);
+  const transport = String(v['transport']);
+  if (!['memory', 'tcp'].includes(transport)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--transport must be memory or tcp, got "${transport}"`);
+  const inj = g.inject ? new FaultInjector(g.inject) : null;
+  const guest = await createCliGuest(g);
+  let listener: TransportListener | null = null;
+  let connect: () => Promise<Transport>;
+  let accept: () => Promise<Transport>;
+  if (transport === 'tcp') {
+    listener = await listenTcp({ host: '127.0.0.1', port: 0 });
+    const port = listener.port;
+    const l = listener;
+    connect = async () => shapeSource(await connectTcp({ host: '127.0.0.1', port }), g, inj);
+    accept = async () => shapeTarget(await l.accept(), g);
+  } else {
+    const queue: Transport[] = [];
+    const waiting: ((t: Transport) => void)[] = [];
+    connect = async () => {
+      const [a, b] = memoryPair();
+      const tb = shapeTarget(b, g);
+      const w = waiting.shift();
+      if (w) w(tb); else queue.push(tb);
+      return shapeSource(a, g, inj);
+    };
+    accept = () => {
+      const t = queue.shift();
+      return t ? Promise.resolve(t) : new Promise((r) => waiting.push(r));
+    };
+  }
+  const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
+  const target = new MigrationTarget(targetMemoryFactory(), { secret: g.secret, resumeDeadlineMs: 30_000 });
+  const done = attachOutput(source, g, guest.memory.pageCount);
+  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, transport ${transport}${inj ? `, faults ${g.inject}` : ''}`);
+  guest.start();
+  try {
+    const [rs, rt] = await Promise.allSettled([source.migrate(), target.run(accept)]);
+    done();
+    if (rs.status === 'rejected') throw rs.reason;
+    if (rt.status === 'rejected') throw rt.reason;
+    const rep = rs.value;
+    rep.corruptionsDetected += rt.value.corruptionsDetected;
+    const targetMem = target.guestMemory!;
+    const identical = sameBytes(guest.memory, targetMem);
+    if (g.json) out(JSON.stringify(jsonReport(rep, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) })));
+    else out('\n' + summary(rep) + `\nbyte comparison of source and target memory: ${identical ? 'identical' : 'DIFFERENT'}`);
+    if (!rep.verified || !identical) return EXIT.VERIFY_FAILED;
+    return EXIT.OK;
+  } finally {
+    guest.stop();
+    await listener?.close();
+  }
+}
+
+function sameBytes(a: GuestMemory, b: GuestMemory): boolean {
+  if (a.pageCount !== b.pageCount) return false;
+  const chunk = 256;
+  for (let p = 0; p < a.pageCount; p += chunk) {
+    const n = Math.min(chunk, a.pageCount - p);
+    const x = a.pages(p, n);
+    const y = b.pages(p, n);
+    if (!x || !y) {
+      for (let i = 0; i < n; i++) if (!equal(a.page(p + i), b.page(p + i))) return false;
+    } else if (!equal(x, y)) return false;
+  }
+  return true;
+}
+
+function equal(x: Uint8Array, y: Uint8Array): boolean {
+  if (x.byteLength !== y.byteLength) return false;
+  // pages are whole multiples of 512 bytes: compare 32-bit words
+  const a = new Int32Array(x.buffer, x.byteOffset, x.byteLength >>> 2);
+  const b = new Int32Array(y.buffer, y.byteOffset, y.byteLength >>> 2);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** `pagewire serve`: a target that receives one migration (or many with --keep). */
+export async function serve(argv: string[]): Promise<number> {
+  const v = parse(argv, {
+    host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '4444' }, keep: { type: 'boolean', default: false },
+    secret: { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
+    quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+  });
+  if (v['help']) { out(SERVE_HELP); return EXIT.OK; }
+  const port = Number(v['port']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--port must be 0..65535, got "${String(v['port'])}"`);
+  const json = v['json'] === true;
+  const { parseSize } = await import('./units.js');
+  const maxGuestBytes = parseSize(String(v['max-guest']), '--max-guest');
+  const listener = await listenTcp({ host: String(v['host']), port });
+  // The bound port on stderr (machine-readable first line), so callers can use --port 0.
+  err(`listening on ${listener.host}:${listener.port}`);
+  let code: number = EXIT.OK;
+  try {
+    do {
+      const target = new MigrationTarget(targetMemoryFactory(), { secret: typeof v['secret'] === 'string' ? v['secret'] : undefined, maxGuestBytes, resumeDeadlineMs: 30_000 });
+      if (!json && v['quiet'] !== true) {
+        target.on('drop', (d) => err(`connection dropped (${d.error}); waiting for the source to resume`));
+      }
+      try {
+        const rep = await target.run(() => listener.accept());
+        if (json) out(JSON.stringify(rep));
+        else out(`received ${rep.guestPages} pages in ${rep.rounds.length} rounds, ${formatBytes(rep.wireBytes)} on the wire; verified: ${rep.verified ? 'yes' : 'NO'} (digest ${rep.digest})`);
+        code = rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED;
+      } catch (e) {
+        const pe = e as PagewireError;
+        if (json) out(JSON.stringify({ role: 'target', verified: false, error: { code: pe.code ?? 'INTERNAL', message: pe.message } }));
+        else err(`migration failed: ${pe.code ?? ''} ${pe.message}`);
+        code = exitCodeFor(e);
+      }
+    } while (v['keep'] === true);
+  } finally {
+    await listener.close();
+  }
+  return code;
+}
+
+/** `pagewire migrate --to HOST:PORT`: a source with a simulated guest. */
+export async function migrate(argv: string[]): Promise<number> {
+  const v = parse(argv, { ...GUEST_OPTIONS, to: { type: 'string' } });
+  if (v['help']) { out(MIGRATE_HELP); return EXIT.OK; }
+  const to = typeof v['to'] === 'string' ? v['to'] : '';
+  const m = /^(.+):(\d+)$/.exec(to);
+  if (!m) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--to HOST:PORT is required');
+  const host = m[1]!;
+  const port = Number(m[2]);
+  const g = guestArgs(v);
+  const inj = g.inject ? new FaultInjector(g.inject) : null;
+  const guest = await createCliGuest(g);
+  const connect = async () => shapeSource(await connectTcp({ host, port, timeoutMs: 10_000 }), g, inj);
+  const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
+  const done = attachOutput(source, g, guest.memory.pageCount);
+  if (!g.json && !g.quiet) out(`migrate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs} -> ${host}:${port}`);
+  guest.start();
+  try {
+    const rep = await source.migrate();
+    done();
+    if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running() })));
+    else out('\n' + summary(rep));
+    return rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED;
+  } catch (e) {
+    done();
+    const pe = e as PagewireError;
+    if (g.json) out(JSON.stringify({ role: 'source', verified: false, guestRunning: guest.running(), error: { code: pe.code ?? 'INTERNAL', message: pe.message } }));
+    else err(`migration failed: ${pe.code ?? ''} ${pe.message}; the source guest keeps running`);
+    return exitCodeFor(e);
+  } finally {
+    guest.stop();
+  }
+}
+
+/**
+ * `pagewire demo` (what `npm start` runs): a target in a child process (`serve --port 0`), a source
+ * here with a 256 MiB hot-set guest, over loopback TCP.
+ */
+export async function demo(argv: string[]): Promise<number> {
+  const bin = fileURLToPath(new URL('../../bin/pagewire.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new PagewireError(ErrorCode.TIMEOUT, 'the target process did not start listening')), 15_000);
+    child.stderr.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /listening on [^\s]+:(\d+)/.exec(buf);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.on('exit', (c) => { clearTimeout(timer); reject(new PagewireError(ErrorCode.TRANSPORT_CLOSED, `the target process exited early (${c})`)); });
+  });
+  let targetOut = '';
+  child.stdout.on('data', (d: Buffer) => { targetOut += d.toString(); });
+  const targetExit = new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
+  out(`pagewire demo: target process ${child.pid} listening on 127.0.0.1:${port}; source runs here`);
+  const args = ['--to', `127.0.0.1:${port}`, '--size', '256MiB', '--workload', 'hotset', '--dirty-rate', '40MiB/s', '--link', '1gbit', ...argv];
+  const code = await migrate(args);
+  const tcode = await targetExit;
+  out(`target process: ${targetOut.trim()} (exit ${tcode})`);
+  return code !== EXIT.OK ? code : tcode;
+}
+
+const COMMON_HELP = `guest and policy options:
+  --size 256MiB            guest memory size
+  --page-size 4096         page size (power of two, 512..65536)
+  --workload hotset        idle | uniform | hotset | zipf | sequential | corpus:DIR (replay ../shared/corpus format)
+  --dirty-rate 20MiB/s     how fast the guest writes (bytes/s or N pages/s)
+  --write-size 64          bytes per write
+  --seed 1                 deterministic workload and contents
+  --link 1gbit             link bandwidth (10gbit, 1gbit, 100mbit, 10mbit; 0 = unlimited)
+  --delay 0ms              one-way link delay (RTT = 2x), applied in userspace
+  --jitter 0ms             delay jitter
+  --codecs all             raw (QEMU default) | qemu (zero + XBZRLE) | all (pagewire)
+  --cache-size 64MiB       XBZRLE delta cache size
+  --downtime-limit 300     allowed downtime, ms
+  --max-rounds 30          pre-copy rounds before the non-convergence action
+  --on-nonconvergence switchover   switchover | fail | postcopy
+  --max-bandwidth RATE     cap the migration's bandwidth
+  --mode precopy           precopy | postcopy | hybrid
+  --reorder                send rarely dirtied pages first, hold hot pages back
+  --auto-converge          throttle the guest when not converging
+  --channels 1             parallel channels
+  --secret S               shared secret (both sides must have it)
+  --inject SPEC            faults: drop@handshake, drop@roundN, drop@stop-and-copy, drop@complete, corrupt@roundN, stall@roundN:3s
+  --json                   print the final report as one JSON object
+  --quiet                  no per-round output`;
+
+export const SIMULATE_HELP = `pagewire simulate [options] [--transport memory|tcp]
+Runs a source and a target in this process with a simulated guest that keeps writing.
+${COMMON_HELP}
+exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
+
+export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S] [--json] [--max-guest 16GiB]
+Receives one migration (like QEMU -incoming), verifies it, prints its report and exits; --keep serves
+one migration after another. --port 0 picks a free port (printed on stderr as "listening on HOST:PORT").
+exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;
+
+export const MIGRATE_HELP = `pagewire migrate --to HOST:PORT [options]
+A source with a simulated guest that migrates to a \`pagewire serve\` target.
+${COMMON_HELP}
+exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
