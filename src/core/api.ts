@@ -41,6 +41,17 @@ interface State {
   output: Arena;
   /** Streaming xxHash64 state. */
   xxhState: number;
+  /** Byte view of core memory; detached (length 0) after a memory.grow, then rebuilt. */
+  view: Uint8Array;
+}
+
+/**
+ * The current byte view of core memory. Checks the cached view's length instead of calling the
+ * `memory.buffer` getter (about 50 ns) on every use: a grown memory detaches the old view.
+ */
+function mem(s: State): Uint8Array {
+  if (s.view.length === 0) s.view = new Uint8Array(s.ex.memory.buffer);
+  return s.view;
 }
 
 /** Bytes of one result pool buffer. */
@@ -53,14 +64,13 @@ let poolOffset = 0;
 
 /** A caller-owned copy of `len` bytes of core memory at `ptr` (see the pool note above). */
 function owned(s: State, ptr: number, len: number): Uint8Array {
-  const src = s.core.u8().subarray(ptr, ptr + len);
-  if (len <= ON_HEAP_MAX || len > POOL_MAX_RESULT) return src.slice();
+  if (len <= ON_HEAP_MAX || len > POOL_MAX_RESULT) return mem(s).slice(ptr, ptr + len);
   if (!pool || poolOffset + len > POOL_BYTES) {
     pool = new ArrayBuffer(POOL_BYTES);
     poolOffset = 0;
   }
   const out = new Uint8Array(pool, poolOffset, len);
-  out.set(src);
+  out.set(mem(s).subarray(ptr, ptr + len));
   poolOffset = (poolOffset + len + 7) & ~7;
   return out;
 }
@@ -82,6 +92,7 @@ export function ready(): Promise<void> {
       input: new Arena(core, CHUNK_BYTES),
       output: new Arena(core, 16384),
       xxhState: core.alloc(XXH_STATE_BYTES),
+      view: core.u8(),
     };
     warmUp(state);
   }, (err: unknown) => {
@@ -101,7 +112,7 @@ function warmUp(s: State): void {
   const pageSize = 4096;
   const inPtr = s.input.ensure(pages * pageSize);
   const outPtr = s.output.ensure(pages * pageSize * 2);
-  const u8 = s.core.u8();
+  const u8 = mem(s);
   for (let i = 0; i < pages * pageSize; i++) u8[inPtr + i] = (i * 7) & (i >> 4);
   for (let round = 0; round < 40; round++) {
     ex.hashPages(inPtr, pageSize, pages, 0n, outPtr);
@@ -179,18 +190,18 @@ export function xxh64(data: Uint8Array, seed: bigint = 0n): bigint {
   const n = data.length;
   if (n <= CHUNK_BYTES) {
     const ptr = s.input.ensure(n);
-    s.core.u8().set(data, ptr);
+    mem(s).set(data, ptr);
     return BigInt.asUintN(64, ex.xxh64(ptr, n, s64));
   }
   const ptr = s.input.ensure(CHUNK_BYTES);
   ex.xxh64Init(s.xxhState, s64);
   let off = 0;
   while (n - off > CHUNK_BYTES) {
-    s.core.u8().set(data.subarray(off, off + CHUNK_BYTES), ptr);
+    mem(s).set(data.subarray(off, off + CHUNK_BYTES), ptr);
     ex.xxh64Update(s.xxhState, ptr, CHUNK_BYTES);
     off += CHUNK_BYTES;
   }
-  s.core.u8().set(data.subarray(off), ptr);
+  mem(s).set(data.subarray(off), ptr);
   return BigInt.asUintN(64, ex.xxh64Digest(s.xxhState, ptr, n - off));
 }
 
@@ -215,7 +226,7 @@ export function hashPages(data: Uint8Array, pageSize: number, seed: bigint = 0n)
   const outPtr = s.output.ensure(chunkPages * 8);
   for (let first = 0; first < count; first += chunkPages) {
     const n = Math.min(chunkPages, count - first);
-    const u8 = s.core.u8();
+    const u8 = mem(s);
     u8.set(data.subarray(first * pageSize, (first + n) * pageSize), inPtr);
     s.ex.hashPages(inPtr, pageSize, n, s64, outPtr);
     resultBytes.set(u8.subarray(outPtr, outPtr + n * 8), first * 8);
@@ -239,7 +250,7 @@ export function isZeroPage(page: Uint8Array): boolean {
   const ptr = s.input.ensure(Math.min(n, CHUNK_BYTES));
   for (let off = 0; off < n; off += CHUNK_BYTES) {
     const len = Math.min(CHUNK_BYTES, n - off);
-    s.core.u8().set(page.subarray(off, off + len), ptr);
+    mem(s).set(page.subarray(off, off + len), ptr);
     if (s.ex.isZero(ptr, len) === 0) return false;
   }
   return true;
@@ -263,7 +274,7 @@ export function zeroPages(data: Uint8Array, pageSize: number): Uint8Array {
   const outPtr = s.output.ensure(chunkPages);
   for (let first = 0; first < count; first += chunkPages) {
     const n = Math.min(chunkPages, count - first);
-    const u8 = s.core.u8();
+    const u8 = mem(s);
     u8.set(data.subarray(first * pageSize, (first + n) * pageSize), inPtr);
     s.ex.zeroPages(inPtr, pageSize, n, outPtr);
     result.set(u8.subarray(outPtr, outPtr + n), first);
@@ -304,7 +315,7 @@ function xbzrleEncodeRaw(s: State, oldPage: Uint8Array, newPage: Uint8Array, lim
   const cap = Math.min(limit, xbzrleMaxEncodedSize(len) + 2);
   const inPtr = s.input.ensure(2 * len);
   const outPtr = s.output.ensure(cap);
-  const u8 = s.core.u8();
+  const u8 = mem(s);
   u8.set(oldPage, inPtr);
   u8.set(newPage, inPtr + len);
   return s.ex.xbzrleEncode(inPtr, inPtr + len, len, outPtr, cap);
@@ -347,7 +358,7 @@ export function xbzrleEncodeInto(oldPage: Uint8Array, newPage: Uint8Array, out: 
   const r = xbzrleEncodeRaw(s, oldPage, newPage, out.length);
   if (r === STATUS_OVERFLOW) return -1;
   if (r < 0) throw invalid(`XBZRLE encoder: ${statusMessage(r)}`);
-  out.set(s.core.u8().subarray(s.output.ptr, s.output.ptr + r));
+  out.set(mem(s).subarray(s.output.ptr, s.output.ptr + r));
   return r;
 }
 
@@ -372,14 +383,14 @@ export function xbzrleDecode(encoded: Uint8Array, page: Uint8Array): void {
   const s = st();
   const inPtr = s.input.ensure(encoded.length + len);
   const pagePtr = inPtr + encoded.length;
-  const u8 = s.core.u8();
+  const u8 = mem(s);
   u8.set(encoded, inPtr);
   u8.set(page, pagePtr);
   const r = s.ex.xbzrleDecode(inPtr, encoded.length, pagePtr, len);
   if (r < 0) {
     throw new PagewireError(ErrorCode.XBZRLE_CORRUPT, `pagewire: XBZRLE stream rejected: ${statusMessage(r)}`);
   }
-  page.set(s.core.u8().subarray(pagePtr, pagePtr + r));
+  page.set(mem(s).subarray(pagePtr, pagePtr + r));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,7 +416,7 @@ function rleEncodeRaw(s: State, page: Uint8Array): number {
   const max = rleMaxEncodedSize(len);
   const inPtr = s.input.ensure(len);
   const outPtr = s.output.ensure(max);
-  s.core.u8().set(page, inPtr);
+  mem(s).set(page, inPtr);
   const r = s.ex.rleEncode(inPtr, len, outPtr, max);
   if (r < 0) throw new PagewireError(ErrorCode.WASM_FAILED, `pagewire: RLE encoder failed: ${statusMessage(r)}`);
   return r;
@@ -441,7 +452,7 @@ export function rleEncodeInto(page: Uint8Array, out: Uint8Array): number {
   const s = st();
   const r = rleEncodeRaw(s, page);
   if (r > out.length) return -1;
-  out.set(s.core.u8().subarray(s.output.ptr, s.output.ptr + r));
+  out.set(mem(s).subarray(s.output.ptr, s.output.ptr + r));
   return r;
 }
 
@@ -466,8 +477,8 @@ export function rleDecode(encoded: Uint8Array, out: Uint8Array): void {
   const s = st();
   const inPtr = s.input.ensure(encoded.length);
   const outPtr = s.output.ensure(len);
-  s.core.u8().set(encoded, inPtr);
+  mem(s).set(encoded, inPtr);
   const r = s.ex.rleDecode(inPtr, encoded.length, outPtr, len);
   if (r < 0) throw new PagewireError(ErrorCode.RLE_CORRUPT, `pagewire: RLE stream rejected: ${statusMessage(r)}`);
-  out.set(s.core.u8().subarray(outPtr, outPtr + len));
+  out.set(mem(s).subarray(outPtr, outPtr + len));
 }
