@@ -22,6 +22,8 @@ export class Core {
   /** The raw exports; call them with pointers from {@link alloc}. */
   readonly exports: CoreExports;
   private top: number;
+  /** Lowest address that was never part of an allocation. */
+  private neverUsed: number;
   private free: FreeBlock[] = [];
   private u8View: Uint8Array;
   private dv: DataView;
@@ -29,6 +31,7 @@ export class Core {
   constructor(exports: CoreExports) {
     this.exports = exports;
     this.top = align(exports.heapBase() >>> 0);
+    this.neverUsed = this.top;
     this.u8View = new Uint8Array(exports.memory.buffer);
     this.dv = new DataView(exports.memory.buffer);
   }
@@ -87,6 +90,20 @@ export class Core {
       }
     }
     this.top = end;
+    if (end > this.neverUsed) this.neverUsed = end;
+    return ptr;
+  }
+
+  /**
+   * Allocate `size` zeroed bytes. Memory above the heap top has never been written (wasm memory
+   * starts and grows zeroed), so only blocks reused from the free list are cleared.
+   */
+  allocZeroed(size: number): number {
+    const clean = this.neverUsed;
+    const ptr = this.alloc(size);
+    // bytes at or above `clean` were never handed out, hence still zero
+    const dirtyEnd = Math.min(ptr + size, clean);
+    if (dirtyEnd > ptr) this.u8().fill(0, ptr, dirtyEnd);
     return ptr;
   }
 

@@ -94,8 +94,7 @@ export class GuestMemory {
     const regions = toRegions(pages);
     const total = regions.reduce((n, r) => n + r.pageCount, 0);
     const bytes = total * pageSize;
-    const ptr = core.alloc(bytes);
-    core.u8().fill(0, ptr, ptr + bytes);
+    const ptr = core.allocZeroed(bytes);
     return new GuestMemory(pageSize, regions, core, ptr, []);
   }
 
