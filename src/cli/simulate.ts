@@ -148,11 +148,33 @@ function equal(x: Uint8Array, y: Uint8Array): boolean {
   return true;
 }
 
+/** Write guest memory to a raw image file (pages in order). */
+async function dumpMemory(memory: GuestMemory, path: string): Promise<void> {
+  const { open } = await import('node:fs/promises');
+  const fh = await open(path, 'w');
+  try {
+    const per = 256;
+    for (let p = 0; p < memory.pageCount; p += per) {
+      const n = Math.min(per, memory.pageCount - p);
+      for (let i = 0; i < n; ) {
+        let c = n - i;
+        let v = memory.pages(p + i, c);
+        while (!v) { c >>= 1; v = memory.pages(p + i, c); }
+        await fh.write(v.slice());
+        i += c;
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 /** `pagewire serve`: a target that receives one migration (or many with --keep). */
 export async function serve(argv: string[]): Promise<number> {
   const v = parse(argv, {
     host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '4444' }, keep: { type: 'boolean', default: false },
     secret: { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
+    'dump-memory': { type: 'string' },
     quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   });
   if (v['help']) { out(SERVE_HELP); return EXIT.OK; }
@@ -173,6 +195,7 @@ export async function serve(argv: string[]): Promise<number> {
       }
       try {
         const rep = await target.run(() => listener.accept());
+        if (typeof v['dump-memory'] === 'string' && target.guestMemory) await dumpMemory(target.guestMemory, v['dump-memory']);
         if (json) out(JSON.stringify(rep));
         else out(`received ${rep.guestPages} pages in ${rep.rounds.length} rounds, ${formatBytes(rep.wireBytes)} on the wire; verified: ${rep.verified ? 'yes' : 'NO'} (digest ${rep.digest})`);
         code = rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED;
@@ -191,7 +214,7 @@ export async function serve(argv: string[]): Promise<number> {
 
 /** `pagewire migrate --to HOST:PORT`: a source with a simulated guest. */
 export async function migrate(argv: string[]): Promise<number> {
-  const v = parse(argv, { ...GUEST_OPTIONS, to: { type: 'string' } });
+  const v = parse(argv, { ...GUEST_OPTIONS, to: { type: 'string' }, 'dump-memory': { type: 'string' } });
   if (v['help']) { out(MIGRATE_HELP); return EXIT.OK; }
   const to = typeof v['to'] === 'string' ? v['to'] : '';
   const m = /^(.+):(\d+)$/.exec(to);
@@ -209,6 +232,8 @@ export async function migrate(argv: string[]): Promise<number> {
   try {
     const rep = await source.migrate();
     done();
+    // The guest stays paused after a successful migration: memory is as it was at pause time.
+    if (typeof v['dump-memory'] === 'string') await dumpMemory(guest.memory, v['dump-memory']);
     if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running() })));
     else out('\n' + summary(rep));
     return rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED;
@@ -272,6 +297,7 @@ const COMMON_HELP = `guest and policy options:
   --auto-converge          throttle the guest when not converging
   --channels 1             parallel channels
   --secret S               shared secret (both sides must have it)
+  --dump-memory FILE       (migrate) write guest memory at pause time to FILE
   --inject SPEC            faults: drop@handshake, drop@roundN, drop@stop-and-copy, drop@complete, corrupt@roundN, stall@roundN:3s
   --json                   print the final report as one JSON object
   --quiet                  no per-round output`;
@@ -282,7 +308,8 @@ ${COMMON_HELP}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
 export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S] [--json] [--max-guest 16GiB]
-Receives one migration (like QEMU -incoming), verifies it, prints its report and exits; --keep serves
+Receives one migration (like QEMU -incoming), verifies it, prints its report and exits
+(--dump-memory FILE writes the received memory to FILE); --keep serves
 one migration after another. --port 0 picks a free port (printed on stderr as "listening on HOST:PORT").
 exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;
 

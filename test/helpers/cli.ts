@@ -1,0 +1,40 @@
+/**
+ * Run the built `pagewire` command (dist/, built by `npm test`'s pretest) as a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/pagewire.js', import.meta.url));
+
+export interface RunResult { code: number; stdout: string; stderr: string }
+
+/** Run to completion (bounded by `timeoutMs`). */
+export function runCli(args: string[], timeoutMs = 120_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`pagewire ${args.join(' ')} timed out\n${stderr}`)); }, timeoutMs);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+  });
+}
+
+/** Start `pagewire serve --port 0 ...` and wait for its port. */
+export function startServe(args: string[] = []): Promise<{ child: ChildProcess; port: number; result: Promise<RunResult> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let resolved = false;
+    const result = new Promise<RunResult>((r) => child.on('exit', (code) => r({ code: code ?? -1, stdout, stderr })));
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /listening on [^\s]+:(\d+)/.exec(stderr);
+      if (m && !resolved) { resolved = true; resolve({ child, port: Number(m[1]), result }); }
+    });
+    setTimeout(() => { if (!resolved) { child.kill('SIGKILL'); reject(new Error(`serve did not start: ${stderr}`)); } }, 20_000);
+  });
+}
