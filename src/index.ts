@@ -26,3 +26,29 @@ export {
   shapeTransport, shapedPair, ShapedTransport, realClock,
   type ShapingOptions, type ShapingStats, type ShapingClock, type ShapedPairOptions,
 } from './transport/shaped.js';
+export { Core, Arena, createCore } from './core/core.js';
+export type { CoreExports } from './core/exports.js';
+export {
+  GuestMemory, checkPageSize, DEFAULT_PAGE_SIZE, type MemoryRegion, type MemoryLayout,
+} from './memory/guest-memory.js';
+export {
+  MigrationSource, validateSourceOptions, type SourceOptions, type SourceHooks, type DirtyLogLike,
+} from './migration/source.js';
+export {
+  MigrationTarget, checkLayout, type TargetOptions, type TargetHooks, type TargetMemory, type TargetTransports,
+} from './migration/target.js';
+export {
+  decide, expectedDowntimeMs, stalledRounds, DEFAULT_POLICY,
+  type PolicyOptions, type PolicyState, type PolicyDecision, type RoundSample, type NonConvergenceAction,
+} from './migration/policy.js';
+export type {
+  MigrationReport, RoundReport, ProgressEvent, MigrationEvents, CodecCounts,
+} from './migration/report.js';
+export { memoryDigest } from './migration/digest.js';
+export { FaultInjector, parseFaultSpec, type Fault, type FaultKind } from './migration/faults.js';
+export { PageSet } from './migration/common.js';
+export {
+  FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, FRAME_HEADER_BYTES, PREAMBLE_BYTES, DEFAULT_MAX_FRAME_BYTES,
+  encodePreamble, checkPreamble, frameTypeName, type Frame,
+} from './protocol/frame.js';
+export { FrameReader, FrameWriter, type FrameReaderOptions } from './protocol/codec.js';
