@@ -180,6 +180,11 @@ export class ShapedTransport implements Transport {
   write(chunk: Uint8Array): Promise<void> {
     if (this.error !== null) return Promise.reject(this.error);
     if (this.ending) return Promise.reject(closedError(this.label, 'write after end'));
+    if (this.inner.closed) {
+      // The link underneath is gone (the peer dropped or destroyed it).
+      this.fail(closedError(this.label, 'the link is closed'));
+      return Promise.reject(this.error!);
+    }
     const n = chunk.byteLength;
     if (n === 0) return Promise.resolve();
     if (this.corruptMask !== 0) {
@@ -224,7 +229,8 @@ export class ShapedTransport implements Transport {
     try {
       chunk = await this.inner.read();
     } catch (err) {
-      throw this.error ?? toTransportError(err, this.label);
+      this.fail(toTransportError(err, this.label));
+      throw this.error!;
     }
     for (let i = 0; i < 64 && this.error === null; i++) {
       const wait = this.stalledUntil - this.clock.now();
