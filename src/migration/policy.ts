@@ -6,7 +6,9 @@
  * many wire bytes a page costs (measured on the last rounds), the link bandwidth (measured from
  * the target's acknowledgements) and the round trip. Then
  *
- *   expectedDowntimeMs = dirtyPages * wireBytesPerPage / bandwidth + rtt + fixed switch-over cost
+ *   expectedDowntimeMs = (inFlightBytes + dirtyPages * wireBytesPerPage) / bandwidth + rtt + fixed cost
+ *
+ * (bytes already sent but not yet acknowledged must cross the link before the last round does)
  *
  * and the guest is stopped as soon as that is within `downtimeLimitMs`. The migration is "not
  * converging" when, for `stallRounds` rounds in a row, the dirty set did not shrink by at least
@@ -79,6 +81,8 @@ export interface PolicyState {
   wireBytesPerPage: number;
   /** Throttle applied so far, percent (0 = none). */
   throttlePct: number;
+  /** Bytes sent but not yet acknowledged by the target. */
+  inFlightBytes?: number;
 }
 
 /** The policy's answer. */
@@ -90,9 +94,9 @@ export type PolicyDecision =
   | { action: 'fail'; expectedDowntimeMs: number; reason: string };
 
 /** Expected downtime if the guest were stopped now, ms. */
-export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage'>, o: Pick<PolicyOptions, 'switchoverCostMs'>): number {
+export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage' | 'inFlightBytes'>, o: Pick<PolicyOptions, 'switchoverCostMs'>): number {
   const bw = Math.max(1, s.bandwidthBytesPerSec);
-  return (dirtyPages * s.wireBytesPerPage * 1000) / bw + s.rttMs + o.switchoverCostMs;
+  return (((s.inFlightBytes ?? 0) + dirtyPages * s.wireBytesPerPage) * 1000) / bw + s.rttMs + o.switchoverCostMs;
 }
 
 /** Rounds at the end of `rounds` whose dirty set did not shrink by at least 10%. */

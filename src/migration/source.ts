@@ -195,6 +195,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         decision = decide({
           mode: this.opts.mode, rounds: samples, bandwidthBytesPerSec: this.bandwidth, rttMs: this.rttMs,
           wireBytesPerPage: this.wireBytesPerPage(rounds.concat(rr)), throttlePct: this.throttlePct,
+          inFlightBytes: Math.max(0, this.sentOnConn - this.ackedOnConn),
         }, this.policy);
         if (forced === 'switchover' && decision.action !== 'switchover') {
           decision = { action: 'switchover', expectedDowntimeMs: decision.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };
@@ -360,11 +361,36 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     return this.roundReport(round, final, start, ackedAtStart, before, wire, pages);
   }
 
+  // Bandwidth from acknowledgements over windows of at least 100 ms during which the link stayed
+  // busy (bytes were in flight at the window's start), EWMA-smoothed.
+  private bwWindowStart = -1;
+  private bwWindowBytes = 0;
+  private bwSamples = 0;
+  private sampleBandwidth(ackedNow: number): void {
+    const now = this.clock();
+    if (this.bwWindowStart < 0 || ackedNow < this.bwWindowBytes) {
+      this.bwWindowStart = now;
+      this.bwWindowBytes = ackedNow;
+      return;
+    }
+    const dt = now - this.bwWindowStart;
+    if (dt < 100) return;
+    const busy = this.sentOnConn - this.bwWindowBytes > 64 * 1024;
+    const bw = ((ackedNow - this.bwWindowBytes) * 1000) / dt;
+    if (busy && bw > 0) {
+      this.bandwidth = this.bwSamples === 0 ? bw : 0.7 * this.bandwidth + 0.3 * bw;
+      this.bwSamples++;
+    }
+    this.bwWindowStart = now;
+    this.bwWindowBytes = ackedNow;
+  }
+
   private roundReport(round: number, final: boolean, start: number, ackedAtStart: number, before: CodecCounts, wire: number, pages: number): RoundReport {
     const durationMs = Math.max(0.001, this.clock() - start);
     const acked = this.ackedTotal() - ackedAtStart;
-    // Bandwidth from what the target acknowledged during the round; tiny rounds keep the estimate.
-    if (acked >= 256 * 1024 || this.bandwidth === 0) {
+    // Until acknowledgement windows give a figure, use what the target acknowledged during the
+    // round; tiny rounds keep the estimate.
+    if (this.bwSamples === 0 && (acked >= 256 * 1024 || this.bandwidth === 0)) {
       const bw = (Math.max(acked, 1) * 1000) / durationMs;
       this.bandwidth = this.bandwidth === 0 ? bw : 0.5 * this.bandwidth + 0.5 * bw;
     }
@@ -552,6 +578,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     switch (f.type) {
       case FrameType.ACK: {
         const a = parseAck(f.payload);
+        this.sampleBandwidth(a.bytesApplied);
         this.ackedOnConn = a.bytesApplied;
         this.appliedSeq = a.appliedSeq === 0xffffffff ? -1 : a.appliedSeq;
         while (this.unacked.length > 0 && seqLE(this.unacked[0]!.seq, a.appliedSeq) && a.appliedSeq !== 0xffffffff) this.unacked.shift();
