@@ -45,6 +45,12 @@ export const XBZRLE_MAX_PAGE: i32 = 16384;
 /** First index in [i, len) where old and new differ, or len. */
 // @ts-ignore: decorator
 @inline function findDiff(o: usize, n: usize, i: i32, len: i32): i32 {
+  // Most zero runs of real pages are short: look at the first 16 bytes before striding by 64.
+  if (i + 16 <= len) {
+    const eq = i8x16.bitmask(i8x16.eq(v128.load(o + <usize>i), v128.load(n + <usize>i)));
+    if (eq != 0xffff) return i + ctz<i32>(~eq);
+    i += 16;
+  }
   while (i + 64 <= len) {
     const a = v128.or(
       v128.xor(v128.load(o + <usize>i), v128.load(n + <usize>i)),
@@ -137,6 +143,8 @@ function exceedsBudget(o: usize, n: usize, i: i32, len: i32, budget: i32): bool 
 /**
  * Encode the new page at `newPtr` against the old page at `oldPtr` (both `len` bytes,
  * 0 <= len <= 16384) into at most `limit` bytes at `outPtr`.
+ * Bytes of [outPtr + result, outPtr + limit) may be overwritten (short literals are copied 16
+ * bytes at a time); nothing at or past `outPtr + limit` ever is.
  * @returns the encoded length; 0 when the pages are identical; STATUS_OVERFLOW (-1) when the
  *   encoding does not fit in `limit` (at exactly QEMU's portable encoder's boundaries);
  *   STATUS_BAD_ARGUMENT for a length out of range.
@@ -162,7 +170,13 @@ export function xbzrleEncode(oldPtr: usize, newPtr: usize, len: i32, outPtr: usi
     if (<u32>nz > ULEB_SMALL_MAX) return STATUS_OVERFLOW; // only a fully changed 16 KiB page
     d += ulebSmallWrite(outPtr + <usize>d, <u32>nz);
     if (d + nz > limit) return STATUS_OVERFLOW;
-    copyLiteral(outPtr + <usize>d, newPtr + <usize>i, nz);
+    if (nz <= 16 && i + 16 <= len && d + 16 <= limit) {
+      // One v128 copy; the bytes past the literal stay below the limit and are overwritten or
+      // past the result.
+      v128.store(outPtr + <usize>d, v128.load(newPtr + <usize>i));
+    } else {
+      copyLiteral(outPtr + <usize>d, newPtr + <usize>i, nz);
+    }
     d += nz;
     i = j;
     runs++;
