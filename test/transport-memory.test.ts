@@ -95,14 +95,19 @@ describe('memoryPair', () => {
     expect(e.cause).toBe(cause);
   });
 
-  it('an end is seen after the queued data; a later destroy of the peer does not change it', async () => {
+  it('an end already received stays a clean end when the peer is destroyed later; a local destroy fails reads', async () => {
     const [a, b] = memoryPair();
     await a.write(new Uint8Array([1]));
     await a.end();
+    a.destroy();
     expect([...(await b.read())!]).toEqual([1]);
     expect(await b.read()).toBeNull();
-    b.destroy();
-    expect(await b.read()).toBeNull();
+    expect((await rejection(b.write(new Uint8Array(1)))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    const [c, d] = memoryPair();
+    await c.write(new Uint8Array([1]));
+    await c.end();
+    d.destroy();
+    expect((await rejection(d.read())).code).toBe(ErrorCode.TRANSPORT_CLOSED);
   });
 
   it('rejects a bad high-water mark', () => {

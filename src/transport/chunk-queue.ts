@@ -157,11 +157,14 @@ export class ChunkQueue {
     }
   }
 
-  /** The stream failed: queued chunks are dropped; pending and future reads reject with `err`. */
-  fail(err: PagewireError): void {
+  /**
+   * The stream failed: queued chunks are dropped; pending and future reads reject with `err`.
+   * Once the peer's end of stream was received, only a forced failure (a local `destroy()`)
+   * changes anything: the read direction completed cleanly, whatever happens to writes later.
+   */
+  fail(err: PagewireError, force = false): void {
     if (this.error !== null) return;
-    // A clean end that was already fully delivered stays a clean end.
-    if (this.ended && this.head === this.chunks.length) return;
+    if (this.ended && !force) return;
     this.error = err;
     this.ended = false;
     this.chunks = [];

@@ -70,14 +70,14 @@ export class MemoryTransport implements Transport {
   destroy(err?: Error): void {
     if (this.error !== null) return;
     const e = err === undefined ? closedError(this.label, 'destroyed') : toTransportError(err, this.label);
-    this.fail(e);
+    this.fail(e, true);
     this.peer.fail(new PagewireError(ErrorCode.TRANSPORT_CLOSED, `${this.peer.label}: peer destroyed the connection`, { cause: e }));
   }
 
-  private fail(e: PagewireError): void {
+  private fail(e: PagewireError, force = false): void {
     if (this.error !== null) return;
     this.error = e;
-    this.incoming.fail(e);
+    this.incoming.fail(e, force);
     this.writers.fail(e);
   }
 }

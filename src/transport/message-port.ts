@@ -149,7 +149,7 @@ export class MessagePortTransport implements Transport {
     if (this.error !== null) return;
     const e = err === undefined ? closedError(this.label, 'destroyed') : toTransportError(err, this.label);
     this.post({ pw: 'x', m: e.message });
-    this.fail(e);
+    this.fail(e, true);
   }
 
   private send(chunk: Uint8Array): Promise<void> {
@@ -203,10 +203,10 @@ export class MessagePortTransport implements Transport {
     }
   }
 
-  private fail(e: PagewireError): void {
+  private fail(e: PagewireError, force = false): void {
     if (this.error !== null) return;
     this.error = e;
-    this.incoming.fail(e);
+    this.incoming.fail(e, force);
     this.writers.fail(e);
     this.release();
   }

@@ -160,7 +160,7 @@ export class ShapedTransport implements Transport {
   }
 
   get closed(): boolean {
-    return this.ending || this.error !== null;
+    return this.ending || this.error !== null || this.inner.closed;
   }
 
   get remote(): string | undefined {

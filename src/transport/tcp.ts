@@ -58,11 +58,8 @@ export class SocketTransport implements Transport {
     socket.on('end', () => this.incoming.end());
     socket.on('drain', () => this.writers.wake());
     socket.on('error', (err: Error) => this.fail(toTransportError(err, this.label)));
-    socket.on('close', () => {
-      // Both directions ended cleanly: readers still get what is queued, then null.
-      if (this.ended && this.incoming.endSeen) return;
-      this.fail(closedError(this.label, 'connection closed'));
-    });
+    // After the peer's end, a close only stops writes: readers still get what is queued, then null.
+    socket.on('close', () => this.fail(closedError(this.label, 'connection closed')));
     if (rawSocket !== undefined && rawSocket !== socket) {
       rawSocket.on('error', (err: Error) => this.fail(toTransportError(err, this.label)));
     }
@@ -110,15 +107,15 @@ export class SocketTransport implements Transport {
 
   destroy(err?: Error): void {
     if (this.error !== null) return;
-    this.fail(err === undefined ? closedError(this.label, 'destroyed') : toTransportError(err, this.label));
+    this.fail(err === undefined ? closedError(this.label, 'destroyed') : toTransportError(err, this.label), true);
     resetSocket(this.resetTarget);
     if (this.resetTarget !== this.socket) this.socket.destroy();
   }
 
-  private fail(e: PagewireError): void {
+  private fail(e: PagewireError, force = false): void {
     if (this.error !== null) return;
     this.error = e;
-    this.incoming.fail(e);
+    this.incoming.fail(e, force);
     this.writers.fail(e);
   }
 }

@@ -130,6 +130,7 @@ export async function connectTls(options: TlsConnectOptions): Promise<SocketTran
     key: options.key as tls.ConnectionOptions['key'],
     rejectUnauthorized: options.rejectUnauthorized ?? true,
     highWaterMark: hwm,
+    allowHalfOpen: true,
   } as tls.ConnectionOptions);
   const left = Math.max(1, timeoutMs - (Date.now() - started));
   try {
@@ -183,6 +184,7 @@ export function listenTls(options: TlsListenOptions): Promise<TransportListener>
       requestCert,
       rejectUnauthorized: requestCert,
       highWaterMark: hwm,
+      allowHalfOpen: true,
     } as tls.TLSSocketOptions);
     const label = options.label ?? `tls ${raw.remoteAddress}:${raw.remotePort}`;
     try {

@@ -224,7 +224,7 @@ export class WebSocketTransport implements Transport {
 
   destroy(err?: Error): void {
     if (this.error !== null) return;
-    this.fail(err === undefined ? closedError(this.label, 'destroyed') : toTransportError(err, this.label));
+    this.fail(err === undefined ? closedError(this.label, 'destroyed') : toTransportError(err, this.label), true);
     this.detach();
     try {
       if (this.hooks !== undefined) this.hooks.terminate();
@@ -234,10 +234,10 @@ export class WebSocketTransport implements Transport {
     }
   }
 
-  private fail(e: PagewireError): void {
+  private fail(e: PagewireError, force = false): void {
     if (this.error !== null) return;
     this.error = e;
-    this.incoming.fail(e);
+    this.incoming.fail(e, force);
     this.writers.fail(e);
     this.stopPolling();
   }
