@@ -68,3 +68,28 @@ describe('migration over each transport', () => {
     expect(elapsed).toBeGreaterThan((rs.wireBytes / rate) * 1000 * 0.7);
   });
 });
+
+describe('encrypted transports', () => {
+  it('migrates over TLS (node:tls) and wss with a certificate made for the test', async () => {
+    const { makeCerts } = await import('./fixtures/transport-util.js');
+    const { listenTls, connectTls } = await import('../src/transport/tls.js');
+    const certs = makeCerts();
+    for (const kind of ['tls', 'wss'] as const) {
+      const { src, dst } = await makeMemories(512);
+      const log = new SetDirtyLog(512);
+      const server = kind === 'tls'
+        ? await listenTls({ host: '127.0.0.1', port: 0, key: certs.key, cert: certs.cert })
+        : await listenWebSocket({ host: '127.0.0.1', port: 0, tls: { key: certs.key, cert: certs.cert } });
+      const connect = () => kind === 'tls'
+        ? connectTls({ host: '127.0.0.1', port: server.port, servername: 'localhost', ca: certs.ca })
+        : connectWebSocket(`wss://localhost:${server.port}/`, { ca: certs.ca });
+      try {
+        const [rs, rt] = await Promise.all([new MigrationSource(src, log, connect, { secret: 'k' }).migrate(), new MigrationTarget(dst, { secret: 'k' }).run(() => server.accept())]);
+        expect(rs.verified && rt.verified).toBe(true);
+        expect(sameMemory(src, dst)).toBe(true);
+      } finally {
+        await server.close();
+      }
+    }
+  });
+});
