@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CORE_WASM_BASE64 } from '../src/core/core-wasm.generated.js';
 import { base64ToBytes, instantiateCore } from '../src/core/loader.js';
 import * as status from '../src/core/status.js';
+import { ready, xxh64, hashPages, xbzrleEncode, rleEncode, PagewireError, ErrorCode } from '../src/index.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Size budget for the core module (bytes). */
@@ -15,6 +16,31 @@ const EXPECTED_FUNCTIONS = [
   'heapBase', 'xxh64', 'xxh64Init', 'xxh64Update', 'xxh64Digest', 'hashPages', 'isZero', 'zeroPages',
   'xbzrleEncode', 'xbzrleDecode', 'xbzrleCheck', 'rleEncode', 'rleDecode', 'rleCheck', 'rleMaxEncodedSize',
 ];
+
+// Runs first in this file's fresh module registry: nothing has loaded the shared core yet.
+describe('ready()', () => {
+  it('is required first: calls before it throw NOT_READY', () => {
+    for (const call of [() => xxh64(new Uint8Array(1)), () => hashPages(new Uint8Array(4096), 4096),
+      () => xbzrleEncode(new Uint8Array(8), new Uint8Array(8)), () => rleEncode(new Uint8Array(8))]) {
+      let err: unknown;
+      try {
+        call();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(PagewireError);
+      expect((err as PagewireError).code).toBe(ErrorCode.NOT_READY);
+    }
+  });
+
+  it('loads once for concurrent callers, then every call is synchronous', async () => {
+    const a = ready();
+    const b = ready();
+    expect(a).toBe(b);
+    await Promise.all([a, b]);
+    expect(xxh64(new Uint8Array(0))).toBe(0xef46db3751d8e999n);
+  });
+});
 
 describe('core module', () => {
   const bytes = base64ToBytes(CORE_WASM_BASE64);

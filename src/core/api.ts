@@ -86,15 +86,7 @@ let readyPromise: Promise<void> | undefined;
  */
 export function ready(): Promise<void> {
   readyPromise ??= loadSharedCore().then((core) => {
-    state ??= {
-      core,
-      ex: core.exports,
-      input: new Arena(core, CHUNK_BYTES),
-      output: new Arena(core, 16384),
-      xxhState: core.alloc(XXH_STATE_BYTES),
-      view: core.u8(),
-    };
-    warmUp(state);
+    stateFor(core);
   }, (err: unknown) => {
     readyPromise = undefined;
     throw err;
@@ -129,9 +121,25 @@ function warmUp(s: State): void {
   }
 }
 
+/** The API's arenas in the shared core, created (and warmed up) once. */
+function stateFor(core: Core): State {
+  if (!state) {
+    state = {
+      core,
+      ex: core.exports,
+      input: new Arena(core, CHUNK_BYTES),
+      output: new Arena(core, 16384),
+      xxhState: core.alloc(XXH_STATE_BYTES),
+      view: core.u8(),
+    };
+    warmUp(state);
+  }
+  return state;
+}
+
+/** The API state; works once the shared core is loaded (by `ready()` or another module). */
 function st(): State {
-  if (!state) sharedCore(); // throws NOT_READY
-  return state!;
+  return state ?? stateFor(sharedCore()); // sharedCore throws NOT_READY before any load
 }
 
 // ---------------------------------------------------------------------------------------------
