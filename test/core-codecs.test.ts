@@ -517,6 +517,36 @@ describe('zero pages', () => {
   });
 });
 
+// ---- unaligned views -----------------------------------------------------------------------
+
+describe('unaligned inputs', () => {
+  it('give the same results as aligned copies', () => {
+    for (const shift of [1, 3, 7]) {
+      const backing = new Uint8Array(3 * 4096 + 16);
+      const oldP = backing.subarray(shift, shift + 4096);
+      const newP = backing.subarray(4096 + 8 + shift, 4096 + 8 + shift + 4096);
+      for (let i = 0; i < 4096; i++) oldP[i] = (i * 13) & 0xff;
+      newP.set(oldP);
+      newP.fill(0, 100, 140);
+      newP[4000] ^= 0xff;
+      const enc = xbzrleEncode(oldP, newP)!;
+      expect(same(enc, xbzrleEncode(oldP.slice(), newP.slice())!)).toBe(true);
+      const target = backing.subarray(2 * 4096 + 8 + shift, 2 * 4096 + 8 + shift + 4096);
+      target.set(oldP);
+      xbzrleDecode(enc.slice(), target);
+      expect(same(target, newP)).toBe(true);
+      const r = rleEncode(newP);
+      expect(same(r, rleEncode(newP.slice()))).toBe(true);
+      target.fill(1);
+      rleDecode(r, target);
+      expect(same(target, newP)).toBe(true);
+      const zeros = new Uint8Array(2 * 4096 + shift).subarray(shift);
+      zeros[5000] = 1;
+      expect(Array.from(zeroPages(zeros, 4096))).toEqual([1, 0]);
+    }
+  });
+});
+
 // ---- result ownership ----------------------------------------------------------------------
 
 describe('results', () => {
