@@ -8,9 +8,10 @@
  * Encoded results of 65 bytes to 8 KiB are views into a shared 128 KiB pool buffer, as Node's
  * `Buffer` pool does (V8 gives every typed array over 64 bytes its own off-heap store, about
  * 1-2.5 us each, more than encoding the page): the bytes are the caller's alone, but
- * `result.buffer` is shared, so use `byteOffset`/`length` and do not transfer `result.buffer`. Large inputs are processed in chunks of {@link CHUNK_BYTES} so the copy and the scan
- * meet in cache and the arenas stay small. Pipelines that keep pages in core memory use the
- * batch codec instead.
+ * `result.buffer` is shared, so use `byteOffset`/`length` and do not transfer `result.buffer`.
+ * Large inputs are processed in chunks of {@link CHUNK_BYTES} so the copy and the scan meet in
+ * cache and the arenas stay small. Pipelines that keep pages in core memory use the batch codec
+ * instead.
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { Arena, type Core, loadSharedCore, sharedCore } from './core.js';
@@ -105,7 +106,11 @@ function warmUp(s: State): void {
   const inPtr = s.input.ensure(pages * pageSize);
   const outPtr = s.output.ensure(pages * pageSize * 2);
   const u8 = mem(s);
-  for (let i = 0; i < pages * pageSize; i++) u8[inPtr + i] = (i * 7) & (i >> 4);
+  // Pages of one pattern with a few bytes changed each (sparse deltas, runs), the last one zero.
+  for (let i = 0; i < pages * pageSize; i++) u8[inPtr + i] = ((i & (pageSize - 1)) >> 5) * 7;
+  for (let k = 1; k < pages; k++) u8[inPtr + k * pageSize + 64 * k] ^= 0xff;
+  u8.fill(0, inPtr + (pages - 1) * pageSize, inPtr + pages * pageSize);
+  const scratch = outPtr + pages * pageSize; // a page to decode into
   for (let round = 0; round < 40; round++) {
     ex.hashPages(inPtr, pageSize, pages, 0n, outPtr);
     ex.xxh64(inPtr, pages * pageSize - round, 1n);
@@ -113,11 +118,12 @@ function warmUp(s: State): void {
     ex.xxh64Update(s.xxhState, inPtr, 4096);
     ex.xxh64Digest(s.xxhState, inPtr, 100);
     ex.zeroPages(inPtr, pageSize, pages, outPtr);
-    ex.isZero(inPtr, pageSize);
-    const n = ex.xbzrleEncode(inPtr, inPtr + pageSize, pageSize, outPtr, pageSize);
-    if (n > 0) ex.xbzrleCheck(outPtr, n, pageSize);
-    const r = ex.rleEncode(inPtr, pageSize, outPtr, ex.rleMaxEncodedSize(pageSize));
-    if (r > 0) ex.rleCheck(outPtr, r, pageSize);
+    ex.isZero(inPtr + (pages - 1) * pageSize, pageSize);
+    const k = 1 + (round % (pages - 2));
+    const n = ex.xbzrleEncode(inPtr, inPtr + k * pageSize, pageSize, outPtr, pageSize);
+    if (n > 0) ex.xbzrleDecode(outPtr, n, scratch, pageSize);
+    const r = ex.rleEncode(inPtr + k * pageSize, pageSize, outPtr, ex.rleMaxEncodedSize(pageSize));
+    if (r > 0) ex.rleDecode(outPtr, r, scratch, pageSize);
   }
 }
 
