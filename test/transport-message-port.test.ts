@@ -54,6 +54,9 @@ describe('MessagePort transport', () => {
     const windowBytes = 256 << 10;
     const [a, b] = channelPair(windowBytes);
     const chunk = 48 << 10;
+    // The peer's first grant arrives as a message: wait for it (bounded).
+    for (let i = 0; i < 200 && a.creditBytes === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(a.creditBytes).toBe(windowBytes);
     let accepted = 0;
     let blocked: Promise<void> | null = null;
     for (let i = 0; i < 1000; i++) {
