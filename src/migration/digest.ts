@@ -11,12 +11,39 @@ type Xxh64 = (ptr: number, len: number, seed: bigint) => bigint;
 
 const BATCH_BYTES = 4 * 1024 * 1024;
 
-/**
- * Per-page hashes of all of `memory` into a new BigUint64Array... kept in core memory:
- * returns the pointer and releases nothing; use {@link memoryDigest} for the digest.
- */
+/** Per-page xxh64 hashes (seed 0) of all of `memory`, computed in `core`. */
+export function pageHashes(memory: GuestMemory, core: Core): BigUint64Array {
+  const out = new BigUint64Array(memory.pageCount);
+  withPageHashes(memory, core, (ptr, n) => {
+    out.set(new BigUint64Array(core.exports.memory.buffer, ptr, n));
+  });
+  return out;
+}
+
+/** The memory digest (16 hex chars): xxh64 over the per-page hashes. */
 export function memoryDigest(memory: GuestMemory, core: Core): string {
-  const ex = core.exports as unknown as { hashPages: HashPages; xxh64: Xxh64 };
+  const ex = core.exports as unknown as { xxh64: Xxh64 };
+  let d = 0n;
+  withPageHashes(memory, core, (ptr, n) => { d = BigInt.asUintN(64, ex.xxh64(ptr, n * 8, 0n)); });
+  return d.toString(16).padStart(16, '0');
+}
+
+/** Digest of an array of per-page hashes (what {@link memoryDigest} computes from memory). */
+export function digestOfHashes(hashes: BigUint64Array, core: Core): string {
+  const ex = core.exports as unknown as { xxh64: Xxh64 };
+  const a = new Arena(core);
+  try {
+    const ptr = a.ensure(hashes.byteLength);
+    core.u8().set(new Uint8Array(hashes.buffer, hashes.byteOffset, hashes.byteLength), ptr);
+    return BigInt.asUintN(64, ex.xxh64(ptr, hashes.byteLength, 0n)).toString(16).padStart(16, '0');
+  } finally {
+    a.dispose();
+  }
+}
+
+/** Compute all page hashes into a core arena and hand (pointer, count) to `use`. */
+function withPageHashes(memory: GuestMemory, core: Core, use: (ptr: number, n: number) => void): void {
+  const ex = core.exports as unknown as { hashPages: HashPages };
   const pageSize = memory.pageSize;
   const n = memory.pageCount;
   const hashes = new Arena(core);
@@ -40,14 +67,12 @@ export function memoryDigest(memory: GuestMemory, core: Core): string {
         ex.hashPages(sPtr, pageSize, count, 0n, hPtr + first * 8);
       }
     }
-    const d = BigInt.asUintN(64, ex.xxh64(hPtr, n * 8, 0n));
-    return d.toString(16).padStart(16, '0');
+    use(hPtr, n);
   } finally {
     staging.dispose();
     hashes.dispose();
   }
 }
-
 function contiguousRun(memory: GuestMemory, first: number, count: number): Uint8Array {
   let c = count;
   for (;;) {

@@ -71,6 +71,8 @@ export interface MigrationReport {
   resentBytes: number;
   /** Corrupted frames detected (checksum). */
   corruptionsDetected: number;
+  /** Pages re-sent by full verification passes (verify: 'full'). */
+  repairedPages?: number;
   /** Post-copy: page faults served and their latency. */
   faults?: number;
   faultLatencyMs?: { median: number; p99: number };

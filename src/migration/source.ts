@@ -23,11 +23,11 @@ import type { Transport, TransportFactory } from '../transport/types.js';
 import { Connection, withTimeout } from '../protocol/connection.js';
 import { FrameType, FRAME_HEADER_BYTES, type Frame } from '../protocol/frame.js';
 import {
-  encodeJson, parseAck, parseChallenge, parseDone, parseWelcome, parsePageList,
+  encodeJson, parseAck, parseChallenge, parseDone, parseWelcome, parsePageList, parsePageHashes,
   type HelloMessage, type RoundEndMessage, type CompleteMessage,
 } from '../protocol/messages.js';
 import { authFailed, authProof, randomHex } from '../protocol/auth.js';
-import { memoryDigest } from './digest.js';
+import { memoryDigest, pageHashes } from './digest.js';
 import { decide, DEFAULT_POLICY, type PolicyOptions, type RoundSample, type PolicyDecision } from './policy.js';
 import { Emitter, addCodecCounts, type MigrationEvents, type MigrationReport, type RoundReport, type CodecCounts } from './report.js';
 import { Signal, PageSet, defaultClock, sleep, percentile, type Clock } from './common.js';
@@ -85,6 +85,12 @@ export interface SourceOptions extends Partial<PolicyOptions> {
   retryBackoffMs?: number;
   /** Give up resuming after this long in total, ms (default 60 000). */
   resumeDeadlineMs?: number;
+  /**
+   * 'digest' (default): the target checks the memory digest. 'full': on a mismatch the target
+   * sends its per-page hashes and the source re-sends the pages that differ (for links not
+   * trusted to be error-free), up to two passes.
+   */
+  verify?: 'digest' | 'full';
   /** Clock (ms); injectable for tests. */
   clock?: Clock;
   /** Called when a phase starts: handshake, round0..N, stop-and-copy, complete (fault injection, logs). */
@@ -273,7 +279,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       wireBytes: this.wireBytes, rawBytes, pageSize, guestPages: this.memory.pageCount, rounds, codecs: totals,
       precopyBytes: this.precopyBytes, downtimeBytes: this.downtimeBytes, postcopyBytes: this.postcopyBytes,
       digest, throttlePct: this.throttlePct, drops: this.drops, resentBytes: this.resentBytes,
-      corruptionsDetected: this.corruptionsDetected, channels: 1, reason, options: this.reportOptions(),
+      corruptionsDetected: this.corruptionsDetected, repairedPages: this.repairedPages, channels: 1, reason, options: this.reportOptions(),
       codecStats: this.encoder.stats,
       ...(faultStats ? { faults: faultStats.faults, faultLatencyMs: { median: percentile(faultStats.latencies, 50), p99: percentile(faultStats.latencies, 99) } } : {}),
     };
@@ -595,20 +601,36 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         return;
       case FrameType.PONG:
         return;
+      case FrameType.PAGE_HASHES: {
+        const { first, hashes } = parsePageHashes(f.payload, this.memory.pageCount);
+        (this.targetHashes ??= new BigUint64Array(this.memory.pageCount)).set(hashes, first);
+        return;
+      }
       default:
         throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, `unexpected frame type ${f.type} from the target`);
     }
   }
 
+  private targetHashes: BigUint64Array | null = null;
+  /** Pages re-sent by full verification passes. */
+  private repairedPages = 0;
+
   private async complete(msg: CompleteMessage): Promise<{ verified: boolean; digest: string }> {
+    if (this.opts.verify === 'full') msg = { ...msg, repair: true };
     for (;;) {
       try {
         if (this.linkError) throw this.linkError;
         const donePayload = new Promise<Uint8Array>((resolve, reject) => { this.doneWaiter = { resolve, reject }; });
         donePayload.catch(() => undefined); // a drop before we await it is handled below
+        this.targetHashes = null;
         await this.sendFrame(FrameType.COMPLETE, encodeJson(msg), null);
         const p = await withTimeout(donePayload, this.opts.ackTimeoutMs, 'waiting for the target to verify');
-        return parseDone(p);
+        const done = parseDone(p);
+        if (!done.verified && done.repair && this.targetHashes) {
+          await this.repair(this.targetHashes);
+          continue;
+        }
+        return done;
       } catch (err) {
         if (!this.canResume(err)) throw err;
         await this.resume(err);
@@ -618,6 +640,22 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       } finally {
         this.doneWaiter = null;
       }
+    }
+  }
+
+  /** Full verification: re-send every page whose hash differs from the target's. */
+  private async repair(theirs: BigUint64Array): Promise<void> {
+    const ours = pageHashes(this.memory, this.core);
+    const bad: number[] = [];
+    for (let p = 0; p < ours.length; p++) if (ours[p] !== theirs[p]) bad.push(p);
+    const pages = Uint32Array.from(bad);
+    this.repairedPages += pages.length;
+    // What the target holds of these pages is unknown: never delta against it.
+    this.encoder.forget(pages);
+    for (let i = 0; i < pages.length; i += this.opts.batchPages) {
+      const count = Math.min(this.opts.batchPages, pages.length - i);
+      const records = this.encoder.encode(pages, i, count, { final: true });
+      await this.sendFrame(FrameType.PAGES, records, pages.subarray(i, i + count));
     }
   }
 
@@ -761,6 +799,9 @@ export function validateSourceOptions(o: SourceOptions): void {
   }
   if (o.onNonConvergence !== undefined && !['switchover', 'fail', 'postcopy'].includes(o.onNonConvergence)) {
     throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option onNonConvergence must be switchover, fail or postcopy, got ${String(o.onNonConvergence)}`);
+  }
+  if (o.verify !== undefined && o.verify !== 'digest' && o.verify !== 'full') {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option verify must be digest or full, got ${String(o.verify)}`);
   }
   if (o.batchPages !== undefined && o.batchPages > 65536) {
     throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option batchPages must be at most 65536, got ${o.batchPages}`);

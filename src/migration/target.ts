@@ -14,11 +14,11 @@ import type { Transport } from '../transport/types.js';
 import { Connection, withTimeout } from '../protocol/connection.js';
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import {
-  encodeAck, encodeJson, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList,
+  encodeAck, encodeJson, encodePageHashes, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList, PAGE_HASHES_PER_FRAME,
   type ChallengeMessage, type DoneMessage, type HelloMessage, type WelcomeMessage,
 } from '../protocol/messages.js';
 import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
-import { memoryDigest } from './digest.js';
+import { memoryDigest, pageHashes } from './digest.js';
 import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport } from './report.js';
 import { defaultClock, type Clock } from './common.js';
 import { createDecoder, type DecoderLike } from './codec-adapter.js';
@@ -55,6 +55,8 @@ export type TargetMemory = GuestMemory | ((layout: MemoryLayout) => GuestMemory 
 export type TargetTransports = Transport | (() => Promise<Transport>);
 
 const MiB = 1024 * 1024;
+/** Full-verification repair passes a target grants before it gives up. */
+const MAX_REPAIRS = 2;
 
 /** Target endpoint of a migration. */
 export class MigrationTarget extends Emitter<MigrationEvents> {
@@ -76,6 +78,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   private pagesApplied = 0;
   private drops = 0;
   private corruptions = 0;
+  private repairs = 0;
   private lastPrecopyEndAt = 0;
   private guestRunAt = 0;
   private digest = '';
@@ -307,9 +310,19 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         const m = parseComplete(f.payload);
         this.digest = memoryDigest(this.memory!, this.core!);
         const ok = this.digest === m.digest;
+        this.appliedSeq = f.seq;
+        if (!ok && m.repair && this.repairs < MAX_REPAIRS) {
+          // Full verification: send our per-page hashes; the source re-sends what differs.
+          this.repairs++;
+          const hashes = pageHashes(this.memory!, this.core!);
+          for (let first = 0; first < hashes.length; first += PAGE_HASHES_PER_FRAME) {
+            await conn.send(FrameType.PAGE_HASHES, encodePageHashes(first, hashes.subarray(first, Math.min(hashes.length, first + PAGE_HASHES_PER_FRAME))));
+          }
+          await conn.send(FrameType.DONE, encodeJson({ verified: false, digest: this.digest, repair: true } satisfies DoneMessage));
+          return false;
+        }
         if (ok && !this.guestRunAt) await this.runGuest();
         this.complete = ok;
-        this.appliedSeq = f.seq;
         const done: DoneMessage = { verified: ok, digest: this.digest };
         await conn.send(FrameType.DONE, encodeJson(done));
         if (!ok) {

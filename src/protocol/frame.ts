@@ -56,6 +56,8 @@ export const FrameType = {
   /** either way: keep-alive / RTT probe (8-byte timestamp echoed). */
   PING: 16,
   PONG: 17,
+  /** target -> source: per-page hashes for a full verification pass (u32 first, u32 count, count x u64). */
+  PAGE_HASHES: 18,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 

@@ -64,6 +64,8 @@ export interface CompleteMessage {
   rounds: number;
   /** Source's time of pause (its own clock, ms), echoed in DONE for the downtime figure. */
   pausedAt: number;
+  /** Full verification: on a digest mismatch the target sends its per-page hashes and waits for repairs. */
+  repair?: boolean;
 }
 
 /** target -> source: outcome of COMPLETE. */
@@ -73,6 +75,8 @@ export interface DoneMessage {
   digest: string;
   /** Pages that differed in a full verification pass (when requested). */
   mismatchedPages?: number;
+  /** The digest differed and PAGE_HASHES frames were sent: the source repairs and completes again. */
+  repair?: boolean;
 }
 
 /** either way: a fatal error, the sender closes afterwards. */
@@ -188,7 +192,10 @@ export function parseRoundEnd(payload: Uint8Array): RoundEndMessage {
 export function parseComplete(payload: Uint8Array): CompleteMessage {
   const w = 'COMPLETE';
   const o = decodeJson(payload, w);
-  return { digest: field.str(o, 'digest', w, 16, /^[0-9a-f]{16}$/), rounds: field.int(o, 'rounds', w), pausedAt: field.num(o, 'pausedAt', w) };
+  return {
+    digest: field.str(o, 'digest', w, 16, /^[0-9a-f]{16}$/), rounds: field.int(o, 'rounds', w), pausedAt: field.num(o, 'pausedAt', w),
+    ...(o['repair'] === true ? { repair: true } : {}),
+  };
 }
 
 export function parseDone(payload: Uint8Array): DoneMessage {
@@ -199,6 +206,7 @@ export function parseDone(payload: Uint8Array): DoneMessage {
     verified: field.bool(o, 'verified', w),
     digest: field.str(o, 'digest', w, 16, /^[0-9a-f]{0,16}$/),
     ...(typeof m === 'number' ? { mismatchedPages: field.int(o, 'mismatchedPages', w) } : {}),
+    ...(o['repair'] === true ? { repair: true } : {}),
   };
 }
 
@@ -291,4 +299,30 @@ export function errorPayload(err: unknown): Uint8Array {
   const code = err instanceof PagewireError ? err.code : 'INTERNAL';
   const message = err instanceof Error ? err.message : String(err);
   return encodeJson({ code, message: message.slice(0, 4000) } satisfies ErrorMessage);
+}
+
+/** Pages per PAGE_HASHES frame (8 MiB of hashes). */
+export const PAGE_HASHES_PER_FRAME = 1 << 20;
+
+/** PAGE_HASHES payload: u32 firstPage, u32 count, count x u64 hash (LE). */
+export function encodePageHashes(first: number, hashes: BigUint64Array): Uint8Array {
+  const out = new Uint8Array(8 + hashes.length * 8);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, first, true);
+  dv.setUint32(4, hashes.length, true);
+  out.set(new Uint8Array(hashes.buffer, hashes.byteOffset, hashes.byteLength), 8);
+  return out;
+}
+
+export function parsePageHashes(payload: Uint8Array, pageCount: number): { first: number; hashes: BigUint64Array } {
+  if (payload.byteLength < 8) throw new PagewireError(ErrorCode.FRAME_CORRUPT, 'PAGE_HASHES frame is truncated');
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const first = dv.getUint32(0, true);
+  const count = dv.getUint32(4, true);
+  if (payload.byteLength !== 8 + count * 8 || first + count > pageCount) {
+    throw new PagewireError(ErrorCode.FRAME_CORRUPT, `PAGE_HASHES frame for pages ${first}+${count} does not fit ${pageCount} pages or its length`);
+  }
+  const hashes = new BigUint64Array(count);
+  new Uint8Array(hashes.buffer).set(payload.subarray(8));
+  return { first, hashes };
 }
