@@ -30,6 +30,7 @@ export const GUEST_OPTIONS = {
   'auto-converge': { type: 'boolean', default: false },
   channels: { type: 'string', default: '1' },
   secret: { type: 'string' },
+  verify: { type: 'string', default: 'digest' },
   inject: { type: 'string' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
@@ -57,6 +58,11 @@ export interface GuestArgs {
   secret: string | undefined;
   channels: number;
   source: SourceOptions;
+}
+
+function verifyMode(v: string): 'digest' | 'full' {
+  if (v !== 'digest' && v !== 'full') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--verify must be digest or full, got "${v}"`);
+  return v;
 }
 
 const WORKLOADS = ['idle', 'uniform', 'hotset', 'zipf', 'sequential'];
@@ -92,6 +98,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
     onNonConvergence: onNc as SourceOptions['onNonConvergence'],
     autoConverge: v['auto-converge'] === true,
     reorder: v['reorder'] === true,
+    verify: verifyMode(s('verify')),
     ...(maxBw ? { maxBandwidthBytesPerSec: maxBw } : {}),
     ...(typeof v['secret'] === 'string' ? { secret: v['secret'] } : {}),
   };

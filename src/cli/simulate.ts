@@ -297,6 +297,7 @@ const COMMON_HELP = `guest and policy options:
   --auto-converge          throttle the guest when not converging
   --channels 1             parallel channels
   --secret S               shared secret (both sides must have it)
+  --verify digest          digest | full (on a mismatch, compare per-page hashes and re-send what differs)
   --dump-memory FILE       (migrate) write guest memory at pause time to FILE
   --inject SPEC            faults: drop@handshake, drop@roundN, drop@stop-and-copy, drop@complete, corrupt@roundN, stall@roundN:3s
   --json                   print the final report as one JSON object
