@@ -181,6 +181,16 @@ describe('TCP transport', () => {
     expect((await rejection(l.accept())).code).toBe(ErrorCode.TRANSPORT_CLOSED);
   });
 
+  it('close() stops listening; accepted connections stay usable', async () => {
+    const l = await listen();
+    const client = track(await connectTcp({ port: l.port }));
+    const server = track(await l.accept());
+    await l.close();
+    await client.write(new Uint8Array([4]));
+    expect([...(await server.read())!]).toEqual([4]);
+    expect((await rejection(connectTcp({ port: l.port }))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+  });
+
   it('the listener is an async iterator of connections', async () => {
     const l = await listen();
     const seen: number[] = [];

@@ -152,6 +152,16 @@ describe('WebSocket transport (ws server on loopback)', () => {
     expect(e.code).toBe(hasGlobal ? ErrorCode.TRANSPORT_CLOSED : ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('close() stops listening; accepted connections stay usable', async () => {
+    const l = await listen();
+    const [client, server] = await pair(l, () => connectWebSocket(l.url));
+    await l.close();
+    await client.write(new Uint8Array([1, 2, 3]));
+    expect([...(await server.read())!]).toEqual([1, 2, 3]);
+    expect((await rejection(l.accept())).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    expect((await rejection(connectWebSocket(l.url, { timeoutMs: 5000 }))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+  });
+
   it('plain HTTP requests get 426', async () => {
     const l = await listen();
     const res = await fetch(`http://127.0.0.1:${l.port}/`);

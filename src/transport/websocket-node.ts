@@ -182,9 +182,10 @@ export async function listenWebSocket(options: ListenWebSocketOptions = {}): Pro
     accept: (o?: AcceptOptions) => queue.accept(o),
     close: async () => {
       queue.close();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      // Not awaited: ws calls back only once every accepted client closed, and those belong to
+      // their owners. Stops the upgrade handling and the listening socket now.
+      wss.close();
       server.close();
-      server.closeAllConnections?.();
     },
     [Symbol.asyncIterator]: () => queue.iterate(),
   };
