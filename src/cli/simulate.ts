@@ -269,7 +269,7 @@ export async function demo(argv: string[]): Promise<number> {
   child.stdout.on('data', (d: Buffer) => { targetOut += d.toString(); });
   const targetExit = new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
   out(`pagewire demo: target process ${child.pid} listening on 127.0.0.1:${port}; source runs here`);
-  const args = ['--to', `127.0.0.1:${port}`, '--size', '256MiB', '--workload', 'hotset', '--dirty-rate', '40MiB/s', '--link', '1gbit', ...argv];
+  const args = ['--to', `127.0.0.1:${port}`, '--size', '256MiB', '--workload', 'hotset', '--dirty-rate', '20MiB/s', '--write-size', '4096', '--link', '1gbit', ...argv];
   const code = await migrate(args);
   const tcode = await targetExit;
   out(`target process: ${targetOut.trim()} (exit ${tcode})`);

@@ -6,7 +6,8 @@
  * many wire bytes a page costs (measured on the last rounds), the link bandwidth (measured from
  * the target's acknowledgements) and the round trip. Then
  *
- *   expectedDowntimeMs = (inFlightBytes + dirtyPages * wireBytesPerPage) / bandwidth + rtt + fixed cost
+ *   expectedDowntimeMs = (inFlightBytes + dirtyPages * wireBytesPerPage) / bandwidth + rtt
+ *                        + verification (both digests, measured) + fixed cost
  *
  * (bytes already sent but not yet acknowledged must cross the link before the last round does)
  *
@@ -83,6 +84,8 @@ export interface PolicyState {
   throttlePct: number;
   /** Bytes sent but not yet acknowledged by the target. */
   inFlightBytes?: number;
+  /** Measured cost of verifying at switch-over (both sides' digests), ms. */
+  verifyCostMs?: number;
 }
 
 /** The policy's answer. */
@@ -94,9 +97,9 @@ export type PolicyDecision =
   | { action: 'fail'; expectedDowntimeMs: number; reason: string };
 
 /** Expected downtime if the guest were stopped now, ms. */
-export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage' | 'inFlightBytes'>, o: Pick<PolicyOptions, 'switchoverCostMs'>): number {
+export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage' | 'inFlightBytes' | 'verifyCostMs'>, o: Pick<PolicyOptions, 'switchoverCostMs'>): number {
   const bw = Math.max(1, s.bandwidthBytesPerSec);
-  return (((s.inFlightBytes ?? 0) + dirtyPages * s.wireBytesPerPage) * 1000) / bw + s.rttMs + o.switchoverCostMs;
+  return (((s.inFlightBytes ?? 0) + dirtyPages * s.wireBytesPerPage) * 1000) / bw + s.rttMs + o.switchoverCostMs + (s.verifyCostMs ?? 0);
 }
 
 /** Rounds at the end of `rounds` whose dirty set did not shrink by at least 10%. */

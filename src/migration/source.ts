@@ -128,6 +128,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
   private unacked: SentFrame[] = [];
   private pending!: PageSet;
   private rttMs = 1;
+  private verifyCostMs = 0;
   private bandwidth = 0;
   private paused = false;
   private throttlePct = 0;
@@ -181,6 +182,11 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages);
       this.pending = new PageSet(this.memory.pageCount);
       await this.connectFirst();
+      // Verification at switch-over hashes all memory on both sides: measure it once so the
+      // expected downtime includes it (the target's memory is assumed as fast as ours).
+      const th = this.clock();
+      memoryDigest(this.memory, this.core);
+      this.verifyCostMs = 2 * (this.clock() - th);
       setupTimeMs = this.clock() - t0;
 
       this.dirtyLog.start();
@@ -201,7 +207,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         decision = decide({
           mode: this.opts.mode, rounds: samples, bandwidthBytesPerSec: this.bandwidth, rttMs: this.rttMs,
           wireBytesPerPage: this.wireBytesPerPage(rounds.concat(rr)), throttlePct: this.throttlePct,
-          inFlightBytes: Math.max(0, this.sentOnConn - this.ackedOnConn),
+          inFlightBytes: Math.max(0, this.sentOnConn - this.ackedOnConn), verifyCostMs: this.verifyCostMs,
         }, this.policy);
         if (forced === 'switchover' && decision.action !== 'switchover') {
           decision = { action: 'switchover', expectedDowntimeMs: decision.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };

@@ -161,6 +161,7 @@ export async function listenWebSocket(options: ListenWebSocketOptions = {}): Pro
       maxMessageBytes: options.maxMessageBytes,
       binaryType: 'nodebuffer',
       label: `${scheme} ${remote}`,
+      remote,
       hooks: hooksFor(ws),
     }).then(
       (t) => queue.push(t),

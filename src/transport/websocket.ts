@@ -72,6 +72,8 @@ export interface WebSocketTransportOptions {
   binaryType?: string;
   /** Label for logs (default `ws <url>`). */
   label?: string;
+  /** The peer's address for `remote` (default: the socket's `url`). */
+  remote?: string;
   /** Platform extras for event-driven backpressure. */
   hooks?: WebSocketFlowHooks;
 }
@@ -110,7 +112,7 @@ export class WebSocketTransport implements Transport {
     this.maxMessageBytes = positiveOption('maxMessageBytes', options.maxMessageBytes, 1 << 20);
     this.pollMs = positiveOption('pollMs', options.pollMs, 5);
     this.hooks = options.hooks;
-    this.remote = socket.url;
+    this.remote = options.remote ?? socket.url;
     this.label = options.label ?? `ws ${socket.url ?? ''}`.trim();
     this.incoming = new ChunkQueue(this.hwm, () => {
       if (this.paused && this.incoming.bufferedBytes < this.hwm && this.error === null) {
