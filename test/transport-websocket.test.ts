@@ -36,6 +36,8 @@ describe('WebSocket transport (ws server on loopback)', () => {
     const l = await listen({ path: '/pw' });
     expect(l.url).toBe(`ws://127.0.0.1:${l.port}/pw`);
     const [client, server] = await pair(l, () => connectWebSocket(l.url, { maxMessageBytes: 256 << 10 }));
+    expect(client.remote).toBe(l.url);
+    expect(server.remote).toMatch(/^127\.0\.0\.1:\d+$/);
     const up = pattern(32 << 20, 31);
     const down = pattern(32 << 20, 32);
     // 4 MiB writes are split into 256 KiB messages; the server accepts up to 16 MiB per message.
