@@ -52,3 +52,21 @@ export {
   encodePreamble, checkPreamble, frameTypeName, type Frame,
 } from './protocol/frame.js';
 export { FrameReader, FrameWriter, type FrameReaderOptions } from './protocol/codec.js';
+export {
+  BitmapDirtyLog, WriteTrackingDirtyLog, bitmapWords, drainBits, popcount32, popcountWords,
+  type DirtyLog, type BitmapDirtyLogOptions,
+} from './memory/dirty-log.js';
+export { HashScanDirtyLog, type HashScanOptions } from './memory/hash-scan-log.js';
+export { Prng } from './sim/prng.js';
+export {
+  createWorkload, WORKLOAD_KINDS, UniformWorkload, HotSetWorkload, ZipfWorkload, SequentialWorkload, IdleWorkload, Scatter,
+  type Workload, type WorkloadKind, type WorkloadOptions,
+} from './sim/workloads.js';
+export {
+  fillInitial, ContentGenerator, PageCursor, INITIAL_MIX, PAGE_WRITE_MIX,
+  type PageClass, type ContentMix, type FillKind, type FillStats,
+} from './sim/content.js';
+export { corpusFromBytes, parseDirtyList, diffPages, type CorpusSource, type CorpusBytes } from './sim/corpus.js';
+export {
+  SimulatedGuest, type SimulatedGuestOptions, type GuestHooks, type GuestStats, type WriteSize, type WriteSink,
+} from './sim/guest.js';

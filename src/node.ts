@@ -12,3 +12,4 @@ export {
   type ConnectWebSocketOptions, type ListenWebSocketOptions, type NodeWebSocketOptions, type WebSocketListener,
 } from './transport/websocket-node.js';
 export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions, type ProxyDirection } from './transport/shaped-proxy-node.js';
+export { loadCorpus } from './sim/corpus-node.js';
