@@ -12,8 +12,8 @@
  * - `sequential`: a scan through memory, `stride` pages per step, wrapping around.
  *
  * Hot pages and popularity ranks are scattered over memory by a fixed bijection
- * rank -> (rank * M + offset) mod pageCount (M prime, coprime with pageCount), not clustered at
- * low addresses, as a guest's hot data is spread over its RAM.
+ * rank -> (rank * M + offset) mod pageCount ({@link Scatter}), not clustered at low addresses, as
+ * a guest's hot data is spread over its RAM.
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { Prng } from './prng.js';
@@ -48,23 +48,36 @@ export interface Workload {
   next(): number;
 }
 
-const MULTIPLIERS = [1_000_003, 999_983, 999_979, 999_961];
-
-/** rank -> page bijection on [0, n): (rank * m + offset) mod n. Exact for n <= 2^32 (m < 2^20). */
+/**
+ * rank -> page bijection on [0, n): (rank * m + offset) mod n, with m the integer nearest
+ * n * 0.618... (the golden ratio's fractional part: consecutive ranks land far apart) that is
+ * coprime with n. The product is formed in 16-bit halves so it stays exact for n <= 2^32.
+ */
 export class Scatter {
   readonly pageCount: number;
-  private readonly m: number;
+  private readonly mHi: number;
+  private readonly mLo: number;
   private readonly offset: number;
   constructor(pageCount: number, offset: number) {
     this.pageCount = pageCount;
-    this.m = MULTIPLIERS.find((p) => pageCount % p !== 0)! % pageCount;
+    let m = Math.max(1, Math.round(pageCount * 0.6180339887498949));
+    while (gcd(m, pageCount) !== 1) m++;
+    m %= pageCount;
+    this.mHi = Math.floor(m / 65536);
+    this.mLo = m % 65536;
     this.offset = offset % pageCount;
-    if (pageCount === 1) this.m = 0;
   }
-  /** Page of rank `rank` (0-based). */
+  /** Page of rank `rank` (0-based, below pageCount). */
   page(rank: number): number {
-    return (rank * this.m + this.offset) % this.pageCount;
+    const n = this.pageCount;
+    const hi = ((rank * this.mHi) % n) * 65536; // < 2^48
+    return (hi + rank * this.mLo + this.offset) % n;
   }
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) { const t = a % b; a = b; b = t; }
+  return a;
 }
 
 function checkFraction(v: number, name: string, zeroOk: boolean): number {
