@@ -1,0 +1,251 @@
+import { describe, it, expect, beforeAll, afterEach, vi } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createCore, type Core } from '../src/core/core.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
+import { BitmapDirtyLog } from '../src/memory/dirty-log.js';
+import { SimulatedGuest } from '../src/sim/guest.js';
+import { fillInitial } from '../src/sim/content.js';
+import { corpusFromBytes, diffPages } from '../src/sim/corpus.js';
+import { loadCorpus } from '../src/sim/corpus-node.js';
+import type { HotSetWorkload } from '../src/sim/workloads.js';
+import type { PagewireError } from '../src/errors.js';
+
+const code = (f: () => unknown): string => { try { f(); } catch (e) { return (e as PagewireError).code; } return 'none'; };
+
+function snapshotOf(m: GuestMemory): Uint8Array {
+  const out = new Uint8Array(m.byteLength);
+  for (let p = 0; p < m.pageCount; p++) out.set(m.page(p), p * m.pageSize);
+  return out;
+}
+
+let core: Core;
+beforeAll(async () => { core = await createCore(); });
+afterEach(() => { vi.useRealTimers(); });
+
+describe('SimulatedGuest on a simulated clock', () => {
+  it('makes exactly rate x time writes however the time is sliced', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(256 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'uniform', ratePagesPerSec: 1234, seed: 3 });
+    expect(g.advanceBy(1000)).toBe(1234);
+    for (let i = 0; i < 10_000; i++) g.advanceBy(0.1); // another second in 0.1 ms slices
+    expect(g.stats.writes).toBe(2468);
+    for (let i = 0; i < 3; i++) g.advanceBy(1000 / 3);
+    expect(g.stats.writes).toBe(3702);
+    expect(g.stats.runMs).toBeCloseTo(3000, 6);
+  });
+
+  it('rateBytesPerSec is page writes times the page size', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(64 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'uniform', rateBytesPerSec: 8 * 1024 * 1024 });
+    expect(g.ratePagesPerSec).toBe(2048);
+    expect(g.advanceBy(500)).toBe(1024);
+    expect(g.stats.bytesWritten).toBe(1024 * 64); // default write size: a cache line
+  });
+
+  it('reports every page whose bytes change to the dirty log (and only written pages)', () => {
+    const mem = GuestMemory.inCore(core, 512, 4096);
+    fillInitial(mem, 'mixed', 5);
+    for (const writeSize of ['word', 'line', 'run', 'page', 4096 - 8] as const) {
+      const g = new SimulatedGuest(mem, { workload: 'zipf', ratePagesPerSec: 2000, writeSize, seed: 9 });
+      g.dirtyLog.start();
+      const before = snapshotOf(mem);
+      g.advanceBy(100);
+      const dirty = Array.from(g.dirtyLog.sync());
+      const changed = Array.from(diffPages(before, snapshotOf(mem), 4096));
+      expect(changed.length).toBeGreaterThan(0);
+      expect(changed.every((p) => dirty.includes(p))).toBe(true);
+      expect(dirty.length).toBeLessThanOrEqual(200);
+    }
+  });
+
+  it('pause stops writes until resume; time paused is not made up', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(128 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'hotset', ratePagesPerSec: 1000 });
+    g.dirtyLog.start();
+    g.advanceBy(100);
+    expect(g.stats.writes).toBe(100);
+    g.pause();
+    expect(g.running).toBe(false);
+    g.dirtyLog.sync();
+    const before = snapshotOf(mem);
+    expect(g.advanceBy(5000)).toBe(0);
+    expect(g.dirtyLog.sync().length).toBe(0);
+    expect(Buffer.compare(before, snapshotOf(mem))).toBe(0);
+    g.resume();
+    expect(g.advanceBy(100)).toBe(100);
+  });
+
+  it('throttle reduces the write rate by its percentage', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(128 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'uniform', ratePagesPerSec: 1000 });
+    g.setThrottle(20);
+    expect(g.advanceBy(1000)).toBe(800);
+    g.hooks().throttle(70);
+    expect(g.throttle).toBe(70);
+    expect(g.advanceBy(1000)).toBe(300);
+    g.setThrottle(0);
+    expect(g.advanceBy(1000)).toBe(1000);
+    expect(code(() => g.setThrottle(100))).toBe('INVALID_ARGUMENT');
+    expect(code(() => g.setThrottle(-1))).toBe('INVALID_ARGUMENT');
+  });
+
+  it('idle writes a few pages at a low rate whatever the configured rate', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(4096 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'idle', ratePagesPerSec: 1e6 });
+    g.dirtyLog.start();
+    expect(g.advanceBy(10_000)).toBe(100);
+    expect(g.dirtyLog.sync().length).toBeLessThanOrEqual(16);
+  });
+
+  it('hot set writes concentrate the dirty set', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(10_000 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'hotset', ratePagesPerSec: 10_000, hotFraction: 0.05, hotWriteFraction: 0.9 });
+    g.dirtyLog.start();
+    g.advanceBy(1000);
+    const dirty = g.dirtyLog.sync();
+    const wl = g.workload as HotSetWorkload;
+    const hot = Array.from(dirty).filter((p) => wl.isHot(p)).length;
+    expect(hot).toBe(500); // 9000 writes into 500 hot pages reach them all
+    expect(dirty.length - hot).toBeGreaterThan(850); // ~1000 cold writes, few repeats
+    expect(dirty.length - hot).toBeLessThanOrEqual(1000);
+  });
+
+  it('is deterministic for a seed', () => {
+    const run = (seed: number): Uint8Array => {
+      const mem = GuestMemory.external(new ArrayBuffer(64 * 4096));
+      fillInitial(mem, 'mixed', 1);
+      new SimulatedGuest(mem, { workload: 'zipf', ratePagesPerSec: 5000, seed }).advanceBy(200);
+      return snapshotOf(mem);
+    };
+    expect(Buffer.compare(run(4), run(4))).toBe(0);
+    expect(Buffer.compare(run(4), run(5))).not.toBe(0);
+  });
+
+  it('nextAccess follows the workload without writing', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(100 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'sequential', stride: 7 });
+    g.dirtyLog.start();
+    expect([g.nextAccess(), g.nextAccess(), g.nextAccess()]).toEqual([0, 7, 14]);
+    expect(g.dirtyLog.sync().length).toBe(0);
+    expect(g.stats.writes).toBe(0);
+  });
+
+  it('reports to a caller-supplied bitmap log; rejects bad options', () => {
+    const mem = GuestMemory.external(new ArrayBuffer(64 * 4096));
+    const log = BitmapDirtyLog.shared(64);
+    const g = new SimulatedGuest(mem, { workload: 'uniform', ratePagesPerSec: 1000, dirtyLog: log });
+    log.start();
+    g.advanceBy(10);
+    expect(log.peekCount()).toBeGreaterThan(0);
+    expect(code(() => new SimulatedGuest(mem, { dirtyLog: new BitmapDirtyLog(63) }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => new SimulatedGuest(mem, { writeSize: 12 }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => new SimulatedGuest(mem, { ratePagesPerSec: -1 }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => new SimulatedGuest(mem, { workload: 'corpus' }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => g.advanceBy(-1))).toBe('INVALID_ARGUMENT');
+    expect(code(() => g.writePage(64))).toBe('PAGE_OUT_OF_RANGE');
+  });
+});
+
+describe('SimulatedGuest in real time', () => {
+  it('writes on its timer at the configured rate and stops when paused or stopped', () => {
+    vi.useFakeTimers();
+    const mem = GuestMemory.external(new ArrayBuffer(256 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'uniform', ratePagesPerSec: 2000, sliceMs: 5, now: () => Date.now() });
+    g.start();
+    expect(g.started).toBe(true);
+    vi.advanceTimersByTime(100);
+    expect(g.stats.writes).toBe(200);
+    g.pause();
+    vi.advanceTimersByTime(100);
+    expect(g.stats.writes).toBe(200);
+    g.resume();
+    vi.advanceTimersByTime(50);
+    expect(g.stats.writes).toBe(300);
+    g.stop();
+    vi.advanceTimersByTime(100);
+    expect(g.stats.writes).toBe(300);
+  });
+
+  it('drops time beyond maxCatchUpMs when the thread was busy', () => {
+    let now = 0;
+    vi.useFakeTimers();
+    const mem = GuestMemory.external(new ArrayBuffer(256 * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'uniform', ratePagesPerSec: 1000, sliceMs: 5, maxCatchUpMs: 20, now: () => now });
+    g.start();
+    now = 1000; // the thread was blocked for a second
+    vi.advanceTimersByTime(5);
+    expect(g.stats.writes).toBe(20);
+    g.stop();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Corpus replay
+
+const corpusRoot = resolve(__dirname, '../.cache/corpus');
+const unpack = resolve(__dirname, '../../shared/corpus/unpack.mjs');
+
+describe('corpus replay', () => {
+  beforeAll(() => {
+    if (!existsSync(join(corpusRoot, 'vm-redis', '.verified'))) {
+      execFileSync(process.execPath, [unpack, corpusRoot, 'vm-redis'], { stdio: 'ignore' });
+    }
+  });
+
+  it('reproduces every snapshot byte for byte and fills the dirty log with dirty-K', async () => {
+    const corpus = loadCorpus(join(corpusRoot, 'vm-redis'));
+    expect(corpus.pageSize).toBe(4096);
+    expect(corpus.snapshotCount).toBe(5);
+    // two placements: in a core, and external split over two regions
+    const memories = [
+      GuestMemory.inCore(await createCore(), corpus.pageCount, corpus.pageSize),
+      GuestMemory.external([new ArrayBuffer(3000 * 4096), new ArrayBuffer((corpus.pageCount - 3000) * 4096)]),
+    ];
+    for (const mem of memories) {
+      const g = new SimulatedGuest(mem, { workload: 'corpus', corpus });
+      const hooks = g.hooks();
+      g.dirtyLog.start();
+      expect(Buffer.compare(snapshotOf(mem), corpus.snapshot(0))).toBe(0);
+      g.start(); // no timed writes in replay
+      expect(g.advanceBy(10_000)).toBe(0);
+      for (let k = 1; k < 5; k++) {
+        expect(g.done).toBe(false);
+        expect(hooks.onRound(k - 1, false)).toBeUndefined();
+        hooks.onRound(k - 1, true); // = advance()
+        expect(g.stats.snapshot).toBe(k);
+        expect(Buffer.compare(snapshotOf(mem), corpus.snapshot(k))).toBe(0);
+        expect(Array.from(g.dirtyLog.sync())).toEqual(Array.from(corpus.dirty(k)));
+      }
+      expect(g.done).toBe(true);
+      expect(hooks.onRound(4, false)).toBe('switchover');
+      expect(g.advance()).toBe(false);
+      expect(g.dirtyLog.sync().length).toBe(0);
+      g.stop();
+    }
+  });
+
+  it('dirty-K lists equal the content diff of consecutive snapshots (corpusFromBytes computes them)', () => {
+    const files = loadCorpus(corpusRoot + '/vm-redis');
+    const snaps = [0, 1, 2].map((k) => files.snapshot(k).slice());
+    const computed = corpusFromBytes({ name: 'x', snapshots: snaps });
+    for (const k of [1, 2]) expect(Array.from(computed.dirty(k))).toEqual(Array.from(files.dirty(k)));
+    // nextAccess cycles through the dirty lists
+    const mem = GuestMemory.external(new ArrayBuffer(files.pageCount * 4096));
+    const g = new SimulatedGuest(mem, { workload: 'corpus', corpus: computed });
+    const d1 = computed.dirty(1);
+    expect([g.nextAccess(), g.nextAccess()]).toEqual([d1[0], d1[1]]);
+  });
+
+  it('rejects a corpus of another size and bad dirty lists', () => {
+    const c = corpusFromBytes({ snapshots: [new Uint8Array(8192), new Uint8Array(8192)] });
+    const mem = GuestMemory.external(new ArrayBuffer(3 * 4096));
+    expect(code(() => new SimulatedGuest(mem, { workload: 'corpus', corpus: c }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => corpusFromBytes({ snapshots: [new Uint8Array(8192), new Uint8Array(8192)], dirty: [undefined, Uint8Array.of(1, 0, 0, 0, 0, 0, 0, 0)] }))).toBe('SNAPSHOT_CORRUPT');
+    expect(code(() => corpusFromBytes({ snapshots: [new Uint8Array(8192), new Uint8Array(8192)], dirty: [undefined, Uint8Array.of(9, 0, 0, 0)] }))).toBe('SNAPSHOT_CORRUPT');
+    expect(code(() => corpusFromBytes({ snapshots: [] }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => loadCorpus(resolve(__dirname, 'fixtures')))).toBe('INVALID_ARGUMENT');
+    expect(code(() => c.snapshot(2))).toBe('INVALID_ARGUMENT');
+  });
+});
