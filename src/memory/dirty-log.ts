@@ -72,6 +72,10 @@ export function drainBits(words: Uint32Array, out: Uint32Array, outIndex = 0, at
     if (atomic) x = Atomics.exchange(words, i, 0);
     else words[i] = 0;
     const base = i * 32;
+    if (x === 0xffffffff) {
+      for (let b = 0; b < 32; b++) out[k++] = base + b; // a fully dirty word (markAll, big writes)
+      continue;
+    }
     while (x !== 0) {
       const low = x & -x; // lowest set bit
       out[k++] = base + 31 - Math.clz32(low);
