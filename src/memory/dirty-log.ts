@@ -125,7 +125,7 @@ export class BitmapDirtyLog implements DirtyLog {
   /** Whether every access uses `Atomics`. */
   readonly atomic: boolean;
   private active = false;
-  /** Sync output scratch, grown on demand (a sync returns a copy of its prefix). */
+  /** Atomic sync output scratch, allocated on first use (a sync returns a copy of its prefix). */
   private scratch: Uint32Array | null = null;
   /** Mask of the valid bits of the last word. */
   private readonly tailMask: number;
@@ -286,9 +286,16 @@ export class BitmapDirtyLog implements DirtyLog {
   }
 
   sync(): Uint32Array {
+    if (!this.atomic) {
+      // no other writer: count, then drain into an array of exactly that size
+      const out = new Uint32Array(popcountWords(this.words));
+      drainBits(this.words, out, 0, false);
+      return out;
+    }
+    // bits may arrive between a count and the drain: drain into page-count scratch, then copy
     let out = this.scratch;
     if (!out) out = this.scratch = new Uint32Array(this.pageCount);
-    const n = drainBits(this.words, out, 0, this.atomic);
+    const n = drainBits(this.words, out, 0, true);
     return out.slice(0, n);
   }
 
