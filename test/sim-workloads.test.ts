@@ -242,3 +242,17 @@ describe('ContentGenerator writes', () => {
     expect(outside(before, buf, 1024, 1088)).toBe(0);
   });
 });
+
+describe('browser safety', () => {
+  it('src/sim (but corpus-node.ts) and the dirty logs use no node:*, Buffer or process', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const root = join(__dirname, '../src');
+    const files = readdirSync(join(root, 'sim')).filter((f) => f.endsWith('.ts') && f !== 'corpus-node.ts').map((f) => join(root, 'sim', f));
+    files.push(join(root, 'memory/dirty-log.ts'), join(root, 'memory/hash-scan-log.ts'));
+    for (const f of files) {
+      const src = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      expect(src, f).not.toMatch(/from '(node:|fs|path)|\bBuffer\b|\bprocess\./);
+    }
+  });
+});
