@@ -1,17 +1,21 @@
 /**
- * The simulated guest behind `simulate`, `migrate` and `demo`: guest memory in a core, a dirty log,
- * a workload that writes while the migration runs, and the hypervisor hooks (pause, resume,
- * throttle, device state).
+ * The simulated guest behind `simulate`, `migrate`, `demo` and `snapshot`: guest memory in a core,
+ * realistic initial contents, a workload that writes while the migration runs (src/sim), its
+ * dirty log, and the hypervisor hooks (pause, resume, throttle, corpus rounds).
  */
 import { createCore } from '../core/core.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import type { DirtyLogLike, SourceHooks, SourceOptions } from '../migration/source.js';
-import { PageSet } from '../migration/common.js';
+import { SimulatedGuest } from '../sim/guest.js';
+import { fillInitial } from '../sim/content.js';
+import { loadCorpus } from '../sim/corpus-node.js';
+import type { WorkloadKind } from '../sim/workloads.js';
 import type { GuestArgs } from './options.js';
 
 /** What the CLI needs from a simulated guest. */
 export interface CliGuest {
   memory: GuestMemory;
+  guest: SimulatedGuest;
   dirtyLog: DirtyLogLike;
   hooks: SourceHooks;
   sourceOptions: Partial<SourceOptions>;
@@ -21,57 +25,38 @@ export interface CliGuest {
   running(): boolean;
 }
 
-/** Build the guest described by the options (temporary in-file workload until src/sim lands). */
+/** Build the guest described by the options. */
 export async function createCliGuest(g: GuestArgs): Promise<CliGuest> {
-  const pages = g.sizeBytes / g.pageSize;
-  const memory = GuestMemory.inCore(await createCore(), pages, g.pageSize);
-  let seed = g.seed >>> 0 || 1;
-  const rnd = (): number => {
-    seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
-    return seed / 4294967296;
-  };
-  for (let p = 0; p < pages; p++) {
-    if (rnd() < 0.2) continue;
-    const v = memory.page(p);
-    for (let i = 0; i < v.length; i += 16) v[i] = (rnd() * 256) | 0;
+  const core = await createCore();
+  let guest: SimulatedGuest;
+  let memory: GuestMemory;
+  if (g.corpusDir) {
+    // Corpus replay: the guest is the corpus's size; one snapshot per round, then switch-over.
+    const corpus = loadCorpus(g.corpusDir);
+    memory = GuestMemory.inCore(core, corpus.pageCount, corpus.pageSize);
+    guest = new SimulatedGuest(memory, { workload: 'corpus', corpus, seed: g.seed });
+  } else {
+    memory = GuestMemory.inCore(core, g.sizeBytes / g.pageSize, g.pageSize);
+    fillInitial(memory, 'mixed', g.seed);
+    guest = new SimulatedGuest(memory, {
+      workload: g.workload as WorkloadKind,
+      rateBytesPerSec: g.dirtyRateBytesPerSec,
+      writeSize: g.writeSizeBytes,
+      seed: g.seed,
+    });
   }
-  const dirty = new PageSet(pages);
-  const dirtyLog: DirtyLogLike = { start() {}, stop() {}, sync: () => dirty.drain() };
-  let paused = false;
-  let throttle = 0;
-  let timer: ReturnType<typeof setInterval> | null = null;
-  const hot = Math.max(1, Math.floor(pages * 0.05));
-  const write = (dtMs: number): void => {
-    const bytes = (g.dirtyRateBytesPerSec * dtMs * (1 - throttle / 100)) / 1000;
-    const n = Math.floor(bytes / g.writeSizeBytes + rnd());
-    for (let i = 0; i < n; i++) {
-      const p = g.workload === 'idle' ? 0 : g.workload === 'uniform' ? Math.floor(rnd() * pages) : rnd() < 0.9 ? Math.floor(rnd() * hot) : Math.floor(rnd() * pages);
-      const v = memory.page(p);
-      const off = Math.floor(rnd() * (g.pageSize - g.writeSizeBytes + 1));
-      v.fill((rnd() * 256) | 0, off, off + g.writeSizeBytes);
-      dirty.add(p);
+  const gh = guest.hooks();
+  const hooks: SourceHooks = g.corpusDir
+    ? {
+      ...gh,
+      // one snapshot per round whatever the policy thinks; switch over after the last one
+      onRound: (round, before) => gh.onRound(round, before) ?? (before ? undefined : 'continue'),
     }
-  };
-  let last = performance.now();
+    : gh;
   return {
-    memory, dirtyLog, sourceOptions: {},
-    hooks: {
-      pause: () => { paused = true; },
-      resume: () => { paused = false; },
-      throttle: (pct) => { throttle = pct; },
-    },
-    start() {
-      last = performance.now();
-      timer = setInterval(() => {
-        const now = performance.now();
-        if (!paused && g.workload !== 'idle') write(now - last);
-        last = now;
-      }, 5);
-    },
-    stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-    },
-    running: () => !paused,
+    memory, guest, dirtyLog: guest.dirtyLog, hooks, sourceOptions: {},
+    start: () => guest.start(),
+    stop: () => guest.stop(),
+    running: () => guest.running,
   };
 }

@@ -51,10 +51,11 @@ export interface SourceHooks {
   /** Auto-converge: slow the guest down to `pct` percent throttle. */
   throttle?(pct: number): void | Promise<void>;
   /**
-   * Called after each round's dirty sync; returning 'switchover' forces the switch-over (used by
-   * corpus replay after its last snapshot). Called before the sync with `before: true`.
+   * Called before each round's dirty sync (`before: true`) and after it (`before: false`). After
+   * the sync, returning 'switchover' forces the switch-over and 'continue' forces another round
+   * (corpus replay: one snapshot per round, switch-over after the last one).
    */
-  onRound?(round: number, before: boolean): void | 'switchover' | Promise<void | 'switchover'>;
+  onRound?(round: number, before: boolean): void | 'switchover' | 'continue' | Promise<void | 'switchover' | 'continue'>;
 }
 
 /** Options of {@link MigrationSource}. */
@@ -211,6 +212,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         }, this.policy);
         if (forced === 'switchover' && decision.action !== 'switchover') {
           decision = { action: 'switchover', expectedDowntimeMs: decision.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };
+        } else if (forced === 'continue' && decision.action !== 'fail') {
+          decision = { action: 'continue', expectedDowntimeMs: decision.expectedDowntimeMs, reason: 'the workload asks for another round' };
         }
         rr.expectedDowntimeMs = decision.expectedDowntimeMs;
         expected = decision.expectedDowntimeMs;
