@@ -58,6 +58,9 @@ export class ContentGenerator {
   private readonly ptrHi: number;
   private readonly ptrBase: number;
   private recordId = 1;
+  /** One page of scratch, as words and bytes (content is built in words, then copied). */
+  private readonly scratch32: Uint32Array;
+  private readonly scratch8: Uint8Array;
 
   /**
    * @param pageSize bytes per page
@@ -69,6 +72,8 @@ export class ContentGenerator {
     this.text = makeText(rng, TEXT_BYTES + pageSize);
     this.ptrHi = 0x7f00 + (rng.u32() & 0xff); // 0x00007fXX_........: a user-space heap
     this.ptrBase = rng.u32() & 0xf0000000;
+    this.scratch32 = new Uint32Array(Math.ceil(pageSize / 4));
+    this.scratch8 = new Uint8Array(this.scratch32.buffer);
   }
 
   /** A class drawn from `mix`. */
@@ -105,7 +110,7 @@ export class ContentGenerator {
         this.writeRuns(buf, off, n);
         return;
       case 'random':
-        for (let i = 0; i < n; i += 4) put32(buf, off + i, this.rng.u32());
+        this.writeRandom(buf, off, n);
         return;
     }
   }
@@ -160,19 +165,50 @@ export class ContentGenerator {
 
   /** 64-byte records: id, flags, two pointers, four small integers, 16 bytes of zero padding. */
   private writeRecords(buf: Uint8Array, off: number, len: number): void {
-    const end = off + len;
-    let o = off;
-    for (; o + 64 <= end; o += 64) {
-      put32(buf, o, this.recordId++);
-      put32(buf, o + 4, this.rng.u32() & 0x3);
-      this.writePointer(buf, o + 8);
-      if (this.rng.chance(0.3)) { put32(buf, o + 16, 0); put32(buf, o + 20, 0); } else this.writePointer(buf, o + 16);
-      for (let i = 24; i < 40; i += 4) put32(buf, o + i, this.rng.u32() & 0x3ff);
-      put32(buf, o + 40, this.rng.u32() & 0xffff);
-      put32(buf, o + 44, 0);
-      buf.fill(0, o + 48, o + 64);
+    const whole = len & ~63;
+    if (whole > 0) {
+      // built as u32 words in a scratch page, then copied (byte stores cost 4x more)
+      const w = this.scratch32;
+      const rng = this.rng;
+      for (let i = 0; i < whole >>> 2; i += 16) {
+        w[i] = this.recordId++;
+        w[i + 1] = rng.u32() & 0x3;
+        w[i + 2] = (this.ptrBase + (rng.u32() & 0x0ffffff8)) >>> 0;
+        w[i + 3] = this.ptrHi;
+        const r = rng.u32();
+        const nullPtr = (r & 7) < 2; // about 25% null second pointers
+        w[i + 4] = nullPtr ? 0 : (this.ptrBase + (r & 0x0ffffff8)) >>> 0;
+        w[i + 5] = nullPtr ? 0 : this.ptrHi;
+        const a = rng.u32();
+        const b = rng.u32();
+        w[i + 6] = a & 0x3ff;
+        w[i + 7] = (a >>> 10) & 0x3ff;
+        w[i + 8] = b & 0x3ff;
+        w[i + 9] = (b >>> 10) & 0x3ff;
+        w[i + 10] = b >>> 16;
+        w[i + 11] = 0;
+        w[i + 12] = 0;
+        w[i + 13] = 0;
+        w[i + 14] = 0;
+        w[i + 15] = 0;
+      }
+      buf.set(this.scratch8.subarray(0, whole), off);
     }
-    for (; o < end; o += 8) this.writeWord(buf, o);
+    for (let o = off + whole; o < off + len; o += 8) this.writeWord(buf, o);
+  }
+
+  /** Uniform random bytes (a multiple of 4). */
+  private writeRandom(buf: Uint8Array, off: number, len: number): void {
+    const w = this.scratch32;
+    // xorshift32 (Marsaglia 2003) seeded from the main stream: fast, and plenty for filler bytes
+    let x = this.rng.u32() | 1;
+    for (let i = 0; i < len >>> 2; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      w[i] = x;
+    }
+    buf.set(this.scratch8.subarray(0, len), off);
   }
 
   /** Runs of a repeated byte, 8..512 bytes each (lengths multiples of 8). */
