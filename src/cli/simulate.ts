@@ -112,7 +112,8 @@ export async function simulate(argv: string[]): Promise<number> {
     if (rs.status === 'rejected') throw rs.reason;
     if (rt.status === 'rejected') throw rt.reason;
     const rep = rs.value;
-    rep.corruptionsDetected += rt.value.corruptionsDetected;
+    // both sides see the same corrupted frame (the target detects it, the source hears of it)
+    rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
     const targetMem = target.guestMemory!;
     const identical = sameBytes(guest.memory, targetMem);
     if (g.json) out(JSON.stringify(jsonReport(rep, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) })));
