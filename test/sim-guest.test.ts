@@ -212,7 +212,7 @@ describe('corpus replay', () => {
       expect(g.advanceBy(10_000)).toBe(0);
       for (let k = 1; k < 5; k++) {
         expect(g.done).toBe(false);
-        expect(hooks.onRound(k - 1, false)).toBeUndefined();
+        expect(hooks.onRound(k - 1, false)).toBe('continue');
         hooks.onRound(k - 1, true); // = advance()
         expect(g.stats.snapshot).toBe(k);
         expect(Buffer.compare(snapshotOf(mem), corpus.snapshot(k))).toBe(0);

@@ -69,7 +69,7 @@ export interface GuestHooks {
   pause(): void;
   resume(): void;
   throttle(pct: number): void;
-  onRound(round: number, before: boolean): void | 'switchover';
+  onRound(round: number, before: boolean): void | 'switchover' | 'continue';
 }
 
 /** Counters of a simulated guest. */
@@ -319,8 +319,9 @@ export class SimulatedGuest {
 
   /**
    * Hooks for `MigrationSource`: pause/resume/throttle drive this guest; for corpus replay,
-   * `onRound(round, true)` advances to the next snapshot and `onRound(round, false)` asks for the
-   * switch-over once the last one has been reached.
+   * `onRound(round, true)` advances to the next snapshot and `onRound(round, false)` asks for
+   * another round ('continue') until the last snapshot is in memory, then for the switch-over
+   * ('switchover'): one snapshot per round whatever the convergence policy thinks.
    */
   hooks(): GuestHooks {
     return {
@@ -330,7 +331,7 @@ export class SimulatedGuest {
       onRound: (_round: number, before: boolean) => {
         if (!this.corpus) return undefined;
         if (before) { this.advance(); return undefined; }
-        return this.done ? 'switchover' : undefined;
+        return this.done ? 'switchover' : 'continue';
       },
     };
   }
