@@ -45,14 +45,8 @@ export async function createCliGuest(g: GuestArgs): Promise<CliGuest> {
       seed: g.seed,
     });
   }
-  const gh = guest.hooks();
-  const hooks: SourceHooks = g.corpusDir
-    ? {
-      ...gh,
-      // one snapshot per round whatever the policy thinks; switch over after the last one
-      onRound: (round, before) => gh.onRound(round, before) ?? (before ? undefined : 'continue'),
-    }
-    : gh;
+  // corpus replay: one snapshot per round whatever the policy thinks, switch-over after the last
+  const hooks: SourceHooks = guest.hooks();
   return {
     memory, guest, dirtyLog: guest.dirtyLog, hooks, sourceOptions: {},
     start: () => guest.start(),
