@@ -141,12 +141,7 @@ function sameBytes(a: GuestMemory, b: GuestMemory): boolean {
 }
 
 function equal(x: Uint8Array, y: Uint8Array): boolean {
-  if (x.byteLength !== y.byteLength) return false;
-  // pages are whole multiples of 512 bytes: compare 32-bit words
-  const a = new Int32Array(x.buffer, x.byteOffset, x.byteLength >>> 2);
-  const b = new Int32Array(y.buffer, y.byteOffset, y.byteLength >>> 2);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return Buffer.compare(x, y) === 0; // memcmp
 }
 
 /** Write guest memory to a raw image file (pages in order). */
