@@ -51,6 +51,10 @@ export const ErrorCode = {
   RESUME_FAILED: 'RESUME_FAILED',
   /** A snapshot file is truncated, corrupt or of another format. */
   SNAPSHOT_CORRUPT: 'SNAPSHOT_CORRUPT',
+  /** An incremental snapshot was applied to memory that is not its parent (the digests differ). */
+  SNAPSHOT_PARENT_MISMATCH: 'SNAPSHOT_PARENT_MISMATCH',
+  /** A memory image or ELF core file is malformed, truncated or of an unsupported kind. */
+  IMAGE_CORRUPT: 'IMAGE_CORRUPT',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
