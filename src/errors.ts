@@ -55,6 +55,12 @@ export const ErrorCode = {
   SNAPSHOT_PARENT_MISMATCH: 'SNAPSHOT_PARENT_MISMATCH',
   /** A memory image or ELF core file is malformed, truncated or of an unsupported kind. */
   IMAGE_CORRUPT: 'IMAGE_CORRUPT',
+  /**
+   * Post-copy failed after the target's guest started: the guest's state is split between the
+   * hosts, the target's memory is incomplete and the source guest must not simply resume
+   * (docs/ADVANCED.md).
+   */
+  POSTCOPY_FAILED: 'POSTCOPY_FAILED',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
