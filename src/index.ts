@@ -70,3 +70,11 @@ export { corpusFromBytes, parseDirtyList, diffPages, type CorpusSource, type Cor
 export {
   SimulatedGuest, type SimulatedGuestOptions, type GuestHooks, type GuestStats, type WriteSize, type WriteSink,
 } from './sim/guest.js';
+export {
+  writeSnapshot, restoreSnapshot, restoreChain, readSnapshotHeader, inspectSnapshot, MemorySink,
+  SNAPSHOT_FORMAT, DEFAULT_SNAPSHOT_BATCH_PAGES,
+  type SnapshotSink, type SnapshotParent, type SnapshotWriteOptions, type SnapshotWriteReport,
+  type SnapshotInput, type RestoreMemory, type SnapshotReadOptions, type RestoreOptions, type RestoreResult,
+  type ChainLink, type ChainRestoreResult, type SnapshotSummary, type InspectOptions,
+  type SnapshotInfo, type SnapshotHeader, type SnapshotKind, type SnapshotRoundEnd,
+} from './snapshot/index.js';

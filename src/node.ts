@@ -13,3 +13,10 @@ export {
 } from './transport/websocket-node.js';
 export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions, type ProxyDirection } from './transport/shaped-proxy-node.js';
 export { loadCorpus } from './sim/corpus-node.js';
+export {
+  loadMemoryImage, parseElfCore, MAX_IMAGE_REGIONS,
+  type MemoryImage, type ImageSegment, type LoadImageOptions, type ElfCoreInfo, type ElfLoadSegment,
+} from './memory/dump-node.js';
+export {
+  SnapshotFileSink, readFileChunks, readSnapshotFileHeader, resolveSnapshotChain, restoreSnapshotFile, writeRawImage,
+} from './cli/snapshot.js';

@@ -27,6 +27,9 @@ async function command(name: string): Promise<Command | null> {
     case 'serve': return (await import('./simulate.js')).serve;
     case 'migrate': return (await import('./simulate.js')).migrate;
     case 'demo': return (await import('./simulate.js')).demo;
+    case 'snapshot': return (await import('./snapshot.js')).snapshot;
+    case 'restore': return (await import('./snapshot.js')).restore;
+    case 'inspect': return (await import('./snapshot.js')).inspect;
     default: return null;
   }
 }
