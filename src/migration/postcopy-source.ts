@@ -1,16 +1,174 @@
 /**
- * Post-copy on the source (placeholder until the post-copy work lands).
+ * Post-copy on the source (Hirofuchi's Yabusame, QEMU postcopy-ram): the guest is paused, the
+ * target is told which pages it still lacks, its guest starts at once, and the source pushes the
+ * missing pages in the background while serving the target's page faults (PAGE_REQUEST frames)
+ * ahead of the push.
+ *
+ *   S: DEVICE_STATE                       (sent by source.ts before this runs)
+ *   S: POSTCOPY { round, missingPages }
+ *   S: PAGE_LIST*                         (the missing pages, ascending; the target's guest runs
+ *                                          once it has applied the last one)
+ *   S: PAGES*  (requested pages first, then the background push, each page exactly once)
+ *   T: PAGE_REQUEST* (a fault on a page still missing)
+ *   S: ROUND_END { final: true }          then COMPLETE / DONE as in pre-copy
+ *
+ * From the moment the last PAGE_LIST frame may have reached the target, the guest's state is
+ * split between the hosts: the host is told (`commit()`) and the source guest never resumes; a
+ * later failure is POSTCOPY_FAILED (docs/ADVANCED.md).
  */
 import { PagewireError, ErrorCode } from '../errors.js';
-import type { RoundReport } from './report.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { FrameType } from '../protocol/frame.js';
+import { encodeJson, encodePageList, type PostcopyMessage, type RoundEndMessage } from '../protocol/messages.js';
+import type { CodecCounts, RoundReport } from './report.js';
+import { PageSet, type Clock } from './common.js';
+import type { EncoderLike } from './codec-adapter.js';
 
+/** Pages per PAGE_LIST frame (256 KiB of indices). */
+export const PAGE_LIST_CHUNK = 65536;
+
+/** What post-copy needs from the source endpoint (see MigrationSource.postcopyHost). */
+export interface PostcopySourceHost {
+  memory: GuestMemory;
+  encoder: EncoderLike;
+  /** Pages the target lacks or holds stale (drained here). */
+  pending: PageSet;
+  batchPages: number;
+  clock: Clock;
+  /** Send a frame with flow control. @returns its wire bytes */
+  sendFrame(type: FrameType, payload: Uint8Array, pages: Uint32Array | null): Promise<number>;
+  /** Page requests received since the last call. */
+  takeRequests(): Uint32Array[];
+  /** Resolves at the next page request; rejects on a link failure or after `ms`. */
+  waitRequest(ms: number): Promise<void>;
+  /** Count wire bytes as post-copy bytes. */
+  setPostcopy(on: boolean): void;
+  encoderCounts(): CodecCounts;
+  emitRound(r: RoundReport): void;
+  /** The target's guest may run from now on: the source guest must never resume. */
+  commit?(): void;
+  /** Sequence number the next frame will carry. */
+  nextSeq?(): number;
+  /** Resolves when the target has applied frame `seq` (rejects on a link failure). */
+  waitApplied?(seq: number): Promise<void>;
+}
+
+/** Outcome of the post-copy phase. */
 export interface PostcopyResult {
+  /** The post-copy round (final: true). */
   rounds: RoundReport[];
+  /** Pause until the target acknowledged the switch-over (its guest runs from then on), ms. */
   downtimeMs: number;
+  /** Pages the target asked for (its faults as the source sees them). */
   faults: number;
+  /** Per request: ms from taking the request to handing its page to the link. */
   latencies: number[];
 }
 
-export async function runPostcopySource(_host: unknown, _round: number, _pausedAt: number): Promise<PostcopyResult> {
-  throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'post-copy is not available in this build');
+/**
+ * Run post-copy: switch the target over, then push every pending page, requested pages first.
+ * @param host the source endpoint's post-copy interface
+ * @param round number of the post-copy round
+ * @param pausedAt source clock at the pause (for the downtime)
+ * @throws PagewireError POSTCOPY_FAILED for any failure after the switch-over; the error it
+ *   caught before it (the target's guest cannot have run) as is
+ */
+export async function runPostcopySource(host: PostcopySourceHost, round: number, pausedAt: number): Promise<PostcopyResult> {
+  const start = host.clock();
+  const before = host.encoderCounts();
+  const missing = host.pending.drain();
+  const left = new PageSet(host.memory.pageCount);
+  left.addAll(missing);
+  const batch = host.batchPages;
+  const latencies: number[] = [];
+  let faults = 0;
+  let wire = 0;
+  let committed = false;
+  let switchedAt = 0;
+  host.setPostcopy(true);
+  try {
+    const msg: PostcopyMessage = { round, missingPages: missing.length };
+    // The target's guest starts when it has the whole missing list: commit before the frame that
+    // completes it leaves (POSTCOPY itself when nothing is missing).
+    if (missing.length === 0) { host.commit?.(); committed = true; }
+    wire += await host.sendFrame(FrameType.POSTCOPY, encodeJson(msg), null);
+    for (let i = 0; i < missing.length; i += PAGE_LIST_CHUNK) {
+      const n = Math.min(PAGE_LIST_CHUNK, missing.length - i);
+      if (i + n === missing.length) { host.commit?.(); committed = true; }
+      wire += await host.sendFrame(FrameType.PAGE_LIST, encodePageList(missing, i, n), null);
+    }
+    const switchSeq = host.nextSeq ? host.nextSeq() - 1 : -1;
+    const switched = host.waitApplied && switchSeq >= 0
+      ? host.waitApplied(switchSeq).then(() => { switchedAt = host.clock(); })
+      : Promise.resolve().then(() => { switchedAt = host.clock(); });
+    switched.catch(() => undefined); // awaited below; a link failure surfaces in sendFrame first
+
+    const urgent = new Uint32Array(batch);
+    const push = new Uint32Array(batch);
+    let cursor = 0;
+    while (left.size > 0) {
+      // Faults first: every requested page still missing goes out before the next push batch.
+      const reqs = host.takeRequests();
+      if (reqs.length > 0) {
+        const taken = host.clock();
+        let n = 0;
+        for (const r of reqs) {
+          for (let k = 0; k < r.length; k++) {
+            const p = r[k]!;
+            if (!left.has(p)) continue; // already on its way
+            left.delete(p);
+            urgent[n++] = p;
+            faults++;
+            if (n === batch) {
+              wire += await sendPages(host, urgent, n);
+              pushLatencies(latencies, n, host.clock() - taken);
+              n = 0;
+            }
+          }
+        }
+        if (n > 0) {
+          wire += await sendPages(host, urgent, n);
+          pushLatencies(latencies, n, host.clock() - taken);
+        }
+        continue;
+      }
+      let m = 0;
+      while (m < batch && cursor < missing.length) {
+        const p = missing[cursor++]!;
+        if (left.has(p)) { left.delete(p); push[m++] = p; }
+      }
+      if (m > 0) wire += await sendPages(host, push, m);
+    }
+    const end: RoundEndMessage = { round, pages: missing.length, wireBytes: wire, final: true };
+    wire += await host.sendFrame(FrameType.ROUND_END, encodeJson(end), null);
+    await switched;
+  } catch (err) {
+    if (!committed) throw err;
+    const e = err as Error;
+    throw new PagewireError(ErrorCode.POSTCOPY_FAILED, `post-copy failed after the target's guest started (${left.size} pages never reached it): ${String(e?.message ?? err)}`, { cause: err });
+  } finally {
+    host.setPostcopy(false);
+  }
+  const after = host.encoderCounts();
+  const codecs: CodecCounts = {};
+  for (const [k, v] of Object.entries(after)) {
+    const b = before[k] ?? { pages: 0, bytes: 0 };
+    if (v.pages - b.pages > 0) codecs[k] = { pages: v.pages - b.pages, bytes: v.bytes - b.bytes };
+  }
+  const durationMs = Math.max(0.001, host.clock() - start);
+  const rr: RoundReport = {
+    round, final: true, pages: missing.length, wireBytes: wire, rawBytes: missing.length * host.memory.pageSize, codecs,
+    dirtyPages: 0, dirtyRateBytesPerSec: 0, bandwidthBytesPerSec: (wire * 1000) / durationMs, durationMs, expectedDowntimeMs: 0, throttlePct: 0,
+  };
+  host.emitRound(rr);
+  return { rounds: [rr], downtimeMs: Math.max(0, (switchedAt || host.clock()) - pausedAt), faults, latencies };
+}
+
+async function sendPages(host: PostcopySourceHost, pages: Uint32Array, n: number): Promise<number> {
+  const records = host.encoder.encode(pages, 0, n, { final: true });
+  return host.sendFrame(FrameType.PAGES, records, pages.subarray(0, n));
+}
+
+function pushLatencies(into: number[], n: number, ms: number): void {
+  for (let i = 0; i < n; i++) into.push(ms);
 }

@@ -195,6 +195,13 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       let round = 0;
       let decision: PolicyDecision;
       for (;;) {
+        if (this.opts.mode === 'postcopy') {
+          // Pure post-copy: no pre-copy pass; every page is pending at the switch-over.
+          decision = { action: 'postcopy', expectedDowntimeMs: 0, reason: 'post-copy mode: switch over at once' };
+          reason = decision.reason;
+          expected = 0;
+          break;
+        }
         this.opts.onPhase?.(`round${round}`, round);
         this.emit('phase', { phase: 'round', round });
         const rr = await this.sendRound(round, false);
@@ -248,6 +255,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       if (decision.action === 'postcopy') {
         mode = this.opts.mode === 'precopy' ? 'postcopy' : this.opts.mode;
         const pc = await import('./postcopy-source.js');
+        // The device state must be on the target before its guest runs (at the switch-over).
+        await this.sendFrame(FrameType.DEVICE_STATE, (await this.hooks.deviceState?.()) ?? new Uint8Array(0), null);
         const res = await pc.runPostcopySource(this.postcopyHost(), roundNo, pausedAt);
         rounds.push(...res.rounds);
         for (const r of res.rounds) addCodecCounts(totals, r.codecs);
@@ -259,8 +268,10 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         addCodecCounts(totals, final.codecs);
         this.emit('round', final);
       }
-      const ds = (await this.hooks.deviceState?.()) ?? new Uint8Array(0);
-      await this.sendFrame(FrameType.DEVICE_STATE, ds, null);
+      if (decision.action !== 'postcopy') {
+        const ds = (await this.hooks.deviceState?.()) ?? new Uint8Array(0);
+        await this.sendFrame(FrameType.DEVICE_STATE, ds, null);
+      }
       this.opts.onPhase?.('complete', roundNo);
       this.emit('phase', { phase: 'complete', round: roundNo });
       digest = memoryDigest(this.memory, this.core);
@@ -272,7 +283,10 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       if (decision.action !== 'postcopy') downtimeMs = this.clock() - pausedAt;
       await this.conn?.close();
     } catch (err) {
-      const e = err instanceof PagewireError ? err : new PagewireError(ErrorCode.ABORTED, `migration failed: ${String((err as Error)?.message ?? err)}`, { cause: err });
+      let e = err instanceof PagewireError ? err : new PagewireError(ErrorCode.ABORTED, `migration failed: ${String((err as Error)?.message ?? err)}`, { cause: err });
+      if (this.postcopyCommitted && e.code !== ErrorCode.POSTCOPY_FAILED) {
+        e = new PagewireError(ErrorCode.POSTCOPY_FAILED, `post-copy failed after the target's guest started: ${e.message}`, { cause: e });
+      }
       await this.abort(e);
       this.emit('error', e);
       throw e;
@@ -483,6 +497,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     else this.precopyBytes += bytes;
   }
   private postcopyActive = false;
+  /** The target's guest may have run (post-copy switch-over): never resume the source guest. */
+  private postcopyCommitted = false;
 
   /** Token-bucket pacing for maxBandwidthBytesPerSec (burst: 64 KiB). */
   private async pace(bytes: number): Promise<void> {
@@ -740,7 +756,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     const conn = this.conn;
     this.conn = null;
     if (conn) await conn.fail(err);
-    if (this.paused) {
+    // After a post-copy switch-over the target's guest ran: the source guest must not resume.
+    if (this.paused && !this.postcopyCommitted) {
       this.paused = false;
       try {
         await this.hooks.resume?.();
@@ -765,6 +782,14 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       setPostcopy: (on: boolean) => { this.postcopyActive = on; },
       encoderCounts: () => encoderCounts(this.encoder),
       emitRound: (r: RoundReport) => this.emit('round', r),
+      commit: () => { this.postcopyCommitted = true; },
+      nextSeq: () => this.requireConn().nextSeq,
+      waitApplied: async (seq: number) => {
+        while (!(this.appliedSeq >= 0 && seqLE(seq, this.appliedSeq))) {
+          if (this.linkError) throw this.linkError;
+          await this.ackSignal.wait(this.opts.ackTimeoutMs, 'post-copy switch-over');
+        }
+      },
     };
   }
 }

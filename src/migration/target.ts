@@ -129,7 +129,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         } catch (err) {
           if (this.complete) break;
           // A transient link failure (drop, corruption, stall) waits for the source to come back.
-          const resumable = err instanceof PagewireError && (err.code === ErrorCode.TRANSPORT_CLOSED || err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.TIMEOUT) && typeof transports === 'function';
+          const resumable = !this.postcopy && err instanceof PagewireError && (err.code === ErrorCode.TRANSPORT_CLOSED || err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.TIMEOUT) && typeof transports === 'function';
           if (!resumable) throw err;
           if ((err as PagewireError).code === ErrorCode.CHECKSUM_MISMATCH) this.corruptions++;
           this.drops++;
@@ -137,7 +137,12 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         }
       }
     } catch (err) {
-      const e = err instanceof PagewireError ? err : new PagewireError(ErrorCode.ABORTED, String((err as Error)?.message ?? err), { cause: err });
+      let e = err instanceof PagewireError ? err : new PagewireError(ErrorCode.ABORTED, String((err as Error)?.message ?? err), { cause: err });
+      if (this.postcopy?.started && !this.complete) {
+        // The guest ran on incomplete memory: its faults fail, the migration is not verified.
+        this.postcopy.fail(e);
+        e = this.postcopy.error as PagewireError;
+      }
       this.emit('error', e);
       throw e;
     } finally {
@@ -297,7 +302,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       case FrameType.PAGE_LIST: {
         const pc = await import('./postcopy-target.js');
         await pc.onPostcopyFrame(this, conn, f, {
-          memory: this.memory!, clock: this.clock,
+          memory: this.memory!, clock: this.clock, core: this.core!,
           startGuest: async () => { await this.runGuest(); },
           parsePages: (p: Uint8Array) => parsePageList(p, this.memory!.pageCount),
         });
@@ -308,7 +313,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       }
       case FrameType.COMPLETE: {
         const m = parseComplete(f.payload);
-        this.digest = memoryDigest(this.memory!, this.core!);
+        // Post-copy: the guest runs and writes, so the digest is over the content as received.
+        this.digest = this.postcopy ? this.postcopy.receivedDigest() : memoryDigest(this.memory!, this.core!);
         const ok = this.digest === m.digest;
         this.appliedSeq = f.seq;
         if (!ok && m.repair && this.repairs < MAX_REPAIRS) {
