@@ -32,6 +32,7 @@ import { decide, DEFAULT_POLICY, type PolicyOptions, type RoundSample, type Poli
 import { Emitter, addCodecCounts, type MigrationEvents, type MigrationReport, type RoundReport, type CodecCounts } from './report.js';
 import { Signal, PageSet, defaultClock, sleep, percentile, type Clock } from './common.js';
 import { createEncoder, encoderCounts, type EncoderLike, type CodecChoice } from './codec-adapter.js';
+import { DirtyFrequencyOrder, type ReorderOptions } from './reorder.js';
 
 /** Something that tells which pages the guest wrote since the last sync (sync-and-clear). */
 export interface DirtyLogLike {
@@ -76,6 +77,8 @@ export interface SourceOptions extends Partial<PolicyOptions> {
   secret?: string;
   /** Send rarely dirtied pages first and hold the hottest back for the final round. */
   reorder?: boolean;
+  /** Tuning of `reorder` (pages held back: those dirty at each of the last `holdRounds` syncs). */
+  reorderOptions?: ReorderOptions;
   /** Handshake deadline, ms (default 10 000). */
   handshakeTimeoutMs?: number;
   /** Fail when the target acknowledges nothing for this long, ms (default 30 000). */
@@ -182,6 +185,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       this.core = this.memory.core ?? (await createCore());
       this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages);
       this.pending = new PageSet(this.memory.pageCount);
+      if (this.opts.reorder) this.reorderer = new DirtyFrequencyOrder(this.memory.pageCount, this.opts.reorderOptions);
       await this.connectFirst();
       // Verification at switch-over hashes all memory on both sides: measure it once so the
       // expected downtime includes it (the target's memory is assumed as fast as ours).
@@ -208,6 +212,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         await this.hooks.onRound?.(round, true);
         const dirty = this.dirtyLog.sync();
         this.pending.addAll(dirty);
+        this.reorderer?.noteDirty(dirty);
         const forced = await this.hooks.onRound?.(round, false);
         rr.dirtyPages = dirty.length;
         rr.dirtyRateBytesPerSec = rr.durationMs > 0 ? (dirty.length * this.memory.pageSize * 1000) / rr.durationMs : 0;
@@ -326,9 +331,14 @@ export class MigrationSource extends Emitter<MigrationEvents> {
   // ---------------------------------------------------------------- rounds
 
   /** Order of a round's pages; the reordering policy may hold hot pages back (they stay pending). */
-  protected orderRound(indices: Uint32Array, _round: number, _final: boolean): Uint32Array {
-    return indices;
+  protected orderRound(indices: Uint32Array, _round: number, final: boolean): Uint32Array {
+    if (!this.reorderer) return indices;
+    const { send, held } = this.reorderer.order(indices, final);
+    this.pending.addAll(held);
+    return send;
   }
+  /** Dirty-frequency ordering (option `reorder`). */
+  private reorderer: DirtyFrequencyOrder | null = null;
 
   private async sendRound(round: number, final: boolean): Promise<RoundReport> {
     const start = this.clock();
