@@ -15,7 +15,7 @@ import { GuestMemory, checkPageSize, type MemoryLayout } from '../memory/guest-m
 import { createDecoder } from '../migration/codec-adapter.js';
 import { memoryDigest } from '../migration/digest.js';
 import type { CodecCounts } from '../migration/report.js';
-import { FRAME_HEADER_BYTES, PREAMBLE_BYTES, FrameType, frameTypeName } from '../protocol/frame.js';
+import { FRAME_HEADER_BYTES, PREAMBLE_BYTES, PROTOCOL_MINOR, FrameType, frameTypeName } from '../protocol/frame.js';
 import { FrameReader } from '../protocol/codec.js';
 import { decodeJson, parseComplete, parseHello, parseRoundEnd, type CompleteMessage } from '../protocol/messages.js';
 import { parseRoundCodecs, parseSnapshotInfo, type SnapshotHeader, type SnapshotRoundEnd } from './format.js';
@@ -121,6 +121,9 @@ async function walk(input: SnapshotInput, core: Core, v: Visitor, opts: Snapshot
         frameStart = reader.bytesRead;
         const f = reader.next();
         if (!f) break;
+        if (seq === 0 && reader.peerMinor > PROTOCOL_MINOR) {
+          corrupt(`written with protocol 1.${reader.peerMinor}, newer than this pagewire's 1.${PROTOCOL_MINOR}`);
+        }
         if (f.seq !== seq) corrupt(`frame out of sequence: #${f.seq} where #${seq} was due (a frame is missing or repeated)`);
         const len = f.payload.byteLength;
         const frameBytes = FRAME_HEADER_BYTES + len;
