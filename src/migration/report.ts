@@ -78,6 +78,8 @@ export interface MigrationReport {
   faultLatencyMs?: { median: number; p99: number };
   /** Parallel channels used. */
   channels: number;
+  /** Pages not sent in round 0 because the target already held them (option knownPages). */
+  knownPagesSkipped?: number;
   /** Why the migration switched over (or failed). */
   reason: string;
   /** The options in force. */

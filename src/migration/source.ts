@@ -33,6 +33,7 @@ import { Emitter, addCodecCounts, type MigrationEvents, type MigrationReport, ty
 import { Signal, PageSet, defaultClock, sleep, percentile, type Clock } from './common.js';
 import { createEncoder, encoderCounts, type EncoderLike, type CodecChoice } from './codec-adapter.js';
 import { DirtyFrequencyOrder, type ReorderOptions } from './reorder.js';
+import { KnownPagesCollector } from './known-pages.js';
 
 /** Something that tells which pages the guest wrote since the last sync (sync-and-clear). */
 export interface DirtyLogLike {
@@ -79,6 +80,8 @@ export interface SourceOptions extends Partial<PolicyOptions> {
   reorder?: boolean;
   /** Tuning of `reorder` (pages held back: those dirty at each of the last `holdRounds` syncs). */
   reorderOptions?: ReorderOptions;
+  /** Ask the target for the pages it already holds and skip those confirmed by two hashes in round 0. */
+  knownPages?: boolean;
   /** Handshake deadline, ms (default 10 000). */
   handshakeTimeoutMs?: number;
   /** Fail when the target acknowledges nothing for this long, ms (default 30 000). */
@@ -185,6 +188,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       this.core = this.memory.core ?? (await createCore());
       this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages);
       this.pending = new PageSet(this.memory.pageCount);
+      if (this.opts.knownPages) this.known = new KnownPagesCollector(this.memory.pageCount);
       if (this.opts.reorder) this.reorderer = new DirtyFrequencyOrder(this.memory.pageCount, this.opts.reorderOptions);
       await this.connectFirst();
       // Verification at switch-over hashes all memory on both sides: measure it once so the
@@ -196,6 +200,11 @@ export class MigrationSource extends Emitter<MigrationEvents> {
 
       this.dirtyLog.start();
       this.pending.fill();
+      if (this.known) {
+        // after the dirty log started: a page written after its hash was taken is sent in round 1
+        await this.known.wait(this.opts.handshakeTimeoutMs);
+        this.knownSkipped = this.known.skipMatching(this.memory, this.core, this.pending);
+      }
       let round = 0;
       let decision: PolicyDecision;
       for (;;) {
@@ -309,6 +318,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       digest, throttlePct: this.throttlePct, drops: this.drops, resentBytes: this.resentBytes,
       corruptionsDetected: this.corruptionsDetected, repairedPages: this.repairedPages, channels: 1, reason, options: this.reportOptions(),
       codecStats: this.encoder.stats,
+      ...(this.known ? { knownPagesSkipped: this.knownSkipped } : {}),
       ...(faultStats ? { faults: faultStats.faults, faultLatencyMs: { median: percentile(faultStats.latencies, 50), p99: percentile(faultStats.latencies, 99) } } : {}),
     };
     this.emit('complete', report);
@@ -507,6 +517,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     else this.precopyBytes += bytes;
   }
   private postcopyActive = false;
+  private known: KnownPagesCollector | null = null;
+  private knownSkipped = 0;
   /** The target's guest may have run (post-copy switch-over): never resume the source guest. */
   private postcopyCommitted = false;
 
@@ -547,7 +559,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       const nonce = this.opts.secret ? randomHex(16) : '';
       const hello: HelloMessage = {
         sessionId: this.sessionId, resume, pageSize: this.memory.pageSize, regions: this.memory.layout.regions.map((r) => ({ ...r })),
-        codecs: this.encoder.codecNames(), mode: this.opts.mode, nonce, options: { downtimeLimitMs: this.policy.downtimeLimitMs },
+        codecs: this.encoder.codecNames(), mode: this.opts.mode, nonce, options: { downtimeLimitMs: this.policy.downtimeLimitMs, ...(this.opts.knownPages && !resume ? { knownPages: true } : {}) },
       };
       await conn.send(FrameType.HELLO, encodeJson(hello));
       let f = await conn.expect(FrameType.CHALLENGE, FrameType.WELCOME);
@@ -610,6 +622,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       this.linkError = e;
       this.ackSignal.fail(e);
       this.requestSignal.fail(e);
+      this.known?.fail(e);
       this.doneWaiter?.reject(e);
       conn.transport.destroy();
     }
@@ -635,6 +648,10 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         this.requestSignal.notify();
         return;
       case FrameType.PONG:
+        return;
+      case FrameType.KNOWN_PAGES:
+        if (!this.known) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'KNOWN_PAGES that the source did not ask for');
+        this.known.onFrame(f.payload);
         return;
       case FrameType.PAGE_HASHES: {
         const { first, hashes } = parsePageHashes(f.payload, this.memory.pageCount);

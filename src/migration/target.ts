@@ -22,6 +22,7 @@ import { memoryDigest, pageHashes } from './digest.js';
 import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport } from './report.js';
 import { defaultClock, type Clock } from './common.js';
 import { createDecoder, type DecoderLike } from './codec-adapter.js';
+import { sendKnownPages } from './known-pages.js';
 
 /** Hypervisor hooks of the target. All optional. */
 export interface TargetHooks {
@@ -45,6 +46,11 @@ export interface TargetOptions {
   resumeDeadlineMs?: number;
   /** Largest guest a HELLO may ask the target to allocate, bytes (default 16 GiB). */
   maxGuestBytes?: number;
+  /**
+   * Advertise the non-zero pages this memory already holds (an earlier snapshot, a page cache)
+   * when the source asks, so it skips them (src/migration/known-pages.ts).
+   */
+  advertiseKnownPages?: boolean;
   clock?: Clock;
 }
 
@@ -92,7 +98,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     this.hooks = hooks;
     this.opts = {
       maxFrameBytes: 32 * MiB, handshakeTimeoutMs: 10_000, idleTimeoutMs: 60_000, resumeDeadlineMs: 60_000,
-      maxGuestBytes: 16 * 1024 * MiB, ...options,
+      maxGuestBytes: 16 * 1024 * MiB, advertiseKnownPages: false, ...options,
     };
     this.clock = options.clock ?? defaultClock;
   }
@@ -225,6 +231,9 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       maxFrameBytes: this.opts.maxFrameBytes,
     };
     await conn.send(FrameType.WELCOME, encodeJson(welcome));
+    if (!hello.resume && hello.options['knownPages'] === true) {
+      await sendKnownPages((p) => conn.send(FrameType.KNOWN_PAGES, p), this.memory!, this.core!, this.opts.advertiseKnownPages === true);
+    }
     this.emit('phase', { phase: 'handshake', round: this.round });
     return conn.bytesRead;
   }
