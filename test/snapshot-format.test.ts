@@ -333,3 +333,17 @@ describe('a captured migration stream is a snapshot', () => {
     expect(s.codecs).not.toBeNull();
   });
 });
+
+describe('browser safety', () => {
+  it('src/snapshot uses no node:*, Buffer or process', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const root = join(__dirname, '../src/snapshot');
+    const files = readdirSync(root).filter((f) => f.endsWith('.ts'));
+    expect(files.length).toBeGreaterThanOrEqual(4);
+    for (const f of files) {
+      const src = readFileSync(join(root, f), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      expect(src, f).not.toMatch(/from '(node:|fs|path)|\bBuffer\b|\bprocess\./);
+    }
+  });
+});
