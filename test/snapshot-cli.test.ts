@@ -1,9 +1,10 @@
 // CLI tests of `pagewire snapshot`, `restore` and `inspect` through the built bin (npm test builds
 // dist/ first; alone: `npm run build && npx vitest run test/snapshot-cli.test.ts`).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { createCore } from '../src/core/core.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
@@ -224,5 +225,22 @@ describe('pagewire snapshot / restore / inspect', () => {
       expect(h.code).toBe(0);
       expect(h.stdout).toMatch(new RegExp(`pagewire ${cmd}`));
     }
+  });
+
+  it('corpus replay: each incremental stores exactly the corpus dirty list; restores equal the images', async () => {
+    const root = resolve(__dirname, '../.cache/corpus');
+    if (!existsSync(join(root, 'vm-redis', '.verified'))) {
+      execFileSync(process.execPath, [resolve(__dirname, '../../shared/corpus/unpack.mjs'), root, 'vm-redis'], { stdio: 'ignore' });
+    }
+    const c = join(root, 'vm-redis');
+    await json(['snapshot', '--out', p('k0.pws'), '--workload', `corpus:${c}`, '--json']);
+    const k1 = await json(['snapshot', '--out', p('k1.pws'), '--workload', `corpus:${c}`, '--incremental-from', p('k0.pws'), '--json']);
+    const k2 = await json(['snapshot', '--out', p('k2.pws'), '--workload', `corpus:${c}`, '--incremental-from', p('k1.pws'), '--json']);
+    expect(k1['pages']).toBe(readFileSync(join(c, 'dirty-1.u32')).byteLength / 4);
+    expect(k2['pages']).toBe(readFileSync(join(c, 'dirty-2.u32')).byteLength / 4);
+    expect(k2['source']['corpusSnapshot']).toBe(2);
+    const r = await json(['restore', p('k2.pws'), '--out-image', p('k2.img'), '--json']);
+    expect(r['verified']).toBe(true);
+    expect(Buffer.compare(readFileSync(p('k2.img')), readFileSync(join(c, 'snapshot-2.bin')))).toBe(0);
   });
 });

@@ -158,7 +158,7 @@ interface Source {
   describe: string;
 }
 
-async function imageSource(path: string, format: 'raw' | 'elf', g: GuestArgs, core: Core): Promise<Source> {
+async function imageSource(path: string, format: 'raw' | 'elf', g: GuestArgs, core: Core | undefined): Promise<Source> {
   needFile(path, format === 'raw' ? 'memory image' : 'core file');
   const img: MemoryImage = await loadMemoryImage(path, { format, pageSize: g.pageSize, core });
   return {
@@ -217,7 +217,9 @@ export async function snapshot(argv: string[]): Promise<number> {
   let src: Source;
   let writes = 0;
   if (fromImage || fromCore) {
-    src = await imageSource((fromImage ?? fromCore)!, fromImage ? 'raw' : 'elf', parentMemory ? { ...g, pageSize: parentMemory.pageSize } : g, core);
+    // a big parent already fills much of the core: the image then goes to external buffers
+    const imageCore = parentMemory && parentMemory.byteLength > 1024 * 1024 * 1024 ? undefined : core;
+    src = await imageSource((fromImage ?? fromCore)!, fromImage ? 'raw' : 'elf', parentMemory ? { ...g, pageSize: parentMemory.pageSize } : g, imageCore);
   } else if (g.corpusDir) {
     const corpus = loadCorpus(g.corpusDir);
     const memory = parentMemory ?? GuestMemory.inCore(core, corpus.pageCount, corpus.pageSize);
