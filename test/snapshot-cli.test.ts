@@ -205,6 +205,9 @@ describe('pagewire snapshot / restore / inspect', () => {
     expect(i['header']['layout']['regions']).toEqual([{ name: 'phys@0x0', pageCount: 40 }, { name: 'phys@0x100000', pageCount: 1 }]);
     await json(['restore', p('core.pws'), '--out-image', p('core.out'), '--json']);
     expect(Buffer.compare(readFileSync(p('core.out')), Buffer.concat([segs[0]!.data, padTo(segs[1]!.data, 4096)]))).toBe(0);
+    const auto = await json(['snapshot', '--image', p('guest.core'), '--out', p('core2.pws'), '--json']);
+    expect(auto['digest']).toBe(c['digest']);
+    expect(auto['source']['source']).toBe('core');
     const notCore = await runCli(['snapshot', '--from-core', p('ram.img'), '--out', p('nope.pws')]);
     expect(notCore.code).toBe(3);
     expect(notCore.stderr).toMatch(/IMAGE_CORRUPT/);

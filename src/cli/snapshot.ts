@@ -158,13 +158,13 @@ interface Source {
   describe: string;
 }
 
-async function imageSource(path: string, format: 'raw' | 'elf', g: GuestArgs, core: Core | undefined): Promise<Source> {
-  needFile(path, format === 'raw' ? 'memory image' : 'core file');
+async function imageSource(path: string, format: 'raw' | 'elf' | 'auto', g: GuestArgs, core: Core | undefined): Promise<Source> {
+  needFile(path, format === 'elf' ? 'core file' : 'memory image');
   const img: MemoryImage = await loadMemoryImage(path, { format, pageSize: g.pageSize, core });
   return {
     memory: img.memory,
-    meta: { source: format === 'raw' ? 'image' : 'core', path: resolve(path), fileBytes: img.fileBytes, segments: img.segments.length, paddedBytes: img.paddedBytes },
-    describe: `${format === 'raw' ? 'raw image' : 'ELF core'} ${path} (${formatBytes(img.fileBytes)}, ${img.segments.length} segment${img.segments.length === 1 ? '' : 's'})`,
+    meta: { source: img.format === 'raw' ? 'image' : 'core', path: resolve(path), fileBytes: img.fileBytes, segments: img.segments.length, paddedBytes: img.paddedBytes },
+    describe: `${img.format === 'raw' ? 'raw image' : 'ELF core'} ${path} (${formatBytes(img.fileBytes)}, ${img.segments.length} segment${img.segments.length === 1 ? '' : 's'})`,
   };
 }
 
@@ -186,8 +186,9 @@ export async function snapshot(argv: string[]): Promise<number> {
   const g = guestArgs({ ...v, size: v['size'] ?? '256MiB', 'page-size': v['page-size'] ?? '4096' });
   const fromImage = typeof v['from-image'] === 'string' ? v['from-image'] : null;
   const fromCore = typeof v['from-core'] === 'string' ? v['from-core'] : null;
-  if (fromImage && fromCore) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--from-image and --from-core exclude each other');
-  if ((fromImage || fromCore) && g.corpusDir) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--workload corpus:DIR and a memory image exclude each other');
+  const fromAny = g.image; // --image FILE (as for simulate): raw or ELF, by its first bytes
+  if ([fromImage, fromCore, fromAny].filter(Boolean).length > 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--from-image, --from-core and --image exclude each other');
+  if ((fromImage || fromCore || fromAny) && g.corpusDir) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--workload corpus:DIR and a memory image exclude each other');
   const parentFile = typeof v['incremental-from'] === 'string' ? v['incremental-from'] : null;
   const base = typeof v['base'] === 'string' ? v['base'] : undefined;
   if (base && !parentFile) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--base is for --incremental-from (the parent\'s own parent)');
@@ -216,10 +217,10 @@ export async function snapshot(argv: string[]): Promise<number> {
   // the guest
   let src: Source;
   let writes = 0;
-  if (fromImage || fromCore) {
+  if (fromImage || fromCore || fromAny) {
     // a big parent already fills much of the core: the image then goes to external buffers
     const imageCore = parentMemory && parentMemory.byteLength > 1024 * 1024 * 1024 ? undefined : core;
-    src = await imageSource((fromImage ?? fromCore)!, fromImage ? 'raw' : 'elf', parentMemory ? { ...g, pageSize: parentMemory.pageSize } : g, imageCore);
+    src = await imageSource((fromImage ?? fromCore ?? fromAny)!, fromImage ? 'raw' : fromCore ? 'elf' : 'auto', parentMemory ? { ...g, pageSize: parentMemory.pageSize } : g, imageCore);
   } else if (g.corpusDir) {
     const corpus = loadCorpus(g.corpusDir);
     const memory = parentMemory ?? GuestMemory.inCore(core, corpus.pageCount, corpus.pageSize);
@@ -409,6 +410,7 @@ Writes a snapshot (the migration stream, in a file) of a simulated guest or of r
                            (default 0 for a full snapshot, 1 with --incremental-from)
   --from-image FILE        the guest is a raw memory image (QEMU pmemsave, a corpus snapshot)
   --from-core FILE         the guest is an ELF core file (QEMU dump-guest-memory, gcore)
+  --image FILE             the guest is a raw image or an ELF core, told apart by the ELF magic
   --size 256MiB --page-size 4096 --workload hotset --dirty-rate 20MiB/s --write-size 64 --seed 1
                            the simulated guest (as for simulate; idle | uniform | hotset | zipf |
                            sequential | corpus:DIR)
