@@ -47,6 +47,14 @@ export type {
 export { memoryDigest } from './migration/digest.js';
 export { FaultInjector, parseFaultSpec, type Fault, type FaultKind } from './migration/faults.js';
 export { PageSet } from './migration/common.js';
+export { FaultingGuestRunner, PostcopyTargetState, type AccessingGuest, type FaultingGuestOptions } from './migration/postcopy-target.js';
+export { DirtyFrequencyOrder, type ReorderOptions, type OrderedRound } from './migration/reorder.js';
+export { KnownPagesCollector, hashAllPages, encodeKnownPages, parseKnownPages, KNOWN_PAGES_SEED, type KnownPagesFrame } from './migration/known-pages.js';
+export {
+  ParallelMigrationSource, ParallelMigrationTarget, channelRanges, splitMemory,
+  type ParallelSourceOptions, type ChannelInit, type ChannelLink, type ChannelRegion, type ChannelWorker, type SpawnChannelWorker,
+} from './migration/channels.js';
+export { runChannelWorker, type ChannelControl, type OpenChannelTransport } from './migration/channel-worker.js';
 export {
   FrameType, PROTOCOL_MAJOR, PROTOCOL_MINOR, FRAME_HEADER_BYTES, PREAMBLE_BYTES, DEFAULT_MAX_FRAME_BYTES,
   encodePreamble, checkPreamble, frameTypeName, type Frame,

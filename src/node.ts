@@ -20,3 +20,4 @@ export {
 export {
   SnapshotFileSink, readFileChunks, readSnapshotFileHeader, resolveSnapshotChain, restoreSnapshotFile, writeRawImage,
 } from './cli/snapshot.js';
+export { nodeChannelSpawner } from './migration/channels-node.js';
