@@ -26,6 +26,11 @@ import type { EncoderLike } from './codec-adapter.js';
 
 /** Pages per PAGE_LIST frame (256 KiB of indices). */
 export const PAGE_LIST_CHUNK = 65536;
+/**
+ * Pages per background-push frame at most: a fault waits for the push frame being paced out
+ * before its page goes, so push frames stay small (32 pages = 128 KiB of 4 KiB pages).
+ */
+export const POSTCOPY_PUSH_BATCH = 32;
 
 /** What post-copy needs from the source endpoint (see MigrationSource.postcopyHost). */
 export interface PostcopySourceHost {
@@ -104,7 +109,8 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
     switched.catch(() => undefined); // awaited below; a link failure surfaces in sendFrame first
 
     const urgent = new Uint32Array(batch);
-    const push = new Uint32Array(batch);
+    const pushBatch = Math.min(batch, POSTCOPY_PUSH_BATCH);
+    const push = new Uint32Array(pushBatch);
     let cursor = 0;
     while (left.size > 0) {
       // Faults first: every requested page still missing goes out before the next push batch.
@@ -133,7 +139,7 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
         continue;
       }
       let m = 0;
-      while (m < batch && cursor < missing.length) {
+      while (m < pushBatch && cursor < missing.length) {
         const p = missing[cursor++]!;
         if (left.has(p)) { left.delete(p); push[m++] = p; }
       }
