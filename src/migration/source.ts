@@ -319,7 +319,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       corruptionsDetected: this.corruptionsDetected, repairedPages: this.repairedPages, channels: 1, reason, options: this.reportOptions(),
       codecStats: this.encoder.stats,
       ...(this.known ? { knownPagesSkipped: this.knownSkipped } : {}),
-      ...(faultStats ? { faults: faultStats.faults, faultLatencyMs: { median: percentile(faultStats.latencies, 50), p99: percentile(faultStats.latencies, 99) } } : {}),
+      ...(faultStats ? targetFaults(this.donePayload) ?? { faults: faultStats.faults, faultLatencyMs: { median: percentile(faultStats.latencies, 50), p99: percentile(faultStats.latencies, 99) } } : {}),
     };
     this.emit('complete', report);
     return report;
@@ -517,6 +517,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     else this.precopyBytes += bytes;
   }
   private postcopyActive = false;
+  /** The target's DONE payload (post-copy: it carries the faults measured at the guest's accesses). */
+  private donePayload: Uint8Array | null = null;
   private known: KnownPagesCollector | null = null;
   private knownSkipped = 0;
   /** The target's guest may have run (post-copy switch-over): never resume the source guest. */
@@ -678,6 +680,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         await this.sendFrame(FrameType.COMPLETE, encodeJson(msg), null);
         const p = await withTimeout(donePayload, this.opts.ackTimeoutMs, 'waiting for the target to verify');
         const done = parseDone(p);
+        this.donePayload = p;
         if (!done.verified && done.repair && this.targetHashes) {
           await this.repair(this.targetHashes);
           continue;
@@ -818,6 +821,21 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         }
       },
     };
+  }
+}
+
+/** Post-copy fault figures a target put in its DONE (measured where the guest waited), if any. */
+function targetFaults(p: Uint8Array | null): { faults: number; faultLatencyMs: { median: number; p99: number } } | null {
+  if (!p) return null;
+  try {
+    const o = JSON.parse(new TextDecoder().decode(p)) as { faults?: unknown; faultLatencyMs?: { median?: unknown; p99?: unknown } };
+    const f = o.faults;
+    const m = o.faultLatencyMs?.median;
+    const q = o.faultLatencyMs?.p99;
+    if (typeof f !== 'number' || typeof m !== 'number' || typeof q !== 'number' || !(f >= 0 && m >= 0 && q >= 0)) return null;
+    return { faults: f, faultLatencyMs: { median: m, p99: q } };
+  } catch {
+    return null;
   }
 }
 

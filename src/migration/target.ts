@@ -338,7 +338,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         }
         if (ok && !this.guestRunAt) await this.runGuest();
         this.complete = ok;
-        const done: DoneMessage = { verified: ok, digest: this.digest };
+        const pcStats = this.postcopy ? { faults: this.postcopy.faults, faultLatencyMs: this.postcopy.latencySummary() } : {};
+        const done: DoneMessage = { verified: ok, digest: this.digest, ...pcStats };
         await conn.send(FrameType.DONE, encodeJson(done));
         if (!ok) {
           throw new PagewireError(ErrorCode.VERIFY_FAILED, `memory digest ${this.digest} differs from the source's ${m.digest}: the guest will not run`);
