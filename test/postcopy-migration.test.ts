@@ -139,6 +139,7 @@ describe('post-copy', () => {
     await s.runner.stop();
     expect(rs.verified && rt.verified).toBe(true);
     expect(rs.mode).toBe('postcopy');
+    expect(rt.mode).toBe('postcopy');
     expect(rs.rounds).toHaveLength(4);
     expect(s.guest.wrongAtFirstTouch).toBe(0);
     expect(untouchedEqual(s.src, s.dst, s.guest.touched)).toBe(0);

@@ -164,7 +164,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     const rawBytes = this.rounds.reduce((n, r) => n + r.rawBytes, 0);
     const pc = this.postcopy;
     return {
-      role: 'target', sessionId: this.sessionId, mode: (this.hello?.mode as MigrationReport['mode']) ?? 'precopy',
+      role: 'target', sessionId: this.sessionId,
+      mode: pc && this.hello?.mode !== 'hybrid' ? 'postcopy' : (this.hello?.mode as MigrationReport['mode']) ?? 'precopy',
       verified: this.complete, converged: true, totalTimeMs: this.clock() - t0, setupTimeMs,
       downtimeMs: this.lastPrecopyEndAt > 0 ? this.guestRunAt - this.lastPrecopyEndAt : 0, expectedDowntimeMs: 0,
       wireBytes: this.wireBytes, rawBytes, pageSize, guestPages: this.memory?.pageCount ?? 0, rounds: this.rounds, codecs: {},
