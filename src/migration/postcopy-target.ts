@@ -255,6 +255,11 @@ export interface FaultingGuestOptions {
   ratePagesPerSec?: number;
   /** Timer slice, ms (default 5). */
   sliceMs?: number;
+  /**
+   * Whether an access writes the page (default true). With false the accesses only fault pages
+   * in (reads): the target's memory stays equal to the source's, for byte comparisons.
+   */
+  writes?: boolean;
   clock?: Clock;
 }
 
@@ -272,6 +277,7 @@ export class FaultingGuestRunner {
   private loop: Promise<void> = Promise.resolve();
   private readonly rate: number;
   private readonly sliceMs: number;
+  private readonly writes: boolean;
   private readonly clock: Clock;
 
   /**
@@ -281,6 +287,7 @@ export class FaultingGuestRunner {
   constructor(private readonly target: { postcopy: PostcopyTargetState | null }, private readonly guest: AccessingGuest, options: FaultingGuestOptions = {}) {
     this.rate = options.ratePagesPerSec ?? 1000;
     this.sliceMs = options.sliceMs ?? 5;
+    this.writes = options.writes ?? true;
     this.clock = options.clock ?? (() => performance.now());
     if (!(this.rate >= 0 && Number.isFinite(this.rate)) || !(this.sliceMs > 0)) {
       throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'ratePagesPerSec must be >= 0 and sliceMs > 0');
@@ -326,7 +333,7 @@ export class FaultingGuestRunner {
           }
           last = this.clock(); // a stalled vCPU makes no accesses
         }
-        this.guest.writePage(p);
+        if (this.writes) this.guest.writePage(p);
         this.accesses++;
       }
     }
