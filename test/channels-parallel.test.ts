@@ -118,6 +118,47 @@ describe('parallel migration on worker threads', () => {
     }
   }, 30_000);
 
+  it('reorder passes through to every channel; verified', async () => {
+    const pages = 2048;
+    const src = sharedGuest(pages);
+    const dst = GuestMemory.allocateExternal(src.layout, true);
+    const log = new SetDirtyLog(pages);
+    const guest = new TimerGuest(src, log, 30);
+    const links = portLinks(2);
+    const source = new ParallelMigrationSource(src, log, { channels: 2, spawn, link: links.link, reorder: true, downtimeLimitMs: 20, maxRounds: 6 }, {
+      pause: () => { guest.paused = true; }, resume: () => { guest.paused = false; },
+    });
+    const [rs, rt] = await Promise.all([source.migrate(), new ParallelMigrationTarget(dst, 2).run(links.accept)]);
+    guest.stop();
+    expect(rs.verified && rt.verified).toBe(true);
+    expect(sameMemory(src, dst)).toBe(true);
+    expect((rs.options as { reorder?: boolean }).reorder).toBe(true);
+  }, 30_000);
+
+  it('needs SharedArrayBuffer guest memory', () => {
+    const m = GuestMemory.allocateExternal({ pageSize: 4096, regions: [{ name: 'ram', pageCount: 8 }] }, false);
+    expect(() => new ParallelMigrationSource(m, new SetDirtyLog(8), { channels: 2, spawn, link: () => ({ kind: 'tcp', host: '127.0.0.1', port: 1 }) })).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+  });
+
+  it('a source-side failure at switch-over stops every channel: the target guest never runs, the source guest resumes', async () => {
+    const pages = 2048;
+    const src = sharedGuest(pages);
+    const dst = GuestMemory.allocateExternal(src.layout, true);
+    const log = new SetDirtyLog(pages);
+    const links = portLinks(2);
+    let resumed = 0;
+    let ran = 0;
+    const source = new ParallelMigrationSource(src, log, { channels: 2, spawn, link: links.link }, {
+      pause: () => {}, resume: () => { resumed++; }, deviceState: () => { throw new Error('device state unavailable'); },
+    });
+    const target = new ParallelMigrationTarget(dst, 2, { idleTimeoutMs: 20_000 }, { guestMayRun: () => { ran++; } });
+    const [rs, rt] = await Promise.allSettled([source.migrate(), target.run(links.accept)]);
+    expect(rs.status).toBe('rejected');
+    expect(rt.status).toBe('rejected');
+    expect(ran).toBe(0);
+    expect(resumed).toBe(1);
+  }, 30_000);
+
   it('a channel that fails stops all channels; the target guest never runs, the source guest resumes', async () => {
     const pages = 1024;
     const src = sharedGuest(pages);

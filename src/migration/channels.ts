@@ -179,6 +179,9 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
       throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'parallel channels support pre-copy only');
     }
     this.clock = options.clock ?? defaultClock;
+    if (memory.core || memory.regionViews().some((v) => !(typeof SharedArrayBuffer !== 'undefined' && v.buffer instanceof SharedArrayBuffer))) {
+      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'parallel channels need guest memory in SharedArrayBuffer regions (GuestMemory.allocateExternal(layout, true))');
+    }
   }
 
   /**
