@@ -144,6 +144,7 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
         if (left.has(p)) { left.delete(p); push[m++] = p; }
       }
       if (m > 0) wire += await sendPages(host, push, m);
+      else if (cursor >= missing.length) break; // unreachable: every page left is after the cursor
     }
     const end: RoundEndMessage = { round, pages: missing.length, wireBytes: wire, final: true };
     wire += await host.sendFrame(FrameType.ROUND_END, encodeJson(end), null);
