@@ -197,7 +197,11 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
     this.bytesSent = new Array<number>(n).fill(0);
     const { channels: _c, spawn: _s, link: _l, clock: _k, onPhase: _p, ...rest } = this.opts;
     // The coordinator decides: each channel continues or switches over when told.
-    const perChannel: SourceOptions = { ...rest, maxRounds: 1_000_000, stallRounds: 1_000_000, onNonConvergence: 'switchover', autoConverge: false, downtimeLimitMs: 1e-9 };
+    const perChannel: SourceOptions = {
+      ...rest, maxRounds: 1_000_000, stallRounds: 1_000_000, onNonConvergence: 'switchover', autoConverge: false, downtimeLimitMs: 1e-9,
+      // a bandwidth cap is for the whole migration: each channel gets its share
+      ...(rest.maxBandwidthBytesPerSec ? { maxBandwidthBytesPerSec: rest.maxBandwidthBytesPerSec / n } : {}),
+    };
     const reports: MigrationReport[] = new Array(n);
     this.dirtyLog.start();
     this.lastBarrierAt = this.clock();
