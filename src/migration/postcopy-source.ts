@@ -118,6 +118,7 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
       if (reqs.length > 0) {
         const taken = host.clock();
         let n = 0;
+        let lastFault = -1;
         for (const r of reqs) {
           for (let k = 0; k < r.length; k++) {
             const p = r[k]!;
@@ -125,6 +126,7 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
             left.delete(p);
             urgent[n++] = p;
             faults++;
+            lastFault = p;
             if (n === batch) {
               wire += await sendPages(host, urgent, n);
               pushLatencies(latencies, n, host.clock() - taken);
@@ -136,15 +138,22 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
           wire += await sendPages(host, urgent, n);
           pushLatencies(latencies, n, host.clock() - taken);
         }
+        // Locality (as QEMU's postcopy does): the background push continues after the last fault.
+        if (lastFault >= 0) cursor = lastFault + 1;
         continue;
       }
+      // Next push batch from the cursor (a page index), wrapping around: pages before it may
+      // still be left. The scan goes 32 pages per bitmap word.
       let m = 0;
-      while (m < pushBatch && cursor < missing.length) {
-        const p = missing[cursor++]!;
-        if (left.has(p)) { left.delete(p); push[m++] = p; }
+      while (m < pushBatch && left.size > 0) {
+        let p = nextMember(left, cursor);
+        if (p < 0) p = nextMember(left, 0);
+        left.delete(p);
+        push[m++] = p;
+        cursor = p + 1;
       }
       if (m > 0) wire += await sendPages(host, push, m);
-      else if (cursor >= missing.length) break; // unreachable: every page left is after the cursor
+      else break; // unreachable while pages are left: a full scan finds them
     }
     const end: RoundEndMessage = { round, pages: missing.length, wireBytes: wire, final: true };
     wire += await host.sendFrame(FrameType.ROUND_END, encodeJson(end), null);
@@ -174,6 +183,19 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
 async function sendPages(host: PostcopySourceHost, pages: Uint32Array, n: number): Promise<number> {
   const records = host.encoder.encode(pages, 0, n, { final: true });
   return host.sendFrame(FrameType.PAGES, records, pages.subarray(0, n));
+}
+
+/** Smallest member of `set` that is >= `from`, or -1. */
+function nextMember(set: PageSet, from: number): number {
+  const words = set.words;
+  let w = from >>> 5;
+  if (w >= words.length) return -1;
+  let x = words[w]! & (~0 << (from & 31));
+  for (;;) {
+    if (x !== 0) return (w << 5) + (31 - Math.clz32(x & -x));
+    if (++w >= words.length) return -1;
+    x = words[w]!;
+  }
 }
 
 function pushLatencies(into: number[], n: number, ms: number): void {
