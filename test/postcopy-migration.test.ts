@@ -8,6 +8,7 @@ import { describe, it, expect } from 'vitest';
 import { createCore } from '../src/core/core.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { memoryPair } from '../src/transport/memory.js';
+import { connectTcp, listenTcp } from '../src/transport/tcp.js';
 import type { Transport } from '../src/transport/types.js';
 import { MigrationSource } from '../src/migration/source.js';
 import { MigrationTarget } from '../src/migration/target.js';
@@ -106,6 +107,26 @@ describe('post-copy', () => {
     expect(s.guest.wrongAtFirstTouch).toBe(0);
     expect(untouchedEqual(s.src, s.dst, s.guest.touched)).toBe(0);
     expect(s.resumed).toBe(0);
+  });
+
+  it('post-copy over real TCP loopback: faults served, verified', async () => {
+    const pages = 2048;
+    const s = await setup(pages, 20);
+    const listener = await listenTcp({ port: 0 });
+    try {
+      const accepted = listener.accept();
+      const a = await connectTcp({ host: '127.0.0.1', port: listener.port });
+      const source = new MigrationSource(s.src, s.log, a, { mode: 'postcopy', maxBandwidthBytesPerSec: 16e6, windowBytes: 256 * 1024 }, sourceHooks(s));
+      const [rs, rt] = await Promise.all([source.migrate(), accepted.then((b) => s.target.run(b))]);
+      s.writer.stop();
+      await s.runner.stop();
+      expect(rs.verified && rt.verified).toBe(true);
+      expect(rt.faults).toBeGreaterThan(0);
+      expect(s.guest.wrongAtFirstTouch).toBe(0);
+      expect(untouchedEqual(s.src, s.dst, s.guest.touched)).toBe(0);
+    } finally {
+      await listener.close();
+    }
   });
 
   it('hybrid: pre-copy rounds, then post-copy; verified', async () => {
