@@ -15,7 +15,7 @@ import { MigrationTarget } from '../src/migration/target.js';
 import { FaultingGuestRunner, PostcopyTargetState } from '../src/migration/postcopy-target.js';
 import { SimulatedGuest } from '../src/sim/guest.js';
 import { PagewireError, ErrorCode } from '../src/errors.js';
-import { makeMemories, SetDirtyLog, TimerGuest } from './helpers/engine.js';
+import { makeMemories, MemoryLink, SetDirtyLog, TimerGuest } from './helpers/engine.js';
 
 function samePage(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(a, b) === 0;
@@ -210,6 +210,30 @@ describe('post-copy', () => {
     for (let p = 0; p < pages && missing < 0; p++) if (!st.present(p)) missing = p;
     await expect(st.fault(missing)).rejects.toMatchObject({ code: ErrorCode.POSTCOPY_FAILED });
     expect(() => st.receivedDigest()).toThrow(PagewireError);
+  });
+
+  it('with a reconnecting transport factory, a drop during post-copy is still POSTCOPY_FAILED (no resume attempts)', async () => {
+    const pages = 1024;
+    const s = await setup(pages, 10);
+    const link = new MemoryLink();
+    let armed = false;
+    let writes = 0;
+    link.wrap = (t) => ({
+      write: async (c) => {
+        if (armed && ++writes > 20) { t.destroy(new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'injected drop')); throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'injected drop'); }
+        return t.write(c);
+      },
+      read: () => t.read(), end: () => t.end(), destroy: (e) => t.destroy(e), get closed() { return t.closed; }, label: 'dropping',
+    });
+    const source = new MigrationSource(s.src, s.log, link.connect, { mode: 'postcopy', batchPages: 16, maxBandwidthBytesPerSec: 16e6, windowBytes: 128 * 1024 }, sourceHooks(s));
+    source.on('switchover', () => { armed = true; });
+    const [rs, rt] = await Promise.allSettled([source.migrate(), s.target.run(link.accept)]);
+    s.writer.stop();
+    await s.runner.stop();
+    expect(((rs as PromiseRejectedResult).reason as PagewireError).code).toBe(ErrorCode.POSTCOPY_FAILED);
+    expect(((rt as PromiseRejectedResult).reason as PagewireError).code).toBe(ErrorCode.POSTCOPY_FAILED);
+    expect(link.connections).toBe(1);
+    expect(s.resumed).toBe(0);
   });
 
   it('a failure before the switch-over is an ordinary failure: the source guest resumes', async () => {

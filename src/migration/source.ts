@@ -720,6 +720,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
 
   private canResume(err: unknown): boolean {
     if (typeof this.transportSource !== 'function') return false;
+    // a target whose guest runs does not wait for a reconnect (post-copy is not resumable yet)
+    if (this.postcopyCommitted) return false;
     if (!(err instanceof PagewireError)) return false;
     return err.code === ErrorCode.TRANSPORT_CLOSED || err.code === ErrorCode.CHECKSUM_MISMATCH || err.code === ErrorCode.TIMEOUT;
   }
