@@ -51,7 +51,7 @@ export { FaultingGuestRunner, PostcopyTargetState, type AccessingGuest, type Fau
 export { DirtyFrequencyOrder, type ReorderOptions, type OrderedRound } from './migration/reorder.js';
 export { KnownPagesCollector, hashAllPages, encodeKnownPages, parseKnownPages, KNOWN_PAGES_SEED, type KnownPagesFrame } from './migration/known-pages.js';
 export {
-  ParallelMigrationSource, ParallelMigrationTarget, channelRanges, splitMemory,
+  ParallelMigrationSource, ParallelMigrationTarget, channelRanges, splitMemory, webChannelSpawner,
   type ParallelSourceOptions, type ChannelInit, type ChannelLink, type ChannelRegion, type ChannelWorker, type SpawnChannelWorker,
 } from './migration/channels.js';
 export { runChannelWorker, type ChannelControl, type OpenChannelTransport } from './migration/channel-worker.js';
