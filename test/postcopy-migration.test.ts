@@ -236,6 +236,21 @@ describe('post-copy', () => {
     expect(s.resumed).toBe(0);
   });
 
+  it('a digest mismatch after post-copy is POSTCOPY_FAILED, never repaired (verify: full would overwrite the guest\'s writes)', async () => {
+    const pages = 512;
+    const s = await setup(pages, 0);
+    const [a, b] = memoryPair();
+    const source = new MigrationSource(s.src, s.log, a, { mode: 'hybrid', hybridPrecopyRounds: 2, downtimeLimitMs: 0.001, windowBytes: 64 * 1024, verify: 'full' }, sourceHooks(s));
+    // a page the target received in round 0 goes bad before the switch-over (storage fault)
+    source.on('switchover', () => { s.dst.page(5)[9]! ^= 0x55; });
+    const [rs, rt] = await Promise.allSettled([source.migrate(), s.target.run(b)]);
+    s.writer.stop();
+    await s.runner.stop();
+    expect(((rs as PromiseRejectedResult).reason as PagewireError).code).toBe(ErrorCode.POSTCOPY_FAILED);
+    expect(((rt as PromiseRejectedResult).reason as PagewireError).code).toBe(ErrorCode.POSTCOPY_FAILED);
+    expect(s.resumed).toBe(0);
+  });
+
   it('a failure before the switch-over is an ordinary failure: the source guest resumes', async () => {
     const pages = 512;
     const s = await setup(pages, 5);

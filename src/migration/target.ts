@@ -327,7 +327,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         this.digest = this.postcopy ? this.postcopy.receivedDigest() : memoryDigest(this.memory!, this.core!);
         const ok = this.digest === m.digest;
         this.appliedSeq = f.seq;
-        if (!ok && m.repair && this.repairs < MAX_REPAIRS) {
+        // (never in post-copy: the guest wrote its memory, a repair would overwrite its writes)
+        if (!ok && m.repair && this.repairs < MAX_REPAIRS && !this.postcopy) {
           // Full verification: send our per-page hashes; the source re-sends what differs.
           this.repairs++;
           const hashes = pageHashes(this.memory!, this.core!);
