@@ -23,7 +23,13 @@ const spawn = nodeChannelSpawner(workerJs);
 beforeAll(() => {
   const srcs = ['channel-worker-node.ts', 'channel-worker.ts', 'channels.ts', 'source.ts', 'target.ts'].map((f) => resolve(root, 'src/migration', f));
   const stale = !existsSync(workerJs) || srcs.some((f) => statSync(f).mtimeMs > statSync(workerJs).mtimeMs);
-  if (stale) execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', resolve(root, 'tsconfig.build.json')], { stdio: 'ignore' });
+  if (!stale) return;
+  try {
+    execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', resolve(root, 'tsconfig.build.json')], { stdio: 'ignore' });
+  } catch {
+    // tsc exits non-zero on type errors anywhere in the tree but still emits: what counts is the worker
+  }
+  if (!existsSync(workerJs)) throw new Error(`could not build ${workerJs}`);
 }, 120_000);
 
 function sharedGuest(pages: number, regions = 1): GuestMemory {
