@@ -11,3 +11,4 @@ export { xxh64, xxh64Init, xxh64Update, xxh64Digest, hashPages } from './xxhash'
 export { isZero, zeroPages } from './zero';
 export { xbzrleEncode, xbzrleDecode, xbzrleCheck } from './xbzrle';
 export { rleEncode, rleDecode, rleCheck, rleMaxEncodedSize } from './rle';
+export * from "./batch";
