@@ -309,8 +309,9 @@ const D_MODE = 16;      // 0 direct, 1 table
 const D_TABLE = 20;     // mode 1: per record (target ptr, ref ptr); scan output: (page, ref, codec)
 const D_PAGES = 24;     // u32 per record: the page written (apply output)
 const D_ERR_AT = 28;    // offset of the failing record
+const D_MAX_REC = 32;   // most records a block may hold (table and page-list capacity)
 /** Bytes of a DecState. */
-const DEC_STATE_BYTES: i32 = 32;
+const DEC_STATE_BYTES: i32 = 36;
 
 // Decoder results (negative).
 const DEC_RECORD_CORRUPT: i32 = -100;
@@ -357,9 +358,11 @@ function walk(st: usize, blk: usize, len: i32, apply: bool): i32 {
   const end = blk + <usize>len;
   let p = blk;
   let prev: u32 = EMPTY;
+  const maxRec = <i32>f(st, D_MAX_REC);
   let k = 0;
   while (p < end) {
     setf(st, D_ERR_AT, <u32>(p - blk));
+    if (k >= maxRec) return DEC_RECORD_CORRUPT;
     const head = <u32>load<u8>(p);
     p++;
     const codec = head & 7;

@@ -1,0 +1,246 @@
+/**
+ * PageDecoder: the target side of the page codec pipeline. Applies record payloads
+ * (docs/RECORDS.md) to its guest memory.
+ *
+ *   const dec = await PageDecoder.create(memory, ['zero', 'raw', 'xbzrle', ...]);  // negotiated codecs
+ *   const n = dec.apply(payload);   // pages written; dec.lastPages() lists them (view, valid until next apply)
+ *
+ * Validation: version, block kinds and lengths (a block is at most 8 MiB and 65536 records), LZ4
+ * declared sizes (checked before decompressing), record heads, page indices (< pageCount), codec
+ * ids against the negotiated set, payload lengths, and each XBZRLE/RLE payload before its page is
+ * written. Every failure is a PagewireError (RECORD_CORRUPT, PAGE_OUT_OF_RANGE,
+ * CODEC_NOT_NEGOTIATED, XBZRLE_CORRUPT, RLE_CORRUPT, LZ4_CORRUPT); records before the failing one
+ * in the same payload have been applied, and nothing is ever written outside the pages named by
+ * records. The decoder keeps no cache: duplicates refer to its own memory, deltas to its pages.
+ *
+ * Placement: guest memory in the core is written in place by one core call per block; external
+ * memory is walked in JS after one core validation call per block (zero/raw/dup copied directly,
+ * XBZRLE/RLE through a core scratch page).
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import { Core, createCore } from '../core/core.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { BatchExports } from './delta-cache.js';
+import { loadLz4, type Lz4 } from './lz4.js';
+import { BLOCK_LZ4, BLOCK_PLAIN, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS, codecMask, readUleb, type CodecName } from './format.js';
+
+const ERRORS: Record<number, ErrorCode> = {
+  [-100]: ErrorCode.RECORD_CORRUPT,
+  [-101]: ErrorCode.PAGE_OUT_OF_RANGE,
+  [-102]: ErrorCode.CODEC_NOT_NEGOTIATED,
+  [-103]: ErrorCode.XBZRLE_CORRUPT,
+  [-104]: ErrorCode.RLE_CORRUPT,
+};
+
+/** Result of {@link PageDecoder.applyResult}. */
+export interface ApplyResult {
+  /** Pages written (with repeats if a page was written twice). */
+  pages: number;
+  /** The pages written, in order (a view valid until the next apply). */
+  written: Uint32Array;
+}
+
+/** Decoder statistics (plain object). */
+export interface DecoderStats {
+  /** Records applied per codec. */
+  codecs: Record<CodecName, { pages: number; inBytes: number }>;
+  /** Payloads applied and their bytes. */
+  payloads: number;
+  bytes: number;
+  /** Time in apply (ms). */
+  timeMs: number;
+}
+
+/** Target-side page decoder. Create with {@link PageDecoder.create}. */
+export class PageDecoder {
+  /** Statistics (plain object). */
+  readonly stats: DecoderStats;
+  private readonly ex: BatchExports;
+  private readonly st: number;
+  private blkPtr = 0;
+  private blkSize = 0;
+  private readonly pagesPtr: number;
+  private readonly tablePtr: number;
+  private readonly scratchPtr: number;
+  private last = new Uint32Array(1024);
+  private lastLen = 0;
+  private readonly cursor = { pos: 0 };
+  private readonly external: boolean;
+  private disposed = false;
+
+  private constructor(private readonly memory: GuestMemory, private readonly core: Core, private readonly mask: number, private readonly lz4: Lz4 | null) {
+    this.ex = core.exports as unknown as BatchExports;
+    this.external = memory.placement === 'external';
+    this.st = core.alloc(64);
+    this.pagesPtr = core.alloc(MAX_BLOCK_RECORDS * 4);
+    this.tablePtr = core.alloc(MAX_BLOCK_RECORDS * 12);
+    this.scratchPtr = core.alloc(memory.pageSize);
+    const dv = core.view();
+    dv.setUint32(this.st + 0, memory.pageSize, true);
+    dv.setUint32(this.st + 4, memory.pageCount, true);
+    dv.setUint32(this.st + 8, this.external ? 0 : memory.basePtr, true);
+    dv.setUint32(this.st + 12, mask, true);
+    dv.setUint32(this.st + 16, 0, true);
+    dv.setUint32(this.st + 20, this.tablePtr, true);
+    dv.setUint32(this.st + 24, this.pagesPtr, true);
+    dv.setUint32(this.st + 28, 0, true);
+    dv.setUint32(this.st + 32, MAX_BLOCK_RECORDS, true);
+    const codecs = {} as DecoderStats['codecs'];
+    for (const n of ['zero', 'raw', 'dup', 'xbzrle', 'rle', 'lz4'] as const) codecs[n] = { pages: 0, inBytes: 0 };
+    this.stats = { codecs, payloads: 0, bytes: 0, timeMs: 0 };
+  }
+
+  /**
+   * A decoder for `memory` accepting the negotiated codec names ('raw' is always accepted).
+   * @throws PagewireError INVALID_ARGUMENT on an unknown codec name
+   */
+  static async create(memory: GuestMemory, codecs: readonly string[] = ['zero', 'raw', 'dup', 'xbzrle', 'rle', 'lz4']): Promise<PageDecoder> {
+    const mask = codecMask(codecs) | 2;
+    const core = memory.core ?? (await createCore());
+    const lz4 = codecs.includes('lz4') ? await loadLz4() : null;
+    return new PageDecoder(memory, core, mask, lz4);
+  }
+
+  /**
+   * Apply a records payload.
+   * @returns pages written ({@link lastPages} lists them)
+   * @throws PagewireError (see the file header)
+   */
+  apply(records: Uint8Array): number {
+    if (this.disposed) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'decoder disposed');
+    const t0 = performance.now();
+    this.lastLen = 0;
+    if (records.byteLength < 1) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'empty records payload');
+    if (records[0] !== RECORDS_VERSION) throw new PagewireError(ErrorCode.RECORD_CORRUPT, `records version ${records[0]} (expected ${RECORDS_VERSION})`);
+    const cur = this.cursor;
+    cur.pos = 1;
+    try {
+      while (cur.pos < records.byteLength) {
+        const kind = records[cur.pos++]!;
+        if (kind !== BLOCK_PLAIN && kind !== BLOCK_LZ4) throw new PagewireError(ErrorCode.RECORD_CORRUPT, `unknown block kind ${kind}`);
+        const rawLen = readUleb(records, cur);
+        if (rawLen < 1 || rawLen > MAX_BLOCK_BYTES) throw new PagewireError(ErrorCode.RECORD_CORRUPT, `block length ${rawLen} out of range`);
+        const blk = this.blockArena(rawLen);
+        if (kind === BLOCK_PLAIN) {
+          if (rawLen > records.byteLength - cur.pos) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'block runs past the payload');
+          this.core.u8().set(records.subarray(cur.pos, cur.pos + rawLen), blk);
+          cur.pos += rawLen;
+        } else {
+          if (!this.lz4) throw new PagewireError(ErrorCode.CODEC_NOT_NEGOTIATED, 'LZ4 block but lz4 was not negotiated');
+          const compLen = readUleb(records, cur);
+          if (compLen > records.byteLength - cur.pos) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'LZ4 block runs past the payload');
+          this.lz4.decompressInto(records.subarray(cur.pos, cur.pos + compLen), rawLen, this.core.u8(), blk);
+          cur.pos += compLen;
+          this.stats.codecs.lz4.pages++;
+          this.stats.codecs.lz4.inBytes += compLen;
+        }
+        this.applyBlock(blk, rawLen);
+      }
+    } finally {
+      this.stats.payloads++;
+      this.stats.bytes += records.byteLength;
+      this.stats.timeMs += performance.now() - t0;
+    }
+    return this.lastLen;
+  }
+
+  /** Like {@link apply}, returning the count and the written pages. */
+  applyResult(records: Uint8Array): ApplyResult {
+    const pages = this.apply(records);
+    return { pages, written: this.lastPages() };
+  }
+
+  /** Pages written by the last apply, in order (a view valid until the next apply). */
+  lastPages(): Uint32Array {
+    return this.last.subarray(0, this.lastLen);
+  }
+
+  private blockArena(n: number): number {
+    if (n > this.blkSize) {
+      if (this.blkSize) this.core.release(this.blkPtr, this.blkSize);
+      this.blkSize = Math.max(n, this.blkSize * 2, 65536);
+      this.blkPtr = this.core.alloc(this.blkSize);
+    }
+    return this.blkPtr;
+  }
+
+  private fail(status: number, what: string): never {
+    const at = this.core.view().getUint32(this.st + 28, true);
+    throw new PagewireError(ERRORS[status] ?? ErrorCode.RECORD_CORRUPT, `${what}: bad record at block offset ${at} (${ERRORS[status] ?? status})`);
+  }
+
+  private applyBlock(blk: number, len: number): void {
+    const count = this.external ? this.applyExternal(blk, len) : this.ex.decodeApply(this.st, blk, len);
+    if (count < 0) this.fail(count, 'records rejected');
+    // page list and per-codec counts
+    if (this.lastLen + count > this.last.length) {
+      const next = new Uint32Array(Math.max(this.lastLen + count, this.last.length * 2));
+      next.set(this.last.subarray(0, this.lastLen));
+      this.last = next;
+    }
+    const buf = this.core.exports.memory.buffer;
+    this.last.set(new Uint32Array(buf, this.pagesPtr, count), this.lastLen);
+    this.lastLen += count;
+    if (!this.external) return;
+  }
+
+  /** External placement: validate in the core, then apply in order in JS (+ core for XBZRLE/RLE). */
+  private applyExternal(blk: number, len: number): number {
+    const n = this.ex.decodeScan(this.st, blk, len);
+    if (n < 0) return n;
+    const ps = this.memory.pageSize;
+    const mem = this.memory;
+    const u8 = this.core.u8();
+    const dv = this.core.view();
+    const pages = new Uint32Array(this.core.exports.memory.buffer, this.pagesPtr, n);
+    // walk the records again in JS for the payload offsets
+    let p = blk;
+    const end = blk + len;
+    const core = this.core.exports;
+    for (let k = 0; k < n; k++) {
+      const t = this.tablePtr + k * 12;
+      const page = dv.getUint32(t, true);
+      const ref = dv.getUint32(t + 4, true);
+      const codec = dv.getUint32(t + 8, true);
+      // skip head, page, length fields (already validated by the scan)
+      const head = u8[p++]!;
+      if (!(head & 8)) while (u8[p++]! & 0x80) { /* page uleb */ }
+      let plen = 0;
+      if (codec === 1) plen = ps;
+      else if (codec === 2) while (u8[p++]! & 0x80) { /* ref uleb */ }
+      else if (codec !== 0) {
+        let v = 0; let mul = 1; let b: number;
+        do { b = u8[p++]!; v += (b & 0x7f) * mul; mul *= 128; } while (b & 0x80);
+        plen = v;
+      }
+      const dst = mem.page(page);
+      if (codec === 0) dst.fill(0);
+      else if (codec === 1) dst.set(u8.subarray(p, p + ps));
+      else if (codec === 2) dst.set(mem.page(ref));
+      else if (codec === 3) {
+        u8.set(dst, this.scratchPtr);
+        if (core.xbzrleDecode(p, plen, this.scratchPtr, ps) < 0) { dv.setUint32(this.st + 28, p - blk, true); return -103; }
+        dst.set(u8.subarray(this.scratchPtr, this.scratchPtr + ps));
+      } else {
+        if (core.rleDecode(p, plen, this.scratchPtr, ps) < 0) { dv.setUint32(this.st + 28, p - blk, true); return -104; }
+        dst.set(u8.subarray(this.scratchPtr, this.scratchPtr + ps));
+      }
+      this.stats.codecs[RECORD_CODECS[codec]!].pages++;
+      pages[k] = page;
+      p += plen;
+    }
+    if (p !== end) return -100;
+    return n;
+  }
+
+  /** Release core memory. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.blkSize) this.core.release(this.blkPtr, this.blkSize);
+    this.core.release(this.scratchPtr, this.memory.pageSize);
+    this.core.release(this.tablePtr, MAX_BLOCK_RECORDS * 12);
+    this.core.release(this.pagesPtr, MAX_BLOCK_RECORDS * 4);
+    this.core.release(this.st, 64);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The source's delta cache: for up to `cacheBytes / pageSize` pages, the exact bytes the TARGET
+ * holds (what was last sent), in core memory, used as XBZRLE bases, for "unchanged since last
+ * sent" detection and as the only pages duplicates may refer to.
+ *
+ * Layout (state block read by assembly/batch.ts): a map word per guest page (0 unknown, a zero
+ * mark when the target holds a zero page, else slot + 1), per slot its page, xxh64, CLOCK
+ * reference bit and data, and a direct-mapped hash index for duplicates (lossy: a candidate is
+ * always re-checked by hash and byte-for-byte).
+ *
+ * Eviction: CLOCK (second chance) over all slots: a slot used (hit, duplicate source) since the
+ * hand last passed survives one more sweep. Fully associative, unlike QEMU's direct-mapped cache.
+ * Counted per encoder: hits, misses, overflows (XBZRLE did not fit), evictions, inserts.
+ *
+ * Consistency: an entry exists only while its bytes equal what the target holds. After a link
+ * drop, `forget(pages)` the pages whose delivery is unknown (or `clear()`), so no delta or
+ * duplicate reference is ever made against a version the target may not have.
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import type { Core } from '../core/core.js';
+
+/** Default cache size: QEMU's xbzrle-cache-size default. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+const STATE_BYTES = 128;
+
+/** The core functions the cache and the encoder call (assembly/batch.ts). */
+export interface BatchExports {
+  encodeBatch(st: number, idxPtr: number, ptrPtr: number, count: number, outPtr: number, outLimit: number, flags: number): number;
+  cacheForget(st: number, idxPtr: number, count: number): void;
+  cacheUsed(st: number): number;
+  decodeScan(st: number, blk: number, len: number): number;
+  decodeApply(st: number, blk: number, len: number): number;
+}
+
+/** Delta cache state in a core. */
+export class DeltaCache {
+  /** Pointer of the state block. */
+  readonly st: number;
+  /** Slots (pages the cache can hold). */
+  readonly slots: number;
+  private readonly blocks: [number, number][] = [];
+  private readonly ptrs: { map: number; slotPage: number; refs: number; hindex: number; hsize: number };
+  private idxArena = 0;
+  private idxArenaSize = 0;
+
+  /**
+   * @param core the core holding guest pages (or the encoder's own)
+   * @param pageCount guest pages
+   * @param pageSize bytes per page
+   * @param cacheBytes data bytes (rounded down to whole pages; 0 means no slots, only zero marks)
+   */
+  constructor(private readonly core: Core, readonly pageCount: number, readonly pageSize: number, readonly cacheBytes = DEFAULT_CACHE_BYTES) {
+    if (!Number.isInteger(cacheBytes) || cacheBytes < 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'cacheBytes must be a non-negative integer');
+    this.slots = Math.max(1, Math.floor(cacheBytes / pageSize));
+    let hsize = 16;
+    while (hsize < this.slots * 2) hsize *= 2;
+    const a = (n: number): number => { const p = core.alloc(n); this.blocks.push([p, n]); return p; };
+    this.st = a(STATE_BYTES);
+    const map = a(pageCount * 4);
+    const slotPage = a(this.slots * 4);
+    const refs = a(this.slots);
+    const hash = a(this.slots * 8);
+    const hindex = a(hsize * 4);
+    const data = a(this.slots * pageSize);
+    const scratch = a(2 * pageSize + 64);
+    this.ptrs = { map, slotPage, refs, hindex, hsize };
+    const dv = core.view();
+    const st = this.st;
+    for (let i = 0; i < STATE_BYTES; i += 4) dv.setUint32(st + i, 0, true);
+    dv.setUint32(st + 0, pageSize, true);
+    dv.setUint32(st + 4, pageCount, true);
+    dv.setUint32(st + 8, map, true);
+    dv.setUint32(st + 12, this.slots, true);
+    dv.setUint32(st + 16, slotPage, true);
+    dv.setUint32(st + 20, data, true);
+    dv.setUint32(st + 24, refs, true);
+    dv.setUint32(st + 28, hash, true);
+    dv.setUint32(st + 32, hindex, true);
+    dv.setUint32(st + 36, hsize - 1, true);
+    dv.setUint32(st + 40, 0, true);
+    dv.setUint32(st + 44, scratch, true);
+    this.clear();
+  }
+
+  /** Forget everything (the target's state is unknown: after a reconnect without acknowledgements). */
+  clear(): void {
+    const u8 = this.core.u8();
+    const p = this.ptrs;
+    u8.fill(0, p.map, p.map + this.pageCount * 4);
+    u8.fill(0xff, p.slotPage, p.slotPage + this.slots * 4);
+    u8.fill(0, p.refs, p.refs + this.slots);
+    u8.fill(0, p.hindex, p.hindex + p.hsize * 4);
+    this.core.view().setUint32(this.st + 40, 0, true);
+  }
+
+  /** Forget these pages (their delivery is unknown): no delta, "unchanged" or reference against them. */
+  forget(pages: ArrayLike<number>): void {
+    const n = pages.length;
+    if (n === 0) return;
+    if (this.idxArenaSize < n * 4) {
+      if (this.idxArenaSize) this.core.release(this.idxArena, this.idxArenaSize);
+      this.idxArenaSize = Math.max(n * 4, 4096);
+      this.idxArena = this.core.alloc(this.idxArenaSize);
+    }
+    const u32 = new Uint32Array(this.core.exports.memory.buffer, this.idxArena, n);
+    for (let i = 0; i < n; i++) {
+      const p = pages[i]!;
+      u32[i] = Number.isInteger(p) && p >= 0 && p < this.pageCount ? p : 0xffffffff;
+    }
+    (this.core.exports as unknown as BatchExports).cacheForget(this.st, this.idxArena, n);
+  }
+
+  /** Pages held now. */
+  used(): number {
+    return (this.core.exports as unknown as BatchExports).cacheUsed(this.st);
+  }
+
+  /** Release the core memory. */
+  dispose(): void {
+    if (this.idxArenaSize) this.core.release(this.idxArena, this.idxArenaSize);
+    this.idxArenaSize = 0;
+    for (const [p, n] of this.blocks.reverse()) this.core.release(p, n);
+    this.blocks.length = 0;
+  }
+}

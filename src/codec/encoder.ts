@@ -1,0 +1,358 @@
+/**
+ * PageEncoder: the source side of the page codec pipeline.
+ *
+ * Usage (stable API; src/migration calls it):
+ *
+ *   const enc = await PageEncoder.create(memory, { codecs: 'all' });   // or 'qemu', 'raw', a list, options
+ *   const bytes = enc.encode(dirty, 0, dirty.length);                    // records payload (docs/RECORDS.md)
+ *   // `bytes` is a view valid until the next encode(); send or copy it.
+ *   enc.forget(unacknowledgedPages);  // after a dropped link: never delta against what may be missing
+ *   enc.resetCache();                 // or forget everything (also call at a post-copy switch-over)
+ *   enc.stats;                        // plain object, see CodecStats
+ *   enc.dispose();
+ *
+ * Per page, inside the core in one call per batch (assembly/batch.ts): zero page; unchanged since
+ * last sent (not sent, counted); duplicate of a page the target holds (hash match confirmed byte for
+ * byte against the delta cache's copy, i.e. content the target is known to hold); XBZRLE against
+ * the cached version; RLE; raw. Then per batch block: LZ4 over the block's records (raw pages and
+ * XBZRLE residue together) when it pays (`lz4: 'auto'` compresses and keeps the result if it saves
+ * >= 3%, backing off after blocks that did not pay; 'always'; 'never').
+ *
+ * Presets: 'raw' = every page raw; 'qemu' = zero pages + XBZRLE (64 MiB cache) + raw, XBZRLE and the
+ * cache only after the first pass (the first `pageCount` pages encoded), as QEMU; 'all' = zero,
+ * dup, xbzrle, rle, lz4 (auto), raw.
+ *
+ * Placement: guest memory in the core is read in place; external memory is copied per batch into a
+ * staging arena of the encoder's core (memory.core when present, else its own core).
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import { Core, createCore } from '../core/core.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { DeltaCache, DEFAULT_CACHE_BYTES, type BatchExports } from './delta-cache.js';
+import { loadLz4, lz4MaxCompressedSize, type Lz4 } from './lz4.js';
+import {
+  BLOCK_LZ4, BLOCK_PLAIN, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS,
+  F_CACHE, F_DUP, F_FINAL, F_RAW, F_RLE, F_XBZRLE, F_XB_ACTIVE, F_ZERO, codecMask, writeUleb, type CodecName,
+} from './format.js';
+
+/** When to LZ4 a block of records. */
+export type Lz4Policy = 'auto' | 'always' | 'never';
+
+/** Encoder options. */
+export interface EncoderOptions {
+  /** A preset or the list of codecs allowed ('raw' is always allowed). Default 'all'. */
+  codecs?: 'raw' | 'qemu' | 'all' | readonly string[];
+  /** Delta cache data bytes. Default 64 MiB. */
+  cacheBytes?: number;
+  /** Pages per core call (and per block). Default 256. */
+  batchPages?: number;
+  /** Duplicate detection (needs 'dup' in codecs). Default: on when 'dup' is enabled. */
+  dedup?: boolean;
+  /** LZ4 policy when 'lz4' is enabled. Default 'auto'. */
+  lz4?: Lz4Policy;
+  /** QEMU's rule: no XBZRLE and no cache during the first pass. Default true for 'qemu' only. */
+  xbzrleAfterFirstPass?: boolean;
+}
+
+/** Counters of one codec. */
+export interface CodecCounter {
+  /** Pages encoded with it (for lz4: pages whose records went out in LZ4 blocks). */
+  pages: number;
+  /** Guest bytes of those pages (for lz4: record bytes before compression). */
+  inBytes: number;
+  /** Record bytes (for lz4: compressed block bytes). */
+  outBytes: number;
+  /** Time spent (core codecs share one figure: 'core'; lz4 its own). */
+  timeMs: number;
+}
+
+/** Encoder statistics (a plain object; counters only grow until dispose). */
+export interface CodecStats {
+  /** Per codec, plus 'unchanged' (pages not sent because the target has them). */
+  codecs: Record<CodecName | 'unchanged', CodecCounter>;
+  /** Delta cache counters. */
+  cache: { slots: number; hits: number; misses: number; overflows: number; evictions: number; inserts: number };
+  /** Pages given to encode(). */
+  pages: number;
+  /** Pages not sent: unchanged since last sent. */
+  unchanged: number;
+  /** Pages sent as duplicate references. */
+  dup: number;
+  /** Payload bytes returned by encode(). */
+  wireBytes: number;
+  /** Time in the core batch calls and staging (ms). */
+  coreMs: number;
+  /** Time in LZ4 (ms). */
+  lz4Ms: number;
+}
+
+function counter(): CodecCounter { return { pages: 0, inBytes: 0, outBytes: 0, timeMs: 0 }; }
+
+/** Resolved configuration of an encoder. */
+interface Config { mask: number; names: CodecName[]; cache: boolean; lz4: Lz4Policy; afterFirstPass: boolean }
+
+function resolve(opts: EncoderOptions): Config {
+  const c = opts.codecs ?? 'all';
+  let names: string[];
+  let afterFirstPass = false;
+  if (c === 'raw') names = ['raw'];
+  else if (c === 'qemu') { names = ['zero', 'xbzrle', 'raw']; afterFirstPass = true; }
+  else if (c === 'all') names = [...CODEC_NAMES];
+  else if (Array.isArray(c)) names = [...c, 'raw'];
+  else throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `codecs must be 'raw', 'qemu', 'all' or a list of names`);
+  let mask = codecMask(names) | F_RAW;
+  if (opts.dedup === false) mask &= ~F_DUP;
+  if (opts.dedup === true && !(mask & F_DUP)) mask |= F_DUP;
+  const hasLz4 = names.includes('lz4');
+  const lz4: Lz4Policy = hasLz4 ? (opts.lz4 ?? 'auto') : 'never';
+  const out = CODEC_NAMES.filter((n) => (n === 'lz4' ? lz4 !== 'never' : (mask & (1 << RECORD_CODECS.indexOf(n))) !== 0));
+  return { mask, names: out, cache: (mask & (F_XBZRLE | F_DUP)) !== 0, lz4, afterFirstPass: opts.xbzrleAfterFirstPass ?? afterFirstPass };
+}
+
+/** Source-side page encoder. Create with {@link PageEncoder.create}. */
+export class PageEncoder {
+  /** Statistics (plain object). */
+  readonly stats: CodecStats;
+  private readonly ps: number;
+  private readonly batch: number;
+  private readonly cache: DeltaCache;
+  private readonly ex: BatchExports;
+  private idxPtr: number;
+  private ptrPtr: number;
+  private outPtr: number;
+  private readonly outSize: number;
+  private stagePtr = 0;
+  private out = new Uint8Array(64 * 1024);
+  private lz4buf: Uint8Array;
+  private encodedPages = 0;
+  private lz4Skip = 0;
+  private lz4Backoff = 0;
+  private disposed = false;
+  private readonly regionViews: Uint8Array[] | null;
+
+  private constructor(
+    private readonly memory: GuestMemory,
+    private readonly core: Core,
+    private readonly cfg: Config,
+    private readonly lz4: Lz4 | null,
+    cacheBytes: number,
+    batchPages: number,
+  ) {
+    this.ps = memory.pageSize;
+    const maxBatch = Math.min(MAX_BLOCK_RECORDS, Math.floor(MAX_BLOCK_BYTES / (this.ps + 6)));
+    this.batch = Math.max(1, Math.min(batchPages, maxBatch));
+    this.ex = core.exports as unknown as BatchExports;
+    // Without XBZRLE and dup the state block is still needed (page size, per-call counts): one slot.
+    this.cache = new DeltaCache(core, memory.pageCount, this.ps, cfg.cache ? cacheBytes : this.ps);
+    this.idxPtr = core.alloc(this.batch * 4);
+    this.ptrPtr = core.alloc(this.batch * 4);
+    this.outSize = this.batch * (this.ps + 6);
+    this.outPtr = core.alloc(this.outSize);
+    if (memory.placement === 'external') this.stagePtr = core.alloc(this.batch * this.ps);
+    this.regionViews = memory.placement === 'external' ? memory.regionViews() : null;
+    this.lz4buf = new Uint8Array(cfg.lz4 !== 'never' ? lz4MaxCompressedSize(this.outSize) : 0);
+    const codecs = {} as Record<CodecName | 'unchanged', CodecCounter>;
+    for (const n of [...CODEC_NAMES, 'unchanged'] as const) codecs[n] = counter();
+    this.stats = {
+      codecs,
+      cache: { slots: cfg.cache ? this.cache.slots : 0, hits: 0, misses: 0, overflows: 0, evictions: 0, inserts: 0 },
+      pages: 0, unchanged: 0, dup: 0, wireBytes: 0, coreMs: 0, lz4Ms: 0,
+    };
+  }
+
+  /**
+   * An encoder for `memory`.
+   * @throws PagewireError INVALID_ARGUMENT on bad options
+   */
+  static async create(memory: GuestMemory, opts: EncoderOptions = {}): Promise<PageEncoder> {
+    const cfg = resolve(opts);
+    const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    const batchPages = opts.batchPages ?? 256;
+    if (!Number.isInteger(batchPages) || batchPages < 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'batchPages must be a positive integer');
+    if (!Number.isInteger(cacheBytes) || cacheBytes < 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'cacheBytes must be a non-negative integer');
+    const core = memory.core ?? (await createCore());
+    const lz4 = cfg.lz4 !== 'never' ? await loadLz4() : null;
+    return new PageEncoder(memory, core, cfg, lz4, cacheBytes, batchPages);
+  }
+
+  /** Codec names this encoder may emit (for negotiation; the decoder must accept them all). */
+  codecNames(): string[] {
+    return [...this.cfg.names];
+  }
+
+  /**
+   * Encode pages `indices[start .. start+count)` in that order.
+   * @param opts.final the guest is paused and this is the last send: no new cache entries
+   * @returns the records payload, a view valid until the next call
+   * @throws PagewireError PAGE_OUT_OF_RANGE, INVALID_ARGUMENT
+   */
+  encode(indices: Uint32Array | readonly number[], start = 0, count = indices.length - start, opts: { final?: boolean } = {}): Uint8Array {
+    if (this.disposed) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'encoder disposed');
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > indices.length) {
+      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `range ${start}+${count} is outside the index list (${indices.length})`);
+    }
+    let pos = 0;
+    pos = this.reserve(pos, 1);
+    this.out[pos++] = RECORDS_VERSION;
+    const pc = this.memory.pageCount;
+    const ps = this.ps;
+    const external = this.regionViews !== null;
+    for (let b = 0; b < count; b += this.batch) {
+      const n = Math.min(this.batch, count - b);
+      const t0 = performance.now();
+      const buf = this.core.exports.memory.buffer;
+      const idx = new Uint32Array(buf, this.idxPtr, n);
+      const ptr = new Uint32Array(buf, this.ptrPtr, n);
+      for (let k = 0; k < n; k++) {
+        const p = indices[start + b + k]!;
+        if (!(p >= 0 && p < pc) || !Number.isInteger(p)) throw new PagewireError(ErrorCode.PAGE_OUT_OF_RANGE, `page ${p} is outside guest memory (0..${pc - 1})`);
+        idx[k] = p;
+        ptr[k] = external ? this.stagePtr + k * ps : this.memory.pagePtr(p);
+      }
+      if (external) this.stage(idx, n);
+      const flags = this.flags(opts.final === true);
+      const len = this.ex.encodeBatch(this.cache.st, this.idxPtr, this.ptrPtr, n, this.outPtr, this.outSize, flags);
+      if (len < 0) throw new PagewireError(ErrorCode.WASM_FAILED, `core encodeBatch failed (${len})`);
+      this.encodedPages += n;
+      const t1 = performance.now();
+      this.collect(n, t1 - t0);
+      if (len > 0) pos = this.emitBlock(pos, len);
+      this.stats.lz4Ms += performance.now() - t1;
+    }
+    this.stats.wireBytes += pos;
+    return this.out.subarray(0, pos);
+  }
+
+  private flags(final: boolean): number {
+    let f = this.cfg.mask;
+    const firstPass = this.cfg.afterFirstPass && this.encodedPages < this.memory.pageCount;
+    if (this.cfg.cache && !firstPass) f |= F_CACHE | F_XB_ACTIVE;
+    if (final) f |= F_FINAL;
+    return f;
+  }
+
+  /** Copy the batch's pages from external memory into the staging arena (runs of consecutive pages at once). */
+  private stage(idx: Uint32Array, n: number): void {
+    const u8 = this.core.u8();
+    const ps = this.ps;
+    const regions = this.memory.regions;
+    const views = this.regionViews!;
+    let r = 0;
+    let k = 0;
+    while (k < n) {
+      const p = idx[k]!;
+      let run = 1;
+      while (k + run < n && idx[k + run] === p + run) run++;
+      // split the run at region boundaries
+      if (!(p >= regions[r]!.firstPage && p < regions[r]!.firstPage + regions[r]!.pageCount)) {
+        r = 0;
+        while (!(p >= regions[r]!.firstPage && p < regions[r]!.firstPage + regions[r]!.pageCount)) r++;
+      }
+      const reg = regions[r]!;
+      run = Math.min(run, reg.firstPage + reg.pageCount - p);
+      const off = (p - reg.firstPage) * ps;
+      u8.set(views[r]!.subarray(off, off + run * ps), this.stagePtr + k * ps);
+      k += run;
+    }
+  }
+
+  private collect(n: number, ms: number): void {
+    const dv = this.core.view();
+    const st = this.cache.st;
+    const s = this.stats;
+    s.pages += n;
+    s.coreMs += ms;
+    for (let c = 0; c < RECORD_CODECS.length; c++) {
+      const pages = dv.getUint32(st + 64 + 8 * c, true);
+      const k = s.codecs[RECORD_CODECS[c]!];
+      k.pages += pages;
+      k.inBytes += pages * this.ps;
+      k.outBytes += dv.getUint32(st + 68 + 8 * c, true);
+    }
+    const unchanged = dv.getUint32(st + 104, true);
+    s.unchanged += unchanged;
+    s.codecs.unchanged.pages += unchanged;
+    s.codecs.unchanged.inBytes += unchanged * this.ps;
+    s.dup = s.codecs.dup.pages;
+    s.cache.hits += dv.getUint32(st + 108, true);
+    s.cache.misses += dv.getUint32(st + 112, true);
+    s.cache.overflows += dv.getUint32(st + 116, true);
+    s.cache.evictions += dv.getUint32(st + 120, true);
+    s.cache.inserts += dv.getUint32(st + 124, true);
+  }
+
+  private reserve(pos: number, extra: number): number {
+    if (pos + extra > this.out.byteLength) {
+      const next = new Uint8Array(Math.max(pos + extra, this.out.byteLength * 2));
+      next.set(this.out.subarray(0, pos));
+      this.out = next;
+    }
+    return pos;
+  }
+
+  /** Append the block of `len` record bytes at outPtr (LZ4 when it pays). */
+  private emitBlock(pos: number, len: number): number {
+    const recs = this.core.u8().subarray(this.outPtr, this.outPtr + len);
+    if (this.lz4 && len >= 64 && this.wantLz4()) {
+      const t = performance.now();
+      const c = this.lz4.compressInto(recs, this.lz4buf, 0);
+      const k = this.stats.codecs.lz4;
+      k.timeMs += performance.now() - t;
+      if (c < len * 0.97 || this.cfg.lz4 === 'always') {
+        this.lz4Backoff = 0;
+        pos = this.reserve(pos, 11 + c);
+        this.out[pos++] = BLOCK_LZ4;
+        pos = writeUleb(this.out, pos, len);
+        pos = writeUleb(this.out, pos, c);
+        this.out.set(this.lz4buf.subarray(0, c), pos);
+        k.pages += this.lastBatchPagesSent();
+        k.inBytes += len;
+        k.outBytes += c;
+        return pos + c;
+      }
+      // did not pay: skip the next blocks, longer each time (probe again later)
+      this.lz4Backoff = Math.min(this.lz4Backoff * 2 || 1, 16);
+      this.lz4Skip = this.lz4Backoff;
+    }
+    pos = this.reserve(pos, 6 + len);
+    this.out[pos++] = BLOCK_PLAIN;
+    pos = writeUleb(this.out, pos, len);
+    this.out.set(recs, pos);
+    return pos + len;
+  }
+
+  private wantLz4(): boolean {
+    if (this.cfg.lz4 === 'always') return true;
+    if (this.lz4Skip > 0) { this.lz4Skip--; return false; }
+    return true;
+  }
+
+  private lastBatchPagesSent(): number {
+    const st = this.cache.st;
+    const dv = this.core.view();
+    let n = 0;
+    for (let c = 0; c < RECORD_CODECS.length; c++) n += dv.getUint32(st + 64 + 8 * c, true);
+    return n;
+  }
+
+  /** Forget what the target holds of these pages (delivery unknown after a dropped link). */
+  forget(pages: ArrayLike<number>): void {
+    if (this.cfg.cache) this.cache.forget(pages);
+  }
+
+  /** Forget everything the target holds (resume without acknowledgements; post-copy switch-over). */
+  resetCache(): void {
+    this.cache.clear();
+  }
+
+  /** Release core memory. The encoder is unusable after. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.cache.dispose();
+    this.core.release(this.outPtr, this.outSize);
+    this.core.release(this.ptrPtr, this.batch * 4);
+    this.core.release(this.idxPtr, this.batch * 4);
+    if (this.stagePtr) this.core.release(this.stagePtr, this.batch * this.ps);
+  }
+}
