@@ -86,3 +86,8 @@ export {
   type ChainLink, type ChainRestoreResult, type SnapshotSummary, type InspectOptions,
   type SnapshotInfo, type SnapshotHeader, type SnapshotKind, type SnapshotRoundEnd,
 } from './snapshot/index.js';
+export { PageEncoder, type EncoderOptions, type CodecStats, type CodecCounter, type Lz4Policy } from './codec/encoder.js';
+export { PageDecoder, type ApplyResult, type DecoderStats } from './codec/decoder.js';
+export { DeltaCache, DEFAULT_CACHE_BYTES } from './codec/delta-cache.js';
+export { RECORDS_VERSION, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, type CodecName } from './codec/format.js';
+export { Lz4, loadLz4, lz4, lz4Compress, lz4Decompress, lz4MaxCompressedSize } from './codec/lz4.js';
