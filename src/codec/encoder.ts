@@ -192,7 +192,8 @@ export class PageEncoder {
       throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `range ${start}+${count} is outside the index list (${indices.length})`);
     }
     let pos = 0;
-    pos = this.reserve(pos, 1);
+    // worst case up front (one growth at most): every page raw, a block header per batch
+    pos = this.reserve(pos, 1 + Math.min(count, 1 << 20) * (this.ps + 6) + Math.ceil(count / this.batch) * 11);
     this.out[pos++] = RECORDS_VERSION;
     const pc = this.memory.pageCount;
     const ps = this.ps;
