@@ -310,8 +310,9 @@ const D_TABLE = 20;     // mode 1: per record (target ptr, ref ptr); scan output
 const D_PAGES = 24;     // u32 per record: the page written (apply output)
 const D_ERR_AT = 28;    // offset of the failing record
 const D_MAX_REC = 32;   // most records a block may hold (table and page-list capacity)
+const D_DONE = 36;      // records fully processed (on error: those before the failing one)
 /** Bytes of a DecState. */
-const DEC_STATE_BYTES: i32 = 36;
+const DEC_STATE_BYTES: i32 = 40;
 
 // Decoder results (negative).
 const DEC_RECORD_CORRUPT: i32 = -100;
@@ -362,6 +363,7 @@ function walk(st: usize, blk: usize, len: i32, apply: bool): i32 {
   let k = 0;
   while (p < end) {
     setf(st, D_ERR_AT, <u32>(p - blk));
+    setf(st, D_DONE, <u32>k);
     if (k >= maxRec) return DEC_RECORD_CORRUPT;
     const head = <u32>load<u8>(p);
     p++;

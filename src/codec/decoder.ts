@@ -170,8 +170,9 @@ export class PageDecoder {
   }
 
   private applyBlock(blk: number, len: number): void {
-    const count = this.external ? this.applyExternal(blk, len) : this.ex.decodeApply(this.st, blk, len);
-    if (count < 0) this.fail(count, 'records rejected');
+    const status = this.external ? this.applyExternal(blk, len) : this.ex.decodeApply(this.st, blk, len);
+    // on failure the records before the failing one were applied: list their pages too
+    const count = status < 0 ? this.core.view().getUint32(this.st + 36, true) : status;
     // page list and per-codec counts
     if (this.lastLen + count > this.last.length) {
       const next = new Uint32Array(Math.max(this.lastLen + count, this.last.length * 2));
@@ -181,13 +182,13 @@ export class PageDecoder {
     const buf = this.core.exports.memory.buffer;
     this.last.set(new Uint32Array(buf, this.pagesPtr, count), this.lastLen);
     this.lastLen += count;
-    if (!this.external) return;
+    if (status < 0) this.fail(status, 'records rejected');
   }
 
   /** External placement: validate in the core, then apply in order in JS (+ core for XBZRLE/RLE). */
   private applyExternal(blk: number, len: number): number {
     const n = this.ex.decodeScan(this.st, blk, len);
-    if (n < 0) return n;
+    if (n < 0) { this.core.view().setUint32(this.st + 36, 0, true); return n; }
     const ps = this.memory.pageSize;
     const mem = this.memory;
     const u8 = this.core.u8();
@@ -219,18 +220,25 @@ export class PageDecoder {
       else if (codec === 2) dst.set(mem.page(ref));
       else if (codec === 3) {
         u8.set(dst, this.scratchPtr);
-        if (core.xbzrleDecode(p, plen, this.scratchPtr, ps) < 0) { dv.setUint32(this.st + 28, p - blk, true); return -103; }
+        if (core.xbzrleDecode(p, plen, this.scratchPtr, ps) < 0) return this.failAt(k, p - blk, -103);
         dst.set(u8.subarray(this.scratchPtr, this.scratchPtr + ps));
       } else {
-        if (core.rleDecode(p, plen, this.scratchPtr, ps) < 0) { dv.setUint32(this.st + 28, p - blk, true); return -104; }
+        if (core.rleDecode(p, plen, this.scratchPtr, ps) < 0) return this.failAt(k, p - blk, -104);
         dst.set(u8.subarray(this.scratchPtr, this.scratchPtr + ps));
       }
       this.stats.codecs[RECORD_CODECS[codec]!].pages++;
       pages[k] = page;
       p += plen;
     }
-    if (p !== end) return -100;
+    if (p !== end) return this.failAt(n, p - blk, -100);
     return n;
+  }
+
+  private failAt(done: number, at: number, status: number): number {
+    const dv = this.core.view();
+    dv.setUint32(this.st + 28, at, true);
+    dv.setUint32(this.st + 36, done, true);
+    return status;
   }
 
   /** Release core memory. */
