@@ -183,10 +183,13 @@ export class PageEncoder {
   /**
    * Encode pages `indices[start .. start+count)` in that order.
    * @param opts.final the guest is paused and this is the last send: no new cache entries
+   * @param opts.postcopy the target's guest is running (post-copy): no duplicate references (the
+   *   target may have written the referenced page since); deltas stay valid (it cannot have
+   *   written a page it has not received)
    * @returns the records payload, a view valid until the next call
    * @throws PagewireError PAGE_OUT_OF_RANGE, INVALID_ARGUMENT
    */
-  encode(indices: Uint32Array | readonly number[], start = 0, count = indices.length - start, opts: { final?: boolean } = {}): Uint8Array {
+  encode(indices: Uint32Array | readonly number[], start = 0, count = indices.length - start, opts: { final?: boolean; postcopy?: boolean } = {}): Uint8Array {
     if (this.disposed) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'encoder disposed');
     if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > indices.length) {
       throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `range ${start}+${count} is outside the index list (${indices.length})`);
@@ -211,7 +214,7 @@ export class PageEncoder {
         ptr[k] = external ? this.stagePtr + k * ps : this.memory.pagePtr(p);
       }
       if (external) this.stage(idx, n);
-      const flags = this.flags(opts.final === true);
+      const flags = this.flags(opts.final === true, opts.postcopy === true);
       const len = this.ex.encodeBatch(this.cache.st, this.idxPtr, this.ptrPtr, n, this.outPtr, this.outSize, flags);
       if (len < 0) throw new PagewireError(ErrorCode.WASM_FAILED, `core encodeBatch failed (${len})`);
       this.encodedPages += n;
@@ -224,8 +227,9 @@ export class PageEncoder {
     return this.out.subarray(0, pos);
   }
 
-  private flags(final: boolean): number {
+  private flags(final: boolean, postcopy: boolean): number {
     let f = this.cfg.mask;
+    if (postcopy) f &= ~F_DUP;
     const firstPass = this.cfg.afterFirstPass && this.encodedPages < this.memory.pageCount;
     if (this.cfg.cache && !firstPass) f |= F_CACHE | F_XB_ACTIVE;
     if (final) f |= F_FINAL;
