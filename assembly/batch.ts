@@ -128,14 +128,19 @@ function takeSlot(st: usize, p: u32): u32 {
   const slots = f(st, S_SLOTS);
   const refs = <usize>f(st, S_SLOT_REF);
   const slotPage = <usize>f(st, S_SLOT_PAGE);
-  let h = f(st, S_HAND);
-  for (;;) {
-    if (load<u8>(refs + <usize>h) == 0 || load<u32>(slotPage + (<usize>h << 2)) == EMPTY) break;
-    store<u8>(refs + <usize>h, 0);
-    h = h + 1 == slots ? 0 : h + 1;
+  let s: u32;
+  if (slots >= f(st, S_PAGE_COUNT)) {
+    s = p; // a slot per guest page: slot p only ever holds page p, so it is free; no eviction
+  } else {
+    let h = f(st, S_HAND);
+    for (;;) {
+      if (load<u8>(refs + <usize>h) == 0 || load<u32>(slotPage + (<usize>h << 2)) == EMPTY) break;
+      store<u8>(refs + <usize>h, 0);
+      h = h + 1 == slots ? 0 : h + 1;
+    }
+    s = h;
+    setf(st, S_HAND, h + 1 == slots ? 0 : h + 1);
   }
-  const s = h;
-  setf(st, S_HAND, h + 1 == slots ? 0 : h + 1);
   const old = load<u32>(slotPage + (<usize>s << 2));
   if (old != EMPTY) {
     store<u32>(<usize>f(st, S_MAP) + (<usize>old << 2), 0);
@@ -427,6 +432,7 @@ function walk(st: usize, blk: usize, len: i32, apply: bool): i32 {
         if (rleDecode(p, plen, dst, psz) < 0) return DEC_RLE_CORRUPT;
       }
       store<u32>(pagesOut + (<usize>k << 2), page);
+      if (mode == 0) store<u8>(table + <usize>k, <u8>codec); // codec per record, for statistics
     }
     p += <usize>plen;
     prev = page;

@@ -12,6 +12,7 @@ const CONFIGS = [
   { name: 'qemu-like', opts: { codecs: 'qemu' } },
   { name: 'lz4-only', opts: { codecs: ['zero', 'lz4'], lz4: 'always' } },
   { name: 'full', opts: { codecs: 'all' } },
+  { name: 'full-10gbe', opts: { codecs: 'all', linkBytesPerSec: 1.25e9 } },
   { name: 'full-no-lz4', opts: { codecs: ['zero', 'dup', 'xbzrle', 'rle'] } },
 ];
 

@@ -42,7 +42,7 @@ export interface ApplyResult {
 
 /** Decoder statistics (plain object). */
 export interface DecoderStats {
-  /** Records applied per codec. */
+  /** Records applied per codec (lz4: blocks decompressed, inBytes = their compressed bytes). */
   codecs: Record<CodecName, { pages: number; inBytes: number }>;
   /** Payloads applied and their bytes. */
   payloads: number;
@@ -181,6 +181,11 @@ export class PageDecoder {
     }
     const buf = this.core.exports.memory.buffer;
     this.last.set(new Uint32Array(buf, this.pagesPtr, count), this.lastLen);
+    if (!this.external) {
+      const codecs = new Uint8Array(buf, this.tablePtr, count);
+      const st = this.stats.codecs;
+      for (let k = 0; k < count; k++) st[RECORD_CODECS[codecs[k]!]!].pages++;
+    }
     this.lastLen += count;
     if (status < 0) this.fail(status, 'records rejected');
   }

@@ -47,13 +47,14 @@ export class DeltaCache {
    * @param core the core holding guest pages (or the encoder's own)
    * @param pageCount guest pages
    * @param pageSize bytes per page
-   * @param cacheBytes data bytes (rounded down to whole pages; 0 means no slots, only zero marks)
+   * @param cacheBytes data bytes (rounded down to whole pages, at least one, at most pageCount)
    */
   constructor(private readonly core: Core, readonly pageCount: number, readonly pageSize: number, readonly cacheBytes = DEFAULT_CACHE_BYTES) {
     if (!Number.isInteger(cacheBytes) || cacheBytes < 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'cacheBytes must be a non-negative integer');
-    this.slots = Math.max(1, Math.floor(cacheBytes / pageSize));
+    // never more slots than guest pages; at least one
+    this.slots = Math.max(1, Math.min(pageCount, Math.floor(cacheBytes / pageSize)));
     let hsize = 16;
-    while (hsize < this.slots * 2) hsize *= 2;
+    while (hsize < this.slots * 4) hsize *= 2;
     const a = (n: number): number => { const p = core.alloc(n); this.blocks.push([p, n]); return p; };
     this.st = a(STATE_BYTES);
     const map = a(pageCount * 4);

@@ -50,6 +50,12 @@ export interface EncoderOptions {
   dedup?: boolean;
   /** LZ4 policy when 'lz4' is enabled. Default 'auto'. */
   lz4?: Lz4Policy;
+  /**
+   * With lz4 'auto': the link's bandwidth (bytes/s). When given, a block is compressed only while
+   * the bytes LZ4 saves are worth more link time than the compression costs (running estimates,
+   * re-probed every 16 blocks). Without it 'auto' compresses whenever it saves >= 3%.
+   */
+  linkBytesPerSec?: number;
   /** QEMU's rule: no XBZRLE and no cache during the first pass. Default true for 'qemu' only. */
   xbzrleAfterFirstPass?: boolean;
 }
@@ -89,7 +95,7 @@ export interface CodecStats {
 function counter(): CodecCounter { return { pages: 0, inBytes: 0, outBytes: 0, timeMs: 0 }; }
 
 /** Resolved configuration of an encoder. */
-interface Config { mask: number; names: CodecName[]; cache: boolean; lz4: Lz4Policy; afterFirstPass: boolean }
+interface Config { mask: number; names: CodecName[]; cache: boolean; lz4: Lz4Policy; afterFirstPass: boolean; linkBps: number }
 
 function resolve(opts: EncoderOptions): Config {
   const c = opts.codecs ?? 'all';
@@ -106,7 +112,7 @@ function resolve(opts: EncoderOptions): Config {
   const hasLz4 = names.includes('lz4');
   const lz4: Lz4Policy = hasLz4 ? (opts.lz4 ?? 'auto') : 'never';
   const out = CODEC_NAMES.filter((n) => (n === 'lz4' ? lz4 !== 'never' : (mask & (1 << RECORD_CODECS.indexOf(n))) !== 0));
-  return { mask, names: out, cache: (mask & (F_XBZRLE | F_DUP)) !== 0, lz4, afterFirstPass: opts.xbzrleAfterFirstPass ?? afterFirstPass };
+  return { mask, names: out, cache: (mask & (F_XBZRLE | F_DUP)) !== 0, lz4, afterFirstPass: opts.xbzrleAfterFirstPass ?? afterFirstPass, linkBps: opts.linkBytesPerSec ?? 0 };
 }
 
 /** Source-side page encoder. Create with {@link PageEncoder.create}. */
@@ -127,6 +133,10 @@ export class PageEncoder {
   private encodedPages = 0;
   private lz4Skip = 0;
   private lz4Backoff = 0;
+  /** Running estimates for the bandwidth-aware policy: saved fraction and ms per input byte. */
+  private lz4SaveFrac = 0.5;
+  private lz4MsPerByte = 0;
+  private lz4Blocks = 0;
   private disposed = false;
   private readonly regionViews: Uint8Array[] | null;
 
@@ -302,7 +312,10 @@ export class PageEncoder {
       const t = performance.now();
       const c = this.lz4.compressInto(recs, this.lz4buf, 0);
       const k = this.stats.codecs.lz4;
-      k.timeMs += performance.now() - t;
+      const dt = performance.now() - t;
+      k.timeMs += dt;
+      this.lz4SaveFrac = 0.8 * this.lz4SaveFrac + 0.2 * Math.max(0, (len - c) / len);
+      this.lz4MsPerByte = this.lz4MsPerByte === 0 ? dt / len : 0.8 * this.lz4MsPerByte + 0.2 * (dt / len);
       if (c < len * 0.97 || this.cfg.lz4 === 'always') {
         this.lz4Backoff = 0;
         pos = this.reserve(pos, 11 + c);
@@ -329,6 +342,11 @@ export class PageEncoder {
   private wantLz4(): boolean {
     if (this.cfg.lz4 === 'always') return true;
     if (this.lz4Skip > 0) { this.lz4Skip--; return false; }
+    const bps = this.cfg.linkBps;
+    if (bps > 0 && this.lz4MsPerByte > 0 && (++this.lz4Blocks & 15) !== 0) {
+      // link ms saved per input byte vs compression ms per input byte
+      return (this.lz4SaveFrac / bps) * 1000 > this.lz4MsPerByte;
+    }
     return true;
   }
 
