@@ -250,7 +250,9 @@ export function encodeBatch(st: usize, idxPtr: usize, ptrPtr: usize, count: i32,
       }
     }
     if ((flags & F_RLE) && plen > 64) {
-      const lim = plen < (psz >> 1) ? plen - 2 : (psz >> 1);
+      // RLE is for pages of long runs: give up early (a quarter of a page) so that pages
+      // without runs cost little; what RLE leaves is LZ4's job
+      const lim = plen < (psz >> 2) ? plen - 2 : (psz >> 2);
       const r = rleEncode(src, psz, scratch2, lim);
       if (r > 0) { codec = C_RLE; plen = r; pay = scratch2; }
     }
