@@ -6,6 +6,7 @@ import { GuestMemory } from '../src/memory/guest-memory.js';
 import { createCore, type Core } from '../src/core/core.js';
 import { PagewireError } from '../src/errors.js';
 import { loadLz4 } from '../src/codec/lz4.js';
+import type { EncoderLike, DecoderLike } from '../src/migration/codec-adapter.js';
 
 const PS = 512;
 let srcCore: Core;
@@ -199,5 +200,27 @@ describe('codec properties', () => {
     expect(code(() => tiny.apply(Uint8Array.of(1, 1, 10, 3, 1, 2, 3)))).toBe('LZ4_CORRUPT');
     expect(code(() => tiny.apply(Uint8Array.of(1, 0, 4, 0x03 | 8, 2, 0x80, 0x7f)))).toBe('XBZRLE_CORRUPT');
     expect(tiny.apply(Uint8Array.of(1))).toBe(0);
+  });
+
+  it('every page size 512..65536 (XBZRLE only up to 16 KiB) and the migration layer\'s interfaces', async () => {
+    for (const ps of [1024, 4096, 16384, 32768, 65536]) {
+      const pages = 9;
+      const src = GuestMemory.inCore(srcCore, pages, ps);
+      const dst = GuestMemory.allocateExternal({ pageSize: ps, regions: [{ name: 'r', pageCount: pages }] });
+      for (let p = 0; p < pages; p++) src.page(p).fill(p & 1 ? 0 : p, 0, ps >> 1);
+      const enc: EncoderLike = await PageEncoder.create(src, { codecs: 'all', batchPages: 4 });
+      const dec: DecoderLike = await PageDecoder.create(dst, enc.codecNames());
+      const all = Uint32Array.from({ length: pages }, (_, i) => i);
+      for (let r = 0; r < 3; r++) {
+        dec.apply(enc.encode(all, 0, pages).slice());
+        expect(dec.lastPages().length).toBeLessThanOrEqual(pages);
+        for (let p = 0; p < pages; p++) expect(Buffer.from(dst.page(p)).equals(Buffer.from(src.page(p))), `ps ${ps} page ${p}`).toBe(true);
+        for (let p = 0; p < pages; p += 2) src.page(p)[(r * 977) % ps] ^= 0x5a;
+      }
+      const s = (enc as PageEncoder).stats;
+      if (ps <= 16384) expect(s.codecs.xbzrle.pages).toBeGreaterThan(0);
+      else expect(s.codecs.xbzrle.pages).toBe(0);
+      enc.dispose(); dec.dispose();
+    }
   });
 });
