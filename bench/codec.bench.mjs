@@ -104,7 +104,7 @@ export default async function (ctx) {
         decodePagesPerSec: Math.round(allPages / (allDecMs / 1000)),
       };
       const s = res[cfg.name].stats;
-      row.codecPages = Object.entries(s.codecs).filter(([, v]) => v.pages > 0).map(([k, v]) => `${k}:${v.pages}`).join(' ');
+      row.codecPages = Object.entries(s.codecs).filter(([, v]) => v.pages > 0).map(([k, v]) => `${k}:${v.pages}`).join(' ') + (s.lz4.pages ? ` (lz4 blocks over ${s.lz4.pages})` : '');
       ctx.addScenario(row);
       ctx.log(`codec ${name} ${cfg.name}: wire ${r.map((x) => x.wire).join(' ')} enc ${row.encodeGBps} GB/s dec ${row.decodeGBps} GB/s`);
     }

@@ -22,7 +22,7 @@ import { Core, createCore } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { BatchExports } from './delta-cache.js';
 import { loadLz4, type Lz4 } from './lz4.js';
-import { BLOCK_LZ4, BLOCK_PLAIN, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS, codecMask, readUleb, type CodecName } from './format.js';
+import { BLOCK_LZ4, BLOCK_PLAIN, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS, codecMask, readUleb, type RecordCodecName } from './format.js';
 
 const ERRORS: Record<number, ErrorCode> = {
   [-100]: ErrorCode.RECORD_CORRUPT,
@@ -42,8 +42,10 @@ export interface ApplyResult {
 
 /** Decoder statistics (plain object). */
 export interface DecoderStats {
-  /** Records applied per codec (lz4: blocks decompressed, inBytes = their compressed bytes). */
-  codecs: Record<CodecName, { pages: number; inBytes: number }>;
+  /** Records applied per codec (inBytes is not counted in core placement: 0). */
+  codecs: Record<RecordCodecName, { pages: number; inBytes: number }>;
+  /** LZ4 blocks decompressed and their compressed bytes. */
+  lz4: { blocks: number; inBytes: number };
   /** Payloads applied and their bytes. */
   payloads: number;
   bytes: number;
@@ -86,8 +88,8 @@ export class PageDecoder {
     dv.setUint32(this.st + 28, 0, true);
     dv.setUint32(this.st + 32, MAX_BLOCK_RECORDS, true);
     const codecs = {} as DecoderStats['codecs'];
-    for (const n of ['zero', 'raw', 'dup', 'xbzrle', 'rle', 'lz4'] as const) codecs[n] = { pages: 0, inBytes: 0 };
-    this.stats = { codecs, payloads: 0, bytes: 0, timeMs: 0 };
+    for (const n of RECORD_CODECS) codecs[n] = { pages: 0, inBytes: 0 };
+    this.stats = { codecs, lz4: { blocks: 0, inBytes: 0 }, payloads: 0, bytes: 0, timeMs: 0 };
   }
 
   /**
@@ -112,6 +114,11 @@ export class PageDecoder {
     this.lastLen = 0;
     if (records.byteLength < 1) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'empty records payload');
     if (records[0] !== RECORDS_VERSION) throw new PagewireError(ErrorCode.RECORD_CORRUPT, `records version ${records[0]} (expected ${RECORDS_VERSION})`);
+    // The payload may be a view of this core's memory (a frame reader's arena): growing the block
+    // arena would detach it, so rebuild the view after any allocation.
+    const inCore = records.buffer === this.core.exports.memory.buffer;
+    const inOff = records.byteOffset;
+    const inLen = records.byteLength;
     const cur = this.cursor;
     cur.pos = 1;
     try {
@@ -121,6 +128,7 @@ export class PageDecoder {
         const rawLen = readUleb(records, cur);
         if (rawLen < 1 || rawLen > MAX_BLOCK_BYTES) throw new PagewireError(ErrorCode.RECORD_CORRUPT, `block length ${rawLen} out of range`);
         const blk = this.blockArena(rawLen);
+        if (inCore && records.buffer !== this.core.exports.memory.buffer) records = new Uint8Array(this.core.exports.memory.buffer, inOff, inLen);
         if (kind === BLOCK_PLAIN) {
           if (rawLen > records.byteLength - cur.pos) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'block runs past the payload');
           this.core.u8().set(records.subarray(cur.pos, cur.pos + rawLen), blk);
@@ -131,8 +139,8 @@ export class PageDecoder {
           if (compLen > records.byteLength - cur.pos) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'LZ4 block runs past the payload');
           this.lz4.decompressInto(records.subarray(cur.pos, cur.pos + compLen), rawLen, this.core.u8(), blk);
           cur.pos += compLen;
-          this.stats.codecs.lz4.pages++;
-          this.stats.codecs.lz4.inBytes += compLen;
+          this.stats.lz4.blocks++;
+          this.stats.lz4.inBytes += compLen;
         }
         this.applyBlock(blk, rawLen);
       }

@@ -99,6 +99,8 @@ export class DeltaCache {
     const n = pages.length;
     if (n === 0) return;
     if (this.idxArenaSize < n * 4) {
+      // `pages` may be a view of this core's memory, which the allocation below may detach
+      pages = Array.from(pages);
       if (this.idxArenaSize) this.core.release(this.idxArena, this.idxArenaSize);
       this.idxArenaSize = Math.max(n * 4, 4096);
       this.idxArena = this.core.alloc(this.idxArenaSize);

@@ -32,7 +32,7 @@ import { DeltaCache, DEFAULT_CACHE_BYTES, type BatchExports } from './delta-cach
 import { loadLz4, lz4MaxCompressedSize, type Lz4 } from './lz4.js';
 import {
   BLOCK_LZ4, BLOCK_PLAIN, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS,
-  F_CACHE, F_DUP, F_FINAL, F_RAW, F_RLE, F_XBZRLE, F_XB_ACTIVE, F_ZERO, codecMask, writeUleb, type CodecName,
+  F_CACHE, F_DUP, F_FINAL, F_RAW, F_RLE, F_XBZRLE, F_XB_ACTIVE, F_ZERO, codecMask, writeUleb, type CodecName, type RecordCodecName,
 } from './format.js';
 
 /** When to LZ4 a block of records. */
@@ -74,8 +74,13 @@ export interface CodecCounter {
 
 /** Encoder statistics (a plain object; counters only grow until dispose). */
 export interface CodecStats {
-  /** Per codec, plus 'unchanged' (pages not sent because the target has them). */
-  codecs: Record<CodecName | 'unchanged', CodecCounter>;
+  /**
+   * Per record codec, plus 'unchanged' (pages not sent because the target has them): every page
+   * given to encode() is counted under exactly one of these, so their pages sum to `pages`.
+   */
+  codecs: Record<RecordCodecName | 'unchanged', CodecCounter>;
+  /** LZ4 over blocks: pages whose records went out in LZ4 blocks, record bytes in, block bytes out. */
+  lz4: CodecCounter;
   /** Delta cache counters. */
   cache: { slots: number; hits: number; misses: number; overflows: number; evictions: number; inserts: number };
   /** Pages given to encode(). */
@@ -161,10 +166,10 @@ export class PageEncoder {
     if (memory.placement === 'external') this.stagePtr = core.alloc(this.batch * this.ps);
     this.regionViews = memory.placement === 'external' ? memory.regionViews() : null;
     this.lz4buf = new Uint8Array(cfg.lz4 !== 'never' ? lz4MaxCompressedSize(this.outSize) : 0);
-    const codecs = {} as Record<CodecName | 'unchanged', CodecCounter>;
-    for (const n of [...CODEC_NAMES, 'unchanged'] as const) codecs[n] = counter();
+    const codecs = {} as Record<RecordCodecName | 'unchanged', CodecCounter>;
+    for (const n of [...RECORD_CODECS, 'unchanged'] as const) codecs[n] = counter();
     this.stats = {
-      codecs,
+      codecs, lz4: counter(),
       cache: { slots: cfg.cache ? this.cache.slots : 0, hits: 0, misses: 0, overflows: 0, evictions: 0, inserts: 0 },
       pages: 0, unchanged: 0, dup: 0, wireBytes: 0, coreMs: 0, lz4Ms: 0,
     };
@@ -311,7 +316,7 @@ export class PageEncoder {
     if (this.lz4 && len >= 64 && this.wantLz4()) {
       const t = performance.now();
       const c = this.lz4.compressInto(recs, this.lz4buf, 0);
-      const k = this.stats.codecs.lz4;
+      const k = this.stats.lz4;
       const dt = performance.now() - t;
       k.timeMs += dt;
       this.lz4SaveFrac = 0.8 * this.lz4SaveFrac + 0.2 * Math.max(0, (len - c) / len);

@@ -27,8 +27,10 @@ export const BLOCK_LZ4 = 1;
 export type CodecName = 'zero' | 'raw' | 'dup' | 'xbzrle' | 'rle' | 'lz4';
 /** Every codec name. */
 export const CODEC_NAMES: readonly CodecName[] = ['zero', 'raw', 'dup', 'xbzrle', 'rle', 'lz4'];
+/** Codecs that are record kinds (all but 'lz4', which compresses blocks). */
+export type RecordCodecName = Exclude<CodecName, 'lz4'>;
 /** Record codec ids (low 3 bits of a record head), index = id. */
-export const RECORD_CODECS: readonly CodecName[] = ['zero', 'raw', 'dup', 'xbzrle', 'rle'];
+export const RECORD_CODECS: readonly RecordCodecName[] = ['zero', 'raw', 'dup', 'xbzrle', 'rle'];
 
 /** Enable-mask bits shared with assembly/batch.ts (bit = record codec id). */
 export const F_ZERO = 1 << 0;
@@ -45,7 +47,7 @@ export const F_XB_ACTIVE = 1 << 10;
 export function codecMask(names: readonly string[]): number {
   let m = 0;
   for (const n of names) {
-    const i = RECORD_CODECS.indexOf(n as CodecName);
+    const i = RECORD_CODECS.indexOf(n as RecordCodecName);
     if (i >= 0) m |= 1 << i;
     else if (n !== 'lz4') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `unknown codec ${JSON.stringify(n)}`);
   }
