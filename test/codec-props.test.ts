@@ -223,4 +223,33 @@ describe('codec properties', () => {
       enc.dispose(); dec.dispose();
     }
   });
+
+  it('accepts a payload and page lists that are views of the decoder\'s / encoder\'s own core memory', async () => {
+    const pages = 96;
+    const core = await createCore();
+    const src = GuestMemory.inCore(core, pages, 4096);
+    for (let p = 0; p < pages; p++) src.page(p).fill(p * 7 + 1);
+    const enc = await PageEncoder.create(src, { codecs: ['zero', 'xbzrle'] });
+    const all = Uint32Array.from({ length: pages }, (_, i) => i);
+    const payload = enc.encode(all).slice();
+    const dcore = await createCore();
+    const dst = GuestMemory.inCore(dcore, pages, 4096);
+    const dec = await PageDecoder.create(dst, enc.codecNames());
+    const at = dcore.alloc(payload.byteLength);
+    dcore.u8().set(payload, at);
+    const before = dcore.byteLength;
+    dec.apply(dcore.u8().subarray(at, at + payload.byteLength)); // the block arena grows the memory
+    expect(dcore.byteLength).toBeGreaterThan(before);
+    for (let p = 0; p < pages; p++) expect(dst.page(p)[0]).toBe((p * 7 + 1) & 0xff);
+    // forget() with a list in the encoder's core
+    const lp = core.alloc(pages * 4);
+    new Uint32Array(core.exports.memory.buffer, lp, pages).set(all);
+    enc.forget(new Uint32Array(core.exports.memory.buffer, lp, pages));
+    src.page(3)[5] = 0;
+    const rawBefore = enc.stats.codecs.raw.pages;
+    const again = enc.encode(Uint32Array.of(3));
+    expect(enc.stats.codecs.raw.pages).toBe(rawBefore + 1); // forgotten: sent whole, not as a delta
+    dec.apply(again.slice());
+    expect(Buffer.from(dst.page(3)).equals(Buffer.from(src.page(3)))).toBe(true);
+  });
 });
