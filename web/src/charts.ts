@@ -1,0 +1,91 @@
+/** Hand-written SVG charts: grouped bars per round and lines over time. No chart library. */
+
+const NS = 'http://www.w3.org/2000/svg';
+const W = 460;
+const H = 200;
+const PAD = { left: 58, right: 10, top: 12, bottom: 30 };
+
+export interface Series { label: string; color: string; values: number[] }
+export interface LineSeries { label: string; color: string; points: Array<[number, number]>; dashed?: boolean }
+
+function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+  const e = document.createElementNS(NS, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten. */
+export function niceMax(v: number): number {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function frame(svg: SVGSVGElement, yMax: number, fmt: (v: number) => string, xLabel: string): { x0: number; y0: number; w: number; h: number } {
+  svg.replaceChildren();
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  const x0 = PAD.left;
+  const y0 = H - PAD.bottom;
+  const w = W - PAD.left - PAD.right;
+  const h = H - PAD.top - PAD.bottom;
+  for (let i = 0; i <= 4; i++) {
+    const y = y0 - (h * i) / 4;
+    svg.append(el('line', { x1: x0, x2: x0 + w, y1: y, y2: y, class: i === 0 ? 'axis' : 'grid' }));
+    svg.append(el('text', { x: x0 - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, fmt((yMax * i) / 4)));
+  }
+  svg.append(el('text', { x: x0 + w / 2, y: H - 4, class: 'tick', 'text-anchor': 'middle' }, xLabel));
+  return { x0, y0, w, h };
+}
+
+function legend(svg: SVGSVGElement, items: Array<{ label: string; color: string }>): void {
+  let x = PAD.left + 6;
+  for (const it of items) {
+    svg.append(el('rect', { x, y: PAD.top - 2, width: 10, height: 10, fill: it.color }));
+    const t = el('text', { x: x + 14, y: PAD.top + 7, class: 'legend' }, it.label);
+    svg.append(t);
+    x += 22 + it.label.length * 6.5;
+  }
+}
+
+/** Grouped bars, one group per round (the final stop-and-copy round labelled "S"); `unit` scales the axis steps. */
+export function barChart(svg: SVGSVGElement, series: Series[], labels: string[], fmt: (v: number) => string, unit = 1): void {
+  const n = labels.length;
+  const top = Math.max(0, ...series.flatMap((s) => s.values));
+  // nice steps in the display unit (e.g. MiB for bytes)
+  const u = top >= unit ? unit : 1;
+  const max = niceMax(top / u) * u;
+  const { x0, y0, w, h } = frame(svg, max, fmt, 'round');
+  if (n > 0) {
+    const gw = w / Math.max(n, 4);
+    const bw = Math.max(1, (gw * 0.8) / series.length);
+    series.forEach((s, si) => {
+      s.values.forEach((v, i) => {
+        const bh = (h * v) / max;
+        const r = el('rect', { class: `bar s${si}`, x: x0 + i * gw + gw * 0.1 + si * bw, y: y0 - bh, width: bw, height: Math.max(bh, v > 0 ? 1 : 0), fill: s.color });
+        r.append(el('title', {}, `${labels[i]}: ${s.label} ${fmt(v)}`));
+        svg.append(r);
+      });
+    });
+    const step = Math.ceil(n / 16);
+    labels.forEach((l, i) => {
+      if (i % step === 0 || i === n - 1) svg.append(el('text', { x: x0 + i * gw + gw / 2, y: y0 + 13, class: 'tick', 'text-anchor': 'middle' }, l));
+    });
+  }
+  legend(svg, series);
+}
+
+/** Lines over time (x in ms). */
+export function lineChart(svg: SVGSVGElement, series: LineSeries[], fmt: (v: number) => string): void {
+  const all = series.flatMap((s) => s.points);
+  const tMax = Math.max(1, ...all.map((p) => p[0]));
+  const max = niceMax(Math.max(0, ...all.map((p) => p[1])));
+  const { x0, y0, w, h } = frame(svg, max, fmt, `time (s), ${(tMax / 1000).toFixed(1)} s shown`);
+  for (const s of series) {
+    if (s.points.length === 0) continue;
+    const d = s.points.map(([t, v], i) => `${i === 0 ? 'M' : 'L'}${(x0 + (w * t) / tMax).toFixed(1)},${(y0 - (h * v) / max).toFixed(1)}`).join(' ');
+    svg.append(el('path', { d, fill: 'none', stroke: s.color, 'stroke-width': 2, ...(s.dashed ? { 'stroke-dasharray': '5 4' } : {}) }));
+  }
+  legend(svg, series);
+}
