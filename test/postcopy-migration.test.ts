@@ -82,8 +82,9 @@ describe('post-copy', () => {
     const pages = 2048;
     const s = await setup(pages, 20);
     const [a, b] = memoryPair();
-    // 16 MB/s: the push of 8 MiB takes about half a second, so the running guest faults
-    const source = new MigrationSource(s.src, s.log, a, { mode: 'postcopy', maxBandwidthBytesPerSec: 16e6, windowBytes: 256 * 1024 }, sourceHooks(s));
+    // 16 MB/s with raw pages: the push of 8 MiB takes about half a second, so the running guest
+    // faults (the compressing codecs would push this memory in a few milliseconds)
+    const source = new MigrationSource(s.src, s.log, a, { mode: 'postcopy', codecs: 'raw', maxBandwidthBytesPerSec: 16e6, windowBytes: 256 * 1024 }, sourceHooks(s));
     const [rs, rt] = await Promise.all([source.migrate(), s.target.run(b)]);
     s.writer.stop();
     await s.runner.stop();
@@ -134,7 +135,7 @@ describe('post-copy', () => {
     const s = await setup(pages, 40);
     const [a, b] = memoryPair();
     const source = new MigrationSource(s.src, s.log, a, {
-      mode: 'hybrid', hybridPrecopyRounds: 2, downtimeLimitMs: 0.001, maxBandwidthBytesPerSec: 32e6, windowBytes: 256 * 1024,
+      mode: 'hybrid', codecs: 'raw', hybridPrecopyRounds: 2, downtimeLimitMs: 0.001, maxBandwidthBytesPerSec: 32e6, windowBytes: 256 * 1024,
     }, sourceHooks(s));
     const [rs, rt] = await Promise.all([source.migrate(), s.target.run(b)]);
     s.writer.stop();
@@ -275,7 +276,8 @@ describe('post-copy with a read-only target guest', () => {
     const runner = new FaultingGuestRunner(s.target, sim, { ratePagesPerSec: 4000, sliceMs: 2, writes: false });
     s.runner = runner;
     const [a, b] = memoryPair();
-    const source = new MigrationSource(s.src, s.log, a, { mode: 'postcopy', maxBandwidthBytesPerSec: 16e6, windowBytes: 256 * 1024 }, sourceHooks(s));
+    // raw pages at 16 MB/s: a push long enough for the guest to fault
+    const source = new MigrationSource(s.src, s.log, a, { mode: 'postcopy', codecs: 'raw', maxBandwidthBytesPerSec: 16e6, windowBytes: 256 * 1024 }, sourceHooks(s));
     const [rs, rt] = await Promise.all([source.migrate(), s.target.run(b)]);
     s.writer.stop();
     await runner.stop();

@@ -181,7 +181,7 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
 }
 
 async function sendPages(host: PostcopySourceHost, pages: Uint32Array, n: number): Promise<number> {
-  const records = host.encoder.encode(pages, 0, n, { final: true });
+  const records = host.encoder.encode(pages, 0, n, { final: true, postcopy: true });
   return host.sendFrame(FrameType.PAGES, records, pages.subarray(0, n));
 }
 

@@ -186,7 +186,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     let faultStats: { faults: number; latencies: number[] } | null = null;
     try {
       this.core = this.memory.core ?? (await createCore());
-      this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages);
+      this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages, this.opts.maxBandwidthBytesPerSec);
       this.pending = new PageSet(this.memory.pageCount);
       if (this.opts.knownPages) this.known = new KnownPagesCollector(this.memory.pageCount);
       if (this.opts.reorder) this.reorderer = new DirtyFrequencyOrder(this.memory.pageCount, this.opts.reorderOptions);
@@ -379,9 +379,19 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         bandwidthBytesPerSec: this.bandwidth, expectedDowntimeMs: 0, phase: final ? 'stop-and-copy' : 'precopy',
       });
     }
-    const end: RoundEndMessage = { round, pages: indices.length, wireBytes: wire, final };
+    const end: RoundEndMessage = { round, pages: indices.length, wireBytes: wire, final, codecs: this.codecsSince(before) };
     wire += await this.sendControl(FrameType.ROUND_END, encodeJson(end));
     return this.roundReport(round, final, start, ackedAtStart, before, wire, indices.length);
+  }
+
+  /** Per-codec pages and bytes the encoder produced since `before`. */
+  private codecsSince(before: CodecCounts): CodecCounts {
+    const codecs: CodecCounts = {};
+    for (const [k, v] of Object.entries(encoderCounts(this.encoder))) {
+      const b = before[k] ?? { pages: 0, bytes: 0 };
+      if (v.pages - b.pages > 0) codecs[k] = { pages: v.pages - b.pages, bytes: v.bytes - b.bytes };
+    }
+    return codecs;
   }
 
   /** Continue a round after a resume with the pages that are pending again. */
@@ -405,7 +415,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       i += count;
     }
     const pages = pagesSoFar + rest.length;
-    const end: RoundEndMessage = { round, pages, wireBytes: wire, final };
+    const end: RoundEndMessage = { round, pages, wireBytes: wire, final, codecs: this.codecsSince(before) };
     wire += await this.sendControl(FrameType.ROUND_END, encodeJson(end));
     return this.roundReport(round, final, start, ackedAtStart, before, wire, pages);
   }
@@ -443,12 +453,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       const bw = (Math.max(acked, 1) * 1000) / durationMs;
       this.bandwidth = this.bandwidth === 0 ? bw : 0.5 * this.bandwidth + 0.5 * bw;
     }
-    const after = encoderCounts(this.encoder);
-    const codecs: CodecCounts = {};
-    for (const [k, v] of Object.entries(after)) {
-      const b = before[k] ?? { pages: 0, bytes: 0 };
-      if (v.pages - b.pages > 0) codecs[k] = { pages: v.pages - b.pages, bytes: v.bytes - b.bytes };
-    }
+    const codecs = this.codecsSince(before);
     return {
       round, final, pages, wireBytes: wire, rawBytes: pages * this.memory.pageSize, codecs, dirtyPages: 0,
       dirtyRateBytesPerSec: 0, bandwidthBytesPerSec: this.bandwidth, durationMs, expectedDowntimeMs: 0, throttlePct: this.throttlePct,

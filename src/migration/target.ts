@@ -292,7 +292,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         const m = parseRoundEnd(f.payload);
         this.rounds.push({
           round: m.round, final: m.final, pages: m.pages, wireBytes: m.wireBytes, rawBytes: m.pages * this.memory!.pageSize,
-          codecs: {}, dirtyPages: 0, dirtyRateBytesPerSec: 0, bandwidthBytesPerSec: 0, durationMs: 0, expectedDowntimeMs: 0, throttlePct: 0,
+          codecs: m.codecs ?? {}, dirtyPages: 0, dirtyRateBytesPerSec: 0, bandwidthBytesPerSec: 0, durationMs: 0, expectedDowntimeMs: 0, throttlePct: 0,
         });
         this.round = m.round + 1;
         if (!m.final) this.lastPrecopyEndAt = this.clock();

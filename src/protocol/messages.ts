@@ -55,6 +55,8 @@ export interface RoundEndMessage {
   pages: number;
   wireBytes: number;
   final: boolean;
+  /** Per-codec pages and record bytes of the round (optional; informational). */
+  codecs?: Record<string, { pages: number; bytes: number }>;
 }
 
 /** source -> target: all pages sent; the target verifies `digest`. */
@@ -186,7 +188,21 @@ export function parseWelcome(payload: Uint8Array): WelcomeMessage {
 export function parseRoundEnd(payload: Uint8Array): RoundEndMessage {
   const w = 'ROUND_END';
   const o = decodeJson(payload, w);
-  return { round: field.int(o, 'round', w), pages: field.int(o, 'pages', w), wireBytes: field.int(o, 'wireBytes', w), final: field.bool(o, 'final', w) };
+  const m: RoundEndMessage = { round: field.int(o, 'round', w), pages: field.int(o, 'pages', w), wireBytes: field.int(o, 'wireBytes', w), final: field.bool(o, 'final', w) };
+  const c = o['codecs'];
+  if (c !== undefined) {
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) bad(w, 'codecs', 'must be an object');
+    const entries = Object.entries(c as Record<string, unknown>);
+    if (entries.length > 64) bad(w, 'codecs', 'names at most 64 codecs');
+    const codecs: Record<string, { pages: number; bytes: number }> = {};
+    for (const [k, v] of entries) {
+      if (typeof v !== 'object' || v === null) bad(w, `codecs.${k}`, 'must be { pages, bytes }');
+      const vo = v as Record<string, unknown>;
+      codecs[k] = { pages: field.int(vo, 'pages', w), bytes: field.int(vo, 'bytes', w) };
+    }
+    m.codecs = codecs;
+  }
+  return m;
 }
 
 export function parseComplete(payload: Uint8Array): CompleteMessage {
