@@ -95,7 +95,8 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
     it('runs a 32 MiB hot-set migration between two workers and shows it verified and converged', async () => {
       const { page, errors } = await openPage(browser!);
       const { sim } = await runMigration(page, {
-        'guest-size': '32', workload: 'hotset', 'dirty-rate': '20', link: '1000', delay: '1', engine: 'pagewire', 'downtime-limit': '300',
+        // a fast link and a generous limit, so the run converges even on a loaded machine
+        'guest-size': '32', workload: 'hotset', 'dirty-rate': '8', link: '10000', delay: '1', engine: 'pagewire', 'downtime-limit': '1000',
       });
       // what the page shows
       expect(await page.locator('#verified').textContent()).toBe('verified');

@@ -8,6 +8,8 @@ import { barChart, lineChart } from './charts.js';
 import type { Engine, SimConfig, StartMessage, WorkerMessage, WorkloadName } from './messages.js';
 
 const MiB = 1024 * 1024;
+/** Credit window of the MessagePort transports (see docs/BROWSER.md for why not larger). */
+const DEFAULT_PORT_WINDOW = 2 * MiB;
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
 function fmtBytes(n: number): string {
@@ -19,6 +21,12 @@ function fmtBytes(n: number): string {
 const fmtCount = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(0)}k` : String(Math.round(n)));
 const fmtMs = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 1 : 0)} ms`);
 const fmtRate = (bps: number): string => `${(bps / 1e6).toFixed(bps >= 1e8 ? 0 : 1)} MB/s`;
+
+/** `?window=KiB` in the page's address overrides the MessagePort credit window (for experiments). */
+function portWindow(): number {
+  const q = Number(new URLSearchParams(location.search).get('window'));
+  return Number.isInteger(q) && q >= 64 ? q * 1024 : DEFAULT_PORT_WINDOW;
+}
 
 function readConfig(): SimConfig {
   const num = (id: string): number => Number(($(id) as HTMLInputElement).value);
@@ -34,6 +42,7 @@ function readConfig(): SimConfig {
     downtimeLimitMs: Math.max(1, num('downtime-limit')),
     maxRounds: Math.max(1, Math.floor(num('max-rounds'))),
     seed: 1,
+    portWindowBytes: portWindow(),
   };
 }
 

@@ -22,6 +22,8 @@ export interface SimConfig {
   downtimeLimitMs: number;
   maxRounds: number;
   seed: number;
+  /** Credit window of each MessagePort transport, bytes (how far a sender may run ahead of the reader). */
+  portWindowBytes: number;
 }
 
 /** Source options for an engine: plain pre-copy is codecs 'raw', pagewire is codecs 'all'. */

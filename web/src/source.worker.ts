@@ -23,7 +23,7 @@ async function run({ config: c, port }: StartMessage): Promise<void> {
   const guest = new SimulatedGuest(memory, { workload: c.workload, rateBytesPerSec: c.dirtyRateBytesPerSec, writeSize: 'line', seed: c.seed });
   post({ type: 'ready', role: 'source', pages });
 
-  let transport: Transport = messagePortTransport(port, { label: 'source port' });
+  let transport: Transport = messagePortTransport(port, { label: 'source port', windowBytes: c.portWindowBytes });
   let shaped: ReturnType<typeof shapeTransport> | null = null;
   if (c.linkBytesPerSec > 0 || c.delayMs > 0) {
     shaped = shapeTransport(transport, {

@@ -18,7 +18,7 @@ self.addEventListener('message', (ev: MessageEvent<StartMessage>) => {
 }, { once: true });
 
 async function run({ config: c, port }: StartMessage): Promise<void> {
-  let transport: Transport = messagePortTransport(port, { label: 'target port' });
+  let transport: Transport = messagePortTransport(port, { label: 'target port', windowBytes: c.portWindowBytes });
   // acknowledgements and post-copy page requests see the same one-way delay
   if (c.delayMs > 0) transport = shapeTransport(transport, { delayMs: c.delayMs, seed: c.seed + 1, label: 'target link' });
 
