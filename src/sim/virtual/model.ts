@@ -122,6 +122,11 @@ export interface VirtualRunOptions {
   batchPages?: number;
   /** Unacknowledged bytes the source allows in flight (default 8 MiB, the source's default). */
   windowBytes?: number;
+  /**
+   * Post-copy: pages the target's vCPU touches per second (default: the guest's write rate; set it
+   * for corpus replay, whose guest has no timed writes).
+   */
+  postcopyAccessRatePagesPerSec?: number;
   /** Give up (converged: false, `timedOut`) past this much virtual time, ms (default 4 h). */
   maxVirtualMs?: number;
 }
@@ -350,7 +355,7 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
     downtimeMs = guestStart + owd - pausedAt;
     const arrival = new Float64Array(n); // 0: present on the target; Infinity: not sent yet
     for (let i = 0; i < missingList.length; i++) arrival[missingList[i]!] = Infinity;
-    const rate = guest.ratePagesPerSec;
+    const rate = opts.postcopyAccessRatePagesPerSec ?? guest.ratePagesPerSec;
     const dt = rate > 0 ? 1000 / rate : Infinity;
     let g = guestStart;
     let blocked = -1;
