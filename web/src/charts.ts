@@ -6,7 +6,7 @@ const H = 200;
 const PAD = { left: 58, right: 10, top: 12, bottom: 30 };
 
 export interface Series { label: string; color: string; values: number[] }
-export interface LineSeries { label: string; color: string; points: Array<[number, number]>; dashed?: boolean }
+export interface LineSeries { label: string; color: string; points: Array<[number, number]>; dashed?: boolean; reference?: boolean }
 
 function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
   const e = document.createElementNS(NS, name);
@@ -76,16 +76,26 @@ export function barChart(svg: SVGSVGElement, series: Series[], labels: string[],
   legend(svg, series);
 }
 
-/** Lines over time (x in ms). */
-export function lineChart(svg: SVGSVGElement, series: LineSeries[], fmt: (v: number) => string): void {
-  const all = series.flatMap((s) => s.points);
-  const tMax = Math.max(1, ...all.map((p) => p[0]));
+/**
+ * Lines over time (x in ms). A `reference` series (a link rate, a limit) sets the scale only when it
+ * is within 3x of the data; otherwise it is left out and its legend says "off scale".
+ */
+export function lineChart(svg: SVGSVGElement, series: LineSeries[], fmt: (v: number) => string, timeSpanMs = 0): void {
+  const data = series.filter((s) => !s.reference).flatMap((s) => s.points);
+  const dataMax = Math.max(0, ...data.map((p) => p[1]));
+  const shown = series.filter((s) => !s.reference || dataMax === 0 || Math.max(...s.points.map((p) => p[1])) <= 3 * dataMax);
+  const all = shown.flatMap((s) => s.points);
+  const tMax = Math.max(1, timeSpanMs, ...data.map((p) => p[0]));
   const max = niceMax(Math.max(0, ...all.map((p) => p[1])));
   const { x0, y0, w, h } = frame(svg, max, fmt, `time (s), ${(tMax / 1000).toFixed(1)} s shown`);
-  for (const s of series) {
+  for (const s of shown) {
     if (s.points.length === 0) continue;
-    const d = s.points.map(([t, v], i) => `${i === 0 ? 'M' : 'L'}${(x0 + (w * t) / tMax).toFixed(1)},${(y0 - (h * v) / max).toFixed(1)}`).join(' ');
-    svg.append(el('path', { d, fill: 'none', stroke: s.color, 'stroke-width': 2, ...(s.dashed ? { 'stroke-dasharray': '5 4' } : {}) }));
+    const d = s.points.map(([t, v], i) => `${i === 0 ? 'M' : 'L'}${(x0 + (w * Math.min(t, tMax)) / tMax).toFixed(1)},${(y0 - (h * v) / max).toFixed(1)}`).join(' ');
+    svg.append(el('path', { d, fill: 'none', stroke: s.color, 'stroke-width': 2, class: s.reference ? 'reference' : 'data', ...(s.dashed ? { 'stroke-dasharray': '5 4' } : {}) }));
+    if (!s.reference && !s.dashed && s.points.length <= 60) {
+      // dots, so that a series of one or two samples is visible
+      for (const [t, v] of s.points) svg.append(el('circle', { cx: (x0 + (w * Math.min(t, tMax)) / tMax).toFixed(1), cy: (y0 - (h * v) / max).toFixed(1), r: 2.5, fill: s.color }));
+    }
   }
-  legend(svg, series);
+  legend(svg, series.map((s) => (shown.includes(s) ? s : { ...s, label: `${s.label} (off scale)` })));
 }

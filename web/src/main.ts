@@ -51,6 +51,11 @@ interface Run {
   workers: Worker[];
   rounds: RoundReport[];
   bandwidth: Array<[number, number]>;
+  /** Wire bytes per second delivered by the link between progress samples. */
+  throughput: Array<[number, number]>;
+  lastSent: [number, number] | null;
+  /** Time of the latest sample, ms since start. */
+  lastT: number;
   downtime: Array<[number, number]>;
   done: Partial<Record<'source' | 'target', { report: MigrationReport; memoryDigest: string; extra: Record<string, number> }>>;
   finished: boolean;
@@ -80,15 +85,16 @@ function draw(): void {
     { label: 'on the wire', color: '#17733a', values: r.rounds.map((x) => x.wireBytes) },
   ], labels, fmtBytes, MiB);
   const link = r.config.linkBytesPerSec;
-  const lastT = r.bandwidth.length ? r.bandwidth[r.bandwidth.length - 1]![0] : 0;
+  const lastT = r.lastT;
   lineChart($('chart-bandwidth') as unknown as SVGSVGElement, [
-    { label: 'measured', color: '#2858c8', points: r.bandwidth.map(([t, v]) => [t, v / 1e6]) },
-    ...(link > 0 ? [{ label: 'link', color: '#8a93a5', dashed: true, points: [[0, link / 1e6], [lastT, link / 1e6]] as Array<[number, number]> }] : []),
-  ], (v) => `${v.toFixed(v >= 10 ? 0 : 1)} MB/s`);
+    { label: 'delivered', color: '#17733a', points: r.throughput.map(([t, v]) => [t, v / 1e6]) },
+    { label: 'source estimate', color: '#2858c8', points: r.bandwidth.map(([t, v]) => [t, v / 1e6]) },
+    ...(link > 0 ? [{ label: `link ${fmtRate(link)}`, color: '#8a93a5', dashed: true, reference: true, points: [[0, link / 1e6], [lastT, link / 1e6]] as Array<[number, number]> }] : []),
+  ], (v) => `${v.toFixed(v >= 10 ? 0 : 1)} MB/s`, lastT);
   lineChart($('chart-downtime') as unknown as SVGSVGElement, [
     { label: 'expected downtime', color: '#b23b3b', points: r.downtime },
     { label: 'limit', color: '#8a93a5', dashed: true, points: [[0, r.config.downtimeLimitMs], [Math.max(lastT, 1), r.config.downtimeLimitMs]] },
-  ], (v) => `${v.toFixed(0)} ms`);
+  ], (v) => `${v.toFixed(0)} ms`, lastT);
 }
 
 function queueDraw(): void {
@@ -163,13 +169,18 @@ function onMessage(r: Run, m: WorkerMessage): void {
       if (m.role === 'source') setStatus(`Source: ${m.phase}${m.phase.startsWith('round') ? '' : ` (round ${m.round})`}`);
       return;
     case 'progress':
-      r.bandwidth.push([m.t, m.progress.bandwidthBytesPerSec]);
-      r.downtime.push([m.t, m.progress.expectedDowntimeMs]);
+      r.lastT = Math.max(r.lastT, m.t);
+      if (r.lastSent !== null && m.t > r.lastSent[0]) r.throughput.push([m.t, ((m.deliveredBytes - r.lastSent[1]) * 1000) / (m.t - r.lastSent[0])]);
+      r.lastSent = [m.t, m.deliveredBytes];
+      // 0 means "no estimate yet" (the source estimates after its first acknowledgements or round)
+      if (m.progress.bandwidthBytesPerSec > 0) r.bandwidth.push([m.t, m.progress.bandwidthBytesPerSec]);
+      if (m.progress.expectedDowntimeMs > 0) r.downtime.push([m.t, m.progress.expectedDowntimeMs]);
       setStatus(`Round ${m.progress.round} (${m.progress.phase}): ${fmtCount(m.progress.pagesRemaining)} pages remaining, ` +
         `${fmtRate(m.progress.bandwidthBytesPerSec)}, expected downtime ${fmtMs(m.progress.expectedDowntimeMs)}`);
       queueDraw();
       return;
     case 'round':
+      r.lastT = Math.max(r.lastT, m.t);
       r.rounds.push(m.round);
       if (m.round.bandwidthBytesPerSec > 0) r.bandwidth.push([m.t, m.round.bandwidthBytesPerSec]);
       r.downtime.push([m.t, m.round.expectedDowntimeMs]);
@@ -193,7 +204,7 @@ function start(): void {
   const config = readConfig();
   const source = new Worker(new URL('./source.worker.ts', import.meta.url), { type: 'module', name: 'pagewire source' });
   const target = new Worker(new URL('./target.worker.ts', import.meta.url), { type: 'module', name: 'pagewire target' });
-  const r: Run = { config, workers: [source, target], rounds: [], bandwidth: [], downtime: [], done: {}, finished: false, startedAt: performance.now() };
+  const r: Run = { config, workers: [source, target], rounds: [], bandwidth: [], throughput: [], lastSent: null, lastT: 0, downtime: [], done: {}, finished: false, startedAt: performance.now() };
   run = r;
   for (const [w, role] of [[source, 'source'], [target, 'target']] as const) {
     w.addEventListener('message', (ev: MessageEvent<WorkerMessage>) => onMessage(r, ev.data));

@@ -49,7 +49,8 @@ export interface ErrorInfo { code: string; message: string }
 export type WorkerMessage =
   | { type: 'ready'; role: 'source' | 'target'; pages: number }
   | { type: 'phase'; role: 'source' | 'target'; phase: string; round: number }
-  | { type: 'progress'; t: number; progress: ProgressEvent; wireBytes: number }
+  /** deliveredBytes: bytes out of the far end of the shaped link (bytes written when unshaped). */
+  | { type: 'progress'; t: number; progress: ProgressEvent; deliveredBytes: number }
   | { type: 'round'; t: number; round: RoundReport }
   | { type: 'switchover'; round: number; reason: string; mode: string }
   | { type: 'done'; role: 'source' | 'target'; report: MigrationReport; memoryDigest: string; extra: Record<string, number> }

@@ -44,7 +44,7 @@ async function run({ config: c, port }: StartMessage): Promise<void> {
     const now = performance.now();
     if (now - lastProgress < 50) return; // at most 20 updates a second
     lastProgress = now;
-    post({ type: 'progress', t: now - t0, progress: p, wireBytes: shaped?.stats.bytesSent ?? 0 });
+    post({ type: 'progress', t: now - t0, progress: p, deliveredBytes: shaped?.stats.bytesDelivered ?? p.bytesSent });
   });
   source.on('round', (r) => post({ type: 'round', t: performance.now() - t0, round: r }));
   source.on('switchover', (s) => post({ type: 'switchover', round: s.round, reason: s.reason, mode: s.mode }));
