@@ -144,6 +144,29 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
     }, 120_000);
   });
 
+  describe('README embedding example (docs/examples/embed)', () => {
+    it('migrates between two module workers over a MessageChannel, verified', async () => {
+      // 'pagewire' resolved to the served dist/index.js, as a bundler or an import map would
+      const server = await serveStatic({ '/dist/': join(ROOT, 'dist'), '/': join(ROOT, 'docs', 'examples', 'embed') }, {},
+        (_path, text) => text.replaceAll(`from 'pagewire'`, `from '/dist/index.js'`));
+      try {
+        const { page, errors } = await openPage(browser!);
+        await page.goto(server.url + '/index.html');
+        await page.waitForFunction(() => (window as unknown as { embedResult?: unknown }).embedResult !== undefined, undefined, { timeout: 60_000, polling: 100 });
+        const r = await page.evaluate(() => (window as unknown as { embedResult: Record<string, any> }).embedResult);
+        expect(r['source'].verified).toBe(true);
+        expect(r['target'].verified).toBe(true);
+        expect(r['source'].digest).toMatch(/^[0-9a-f]{16}$/);
+        expect(r['target'].digest).toBe(r['source'].digest);
+        expect(await page.locator('#log').textContent()).toMatch(/round 0: 8192 pages/);
+        expect(errors).toEqual([]);
+        await page.close();
+      } finally {
+        await server.close();
+      }
+    }, 90_000);
+  });
+
   describe('browser entry (dist/index.js) without a bundler', () => {
     let server: StaticServer;
 

@@ -22,8 +22,11 @@ export interface StaticServer {
 /**
  * @param mounts URL prefix (e.g. '/' or '/dist/') -> directory
  * @param pages URL path -> inline HTML
+ * @param transform rewrites a served file's text (e.g. resolving bare imports the way a bundler would)
  */
-export async function serveStatic(mounts: Record<string, string>, pages: Record<string, string> = {}): Promise<StaticServer> {
+export async function serveStatic(
+  mounts: Record<string, string>, pages: Record<string, string> = {}, transform?: (path: string, text: string) => string,
+): Promise<StaticServer> {
   const requests: string[] = [];
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server: Server = createServer((req, res) => {
@@ -40,7 +43,8 @@ export async function serveStatic(mounts: Record<string, string>, pages: Record<
       if (file !== dir && !file.startsWith(dir.endsWith(sep) ? dir : dir + sep)) { res.writeHead(403).end(); return; }
       try {
         if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
-        const body = await readFile(file);
+        let body: Buffer | string = await readFile(file);
+        if (transform && /\.(js|mjs|html)$/.test(file)) body = transform(path, body.toString('utf8'));
         res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : body);
       } catch {
