@@ -18,7 +18,8 @@
 // }
 // Writes bench/results/<YYYY-MM-DD>.json = { machine, versions, date, quick, micro, scenarios }
 // and bench/results/<YYYY-MM-DD>.md (a quick run does not overwrite a full run of the same day:
-// it writes <date>-quick.*), then prints the tables.
+// it writes <date>-quick.*), then prints the tables; whole-migration rows (kind 'migration') also
+// get SVG charts, <date>[-quick]-*.svg (bench/report.mjs).
 import { Bench } from 'tinybench';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import { cpus, totalmem, type, release, arch } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
+import { migrationMarkdown, writeCharts } from './report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -135,10 +137,18 @@ function markdown(machine, versions, date) {
     }
     lines.push('');
   }
-  if (scenarios.length) {
-    const keys = [...new Set(scenarios.flatMap((s) => Object.keys(s)))];
+  // whole migrations get their own table (bench/report.mjs); other rows one table per kind
+  const migrations = scenarios.filter((s) => s.kind === 'migration');
+  if (migrations.length) {
+    lines.push('Whole migrations (bench/macro.bench.mjs; clock = which clock produced the row: `simulated` =',
+      'virtual-clock model, `real` = the engine over an in-process shaped link in real time):', '');
+    lines.push(migrationMarkdown(migrations), '');
+  }
+  for (const kind of [...new Set(scenarios.filter((s) => s.kind !== 'migration').map((s) => s.kind))]) {
+    const rows = scenarios.filter((s) => s.kind === kind);
+    const keys = [...new Set(rows.flatMap((s) => Object.keys(s)))];
     lines.push(`| ${keys.join(' | ')} |`, `|${keys.map(() => '---').join('|')}|`);
-    for (const s of scenarios) lines.push(`| ${keys.map((k) => (typeof s[k] === 'number' ? fmt(s[k], Number.isInteger(s[k]) ? 0 : 3) : s[k] ?? '')).join(' | ')} |`);
+    for (const s of rows) lines.push(`| ${keys.map((k) => (typeof s[k] === 'number' ? fmt(s[k], Number.isInteger(s[k]) ? 0 : 3) : s[k] ?? '')).join(' | ')} |`);
     lines.push('');
   }
   return lines.join('\n');
@@ -184,6 +194,7 @@ async function main() {
   writeFileSync(join(outDir, `${base}.md`), `${md}\n`);
   console.log(md);
   log(`wrote bench/results/${base}.json and .md`);
+  for (const svg of writeCharts(json, outDir, base)) log(`wrote bench/results/${svg}`);
 }
 
 main().catch((err) => {
