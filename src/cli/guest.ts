@@ -9,6 +9,7 @@ import type { DirtyLogLike, SourceHooks, SourceOptions } from '../migration/sour
 import { SimulatedGuest } from '../sim/guest.js';
 import { fillInitial } from '../sim/content.js';
 import { loadCorpus } from '../sim/corpus-node.js';
+import { loadMemoryImage } from '../memory/dump-node.js';
 import type { WorkloadKind } from '../sim/workloads.js';
 import type { GuestArgs } from './options.js';
 
@@ -25,18 +26,41 @@ export interface CliGuest {
   running(): boolean;
 }
 
-/** Build the guest described by the options. */
-export async function createCliGuest(g: GuestArgs): Promise<CliGuest> {
+/** Copy `from` page by page into fresh external memory of the same layout. */
+function copyToShared(from: GuestMemory): GuestMemory {
+  const to = GuestMemory.allocateExternal(from.layout, true);
+  for (let p = 0; p < from.pageCount; p++) to.page(p).set(from.page(p));
+  return to;
+}
+
+/**
+ * Build the guest described by the options.
+ * @param shared guest memory in SharedArrayBuffer regions (parallel channels read it from workers)
+ */
+export async function createCliGuest(g: GuestArgs, shared = g.channels > 1): Promise<CliGuest> {
   const core = await createCore();
   let guest: SimulatedGuest;
   let memory: GuestMemory;
-  if (g.corpusDir) {
+  if (g.image) {
+    // A real memory image (raw or ELF core) as the guest's memory; the workload writes into it.
+    const img = await loadMemoryImage(g.image, { pageSize: g.pageSize, ...(shared ? {} : { core }) });
+    memory = shared ? copyToShared(img.memory) : img.memory;
+    guest = new SimulatedGuest(memory, {
+      workload: g.workload === 'corpus' ? 'hotset' : (g.workload as WorkloadKind),
+      rateBytesPerSec: g.dirtyRateBytesPerSec,
+      writeSize: g.writeSizeBytes,
+      seed: g.seed,
+    });
+  } else if (g.corpusDir) {
     // Corpus replay: the guest is the corpus's size; one snapshot per round, then switch-over.
     const corpus = loadCorpus(g.corpusDir);
-    memory = GuestMemory.inCore(core, corpus.pageCount, corpus.pageSize);
+    memory = shared
+      ? GuestMemory.allocateExternal({ pageSize: corpus.pageSize, regions: [{ name: 'ram', pageCount: corpus.pageCount }] }, true)
+      : GuestMemory.inCore(core, corpus.pageCount, corpus.pageSize);
     guest = new SimulatedGuest(memory, { workload: 'corpus', corpus, seed: g.seed });
   } else {
-    memory = GuestMemory.inCore(core, g.sizeBytes / g.pageSize, g.pageSize);
+    const pages = g.sizeBytes / g.pageSize;
+    memory = shared ? GuestMemory.allocateExternal({ pageSize: g.pageSize, regions: [{ name: 'ram', pageCount: pages }] }, true) : GuestMemory.inCore(core, pages, g.pageSize);
     fillInitial(memory, 'mixed', g.seed);
     guest = new SimulatedGuest(memory, {
       workload: g.workload as WorkloadKind,

@@ -9,6 +9,12 @@ import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
 import { PagewireError, ErrorCode } from '../errors.js';
 import { MigrationSource, type SourceOptions } from '../migration/source.js';
 import { MigrationTarget } from '../migration/target.js';
+import { FaultingGuestRunner } from '../migration/postcopy-target.js';
+import { ParallelMigrationSource, ParallelMigrationTarget } from '../migration/channels.js';
+import { nodeChannelSpawner } from '../migration/channels-node.js';
+import { messagePortTransport } from '../transport/message-port.js';
+import { SimulatedGuest } from '../sim/guest.js';
+import type { WorkloadKind } from '../sim/workloads.js';
 import { FaultInjector } from '../migration/faults.js';
 import type { MigrationReport } from '../migration/report.js';
 import type { Transport } from '../transport/types.js';
@@ -45,7 +51,7 @@ function shapeTarget(t: Transport, g: GuestArgs): Transport {
   return t;
 }
 
-function attachOutput(src: MigrationSource, g: GuestArgs, totalPages: number): () => void {
+function attachOutput(src: Pick<MigrationSource, 'on'>, g: GuestArgs, totalPages: number): () => void {
   if (g.json || g.quiet) return () => undefined;
   const progress = new ProgressLine(process.stderr);
   src.on('progress', (p) => progress.update(p, totalPages));
@@ -101,25 +107,99 @@ export async function simulate(argv: string[]): Promise<number> {
       return t ? Promise.resolve(t) : new Promise((r) => waiting.push(r));
     };
   }
+  if (g.channels > 1) {
+    await listener?.close();
+    return simulateChannels(g, guest, transport);
+  }
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
-  const target = new MigrationTarget(targetMemoryFactory(), { secret: g.secret, resumeDeadlineMs: 30_000 });
+  let runner: FaultingGuestRunner | null = null;
+  const target: MigrationTarget = new MigrationTarget(targetMemoryFactory(), { secret: g.secret, resumeDeadlineMs: 30_000 }, {
+    // post-copy and hybrid: the guest runs on the target from the switch-over on and faults on
+    // missing pages (reads, so source and target memories stay comparable byte for byte)
+    guestMayRun: () => { if (g.source.mode !== 'precopy' || g.source.onNonConvergence === 'postcopy') runner = startTargetGuest(target, g); },
+  });
   const done = attachOutput(source, g, guest.memory.pageCount);
-  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, transport ${transport}${inj ? `, faults ${g.inject}` : ''}`);
+  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, mode ${g.source.mode}, transport ${transport}${inj ? `, faults ${g.inject}` : ''}`);
+  guest.start();
+  try {
+    const [rs, rt] = await Promise.allSettled([source.migrate(), target.run(accept)]);
+    done();
+    await (runner as FaultingGuestRunner | null)?.stop();
+    if (rs.status === 'rejected') throw rs.reason;
+    if (rt.status === 'rejected') throw rt.reason;
+    const rep = rs.value;
+    // both sides see the same corrupted frame (the target detects it, the source hears of it)
+    rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
+    const identical = sameBytes(guest.memory, target.guestMemory!);
+    return finish(rep, g, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) });
+  } finally {
+    guest.stop();
+    await listener?.close();
+  }
+}
+
+/** Print the report (JSON or human) and choose the exit code. */
+function finish(rep: MigrationReport, g: GuestArgs, extra: { identical: boolean } & Record<string, unknown>): number {
+  if (g.json) out(JSON.stringify(jsonReport(rep, extra)));
+  else out('\n' + summary(rep) + `\nbyte comparison of source and target memory: ${extra.identical ? 'identical' : 'DIFFERENT'}`);
+  return rep.verified && extra.identical ? EXIT.OK : EXIT.VERIFY_FAILED;
+}
+
+/** The guest continuing on a post-copy target: the same workload, its accesses fault missing pages in. */
+function startTargetGuest(target: MigrationTarget, g: GuestArgs): FaultingGuestRunner {
+  let sim: SimulatedGuest | null = null;
+  const lazy = {
+    nextAccess: (): number => {
+      sim ??= new SimulatedGuest(target.guestMemory!, { workload: g.workload === 'corpus' ? 'hotset' : (g.workload as WorkloadKind), seed: g.seed + 7 });
+      return sim.nextAccess();
+    },
+    writePage: (p: number): void => { sim?.writePage(p); },
+  };
+  const rate = Math.max(1000, Math.round(g.dirtyRateBytesPerSec / g.pageSize));
+  const runner = new FaultingGuestRunner(target, lazy, { ratePagesPerSec: rate, writes: false });
+  runner.start();
+  return runner;
+}
+
+/**
+ * `simulate --channels N`: N channel workers (worker_threads) read the shared guest memory, each
+ * with its own connection, encoder and delta cache. The link's rate is paced per channel by the
+ * source (link / N each); its delay applies to the acknowledgements.
+ */
+async function simulateChannels(g: GuestArgs, guest: CliGuest, transport: string): Promise<number> {
+  if (g.source.mode !== 'precopy') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 supports --mode precopy only');
+  if (g.inject) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--inject is not supported with --channels > 1');
+  const n = g.channels;
+  let link: (k: number) => { kind: 'port'; port: unknown } | { kind: 'tcp'; host: string; port: number };
+  let accept: () => Promise<Transport>;
+  let listener: TransportListener | null = null;
+  if (transport === 'tcp') {
+    listener = await listenTcp({ host: '127.0.0.1', port: 0 });
+    const l = listener;
+    link = () => ({ kind: 'tcp', host: '127.0.0.1', port: l.port });
+    accept = async () => shapeTarget(await l.accept(), g);
+  } else {
+    const { MessageChannel } = await import('node:worker_threads');
+    const chans = Array.from({ length: n }, () => new MessageChannel());
+    let next = 0;
+    link = (k) => ({ kind: 'port', port: chans[k]!.port1 });
+    accept = async () => shapeTarget(messagePortTransport(chans[next++]!.port2 as never), g);
+  }
+  const pacing = g.linkBytesPerSec > 0 ? { maxBandwidthBytesPerSec: Math.floor((g.source.maxBandwidthBytesPerSec ?? g.linkBytesPerSec) / n) } : {};
+  const source = new ParallelMigrationSource(guest.memory, guest.dirtyLog, {
+    ...g.source, ...guest.sourceOptions, ...pacing, channels: n, spawn: nodeChannelSpawner(), link,
+  }, guest.hooks);
+  const dst = GuestMemory.allocateExternal(guest.memory.layout, true);
+  const target = new ParallelMigrationTarget(dst, n, { secret: g.secret });
+  const done = attachOutput(source, g, guest.memory.pageCount);
+  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, ${n} channels (worker threads), transport ${transport}`);
   guest.start();
   try {
     const [rs, rt] = await Promise.allSettled([source.migrate(), target.run(accept)]);
     done();
     if (rs.status === 'rejected') throw rs.reason;
     if (rt.status === 'rejected') throw rt.reason;
-    const rep = rs.value;
-    // both sides see the same corrupted frame (the target detects it, the source hears of it)
-    rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
-    const targetMem = target.guestMemory!;
-    const identical = sameBytes(guest.memory, targetMem);
-    if (g.json) out(JSON.stringify(jsonReport(rep, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) })));
-    else out('\n' + summary(rep) + `\nbyte comparison of source and target memory: ${identical ? 'identical' : 'DIFFERENT'}`);
-    if (!rep.verified || !identical) return EXIT.VERIFY_FAILED;
-    return EXIT.OK;
+    return finish(rs.value, g, { transport, identical: sameBytes(guest.memory, dst), guestRunning: guest.running() });
   } finally {
     guest.stop();
     await listener?.close();
@@ -279,6 +359,8 @@ const COMMON_HELP = `guest and policy options:
   --dirty-rate 20MiB/s     how fast the guest writes (bytes/s or N pages/s)
   --write-size 64          bytes per write
   --seed 1                 deterministic workload and contents
+  --image FILE             guest memory from a raw image (pmemsave, corpus snapshot) or an ELF core
+                           (dump-guest-memory, gcore); the workload then writes into it
   --link 1gbit             link bandwidth (10gbit, 1gbit, 100mbit, 10mbit; 0 = unlimited)
   --delay 0ms              one-way link delay (RTT = 2x), applied in userspace
   --jitter 0ms             delay jitter
@@ -288,10 +370,12 @@ const COMMON_HELP = `guest and policy options:
   --max-rounds 30          pre-copy rounds before the non-convergence action
   --on-nonconvergence switchover   switchover | fail | postcopy
   --max-bandwidth RATE     cap the migration's bandwidth
-  --mode precopy           precopy | postcopy | hybrid
+  --mode precopy           precopy | postcopy | hybrid (the guest continues on the target from the
+                           switch-over; its accesses to missing pages fault and are served first)
   --reorder                send rarely dirtied pages first, hold hot pages back
   --auto-converge          throttle the guest when not converging
-  --channels 1             parallel channels
+  --channels 1             parallel channels: worker threads over shared guest memory (simulate,
+                           pre-copy only; the link rate is paced per channel)
   --secret S               shared secret (both sides must have it)
   --verify digest          digest | full (on a mismatch, compare per-page hashes and re-send what differs)
   --dump-memory FILE       (migrate) write guest memory at pause time to FILE
