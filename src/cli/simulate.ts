@@ -298,6 +298,7 @@ export async function migrate(argv: string[]): Promise<number> {
   const host = m[1]!;
   const port = Number(m[2]);
   const g = guestArgs(v);
+  if (g.channels > 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 is supported by simulate only (serve accepts one connection per migration)');
   const inj = g.inject ? new FaultInjector(g.inject) : null;
   const guest = await createCliGuest(g);
   const connect = async () => shapeSource(await connectTcp({ host, port, timeoutMs: 10_000 }), g, inj);
