@@ -48,6 +48,15 @@ async function openPage(b: Browser): Promise<{ page: Page; errors: string[] }> {
   return { page, errors };
 }
 
+describe('simulator sources', () => {
+  it('web/ typechecks against the package types (dist/index.d.ts), as an outside user compiles', () => {
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', 'web/tsconfig.json'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  }, 150_000);
+});
+
 describe.skipIf(SKIP)('browser (Chromium)', () => {
   beforeAll(async () => {
     browser = await launch();
