@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -100,6 +100,17 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
       }
       return { state: state!, sim };
     }
+
+    it('bundles pagewire from its built JavaScript (the exports map), not from src/', () => {
+      const assets = join(ROOT, 'web', 'dist', 'assets');
+      const maps = readdirSync(assets).filter((f) => /^(source|target)\.worker-.*\.js\.map$/.test(f));
+      expect(maps).toHaveLength(2);
+      for (const f of maps) {
+        const sources = (JSON.parse(readFileSync(join(assets, f), 'utf8')) as { sources: string[] }).sources;
+        expect(sources.some((x) => x.endsWith('migration/source.js') || x.endsWith('migration/target.js'))).toBe(true);
+        expect(sources.filter((x) => !x.endsWith('.js') && !x.includes('web/src/'))).toEqual([]);
+      }
+    });
 
     it('runs a 32 MiB hot-set migration between two workers and shows it verified and converged', async () => {
       const { page, errors } = await openPage(browser!);

@@ -139,7 +139,9 @@ function finish(r: Run): void {
   $('sum-digest').innerHTML = verified
     ? `<span class="ok" id="verified">verified</span> <code id="digest">${s.memoryDigest}</code> (target memory digest = source memory digest at pause time)`
     : `<span class="bad" id="verified">NOT verified</span>: source <code>${s.memoryDigest}</code>, target <code>${t.memoryDigest}</code>`;
-  $('sum-converged').innerHTML = rep.converged
+  $('sum-converged').innerHTML = r.config.engine === 'postcopy'
+    ? `not applicable (${escapeHtml(rep.reason)})`
+    : rep.converged
     ? `<span class="ok">yes</span> (${escapeHtml(rep.reason)})`
     : `<span class="bad">no</span> (${escapeHtml(rep.reason)})`;
   $('sum-total').textContent = `${fmtMs(rep.totalTimeMs)} (setup ${fmtMs(rep.setupTimeMs)})`;
