@@ -162,6 +162,25 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
       expect(errors).toEqual([]);
       await page.close();
     }, 120_000);
+
+    it('Stop ends a running migration and Start is enabled again', async () => {
+      const { page, errors } = await openPage(browser!);
+      await page.goto(server.url + '/');
+      // 64 MiB over 10 Mbit/s would take many seconds
+      await page.selectOption('#guest-size', '64');
+      await page.selectOption('#link', '10');
+      await page.selectOption('#engine', 'precopy');
+      await page.click('#start');
+      expect(await page.locator('#start').isDisabled()).toBe(true);
+      await page.waitForFunction(() => /Round \d/.test(document.getElementById('status')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      await page.click('#stop');
+      expect(await page.locator('#summary').getAttribute('data-state')).toBe('stopped');
+      expect(await page.locator('#status').textContent()).toBe('Stopped.');
+      expect(await page.locator('#start').isEnabled()).toBe(true);
+      expect(await page.locator('#stop').isDisabled()).toBe(true);
+      expect(errors).toEqual([]);
+      await page.close();
+    }, 60_000);
   });
 
   describe('README embedding example (docs/examples/embed)', () => {

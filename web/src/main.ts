@@ -118,7 +118,7 @@ function fail(role: string, code: string, message: string): void {
   const sum = $('summary');
   sum.hidden = false;
   sum.dataset['state'] = 'failed';
-  $('sum-digest').innerHTML = `<span class="bad">not verified</span>: ${code} ${escapeHtml(message)}`;
+  $('sum-digest').innerHTML = `<span class="bad">not verified</span>: ${escapeHtml(code)} ${escapeHtml(message)}`;
 }
 
 function escapeHtml(s: string): string {
@@ -215,6 +215,8 @@ function start(): void {
   const sum = $('summary');
   sum.hidden = true;
   sum.dataset['state'] = 'running';
+  delete sum.dataset['converged'];
+  for (const dd of sum.querySelectorAll('dd')) dd.textContent = '';
   ($('start') as HTMLButtonElement).disabled = true;
   ($('stop') as HTMLButtonElement).disabled = false;
   setStatus('Starting workers…');
