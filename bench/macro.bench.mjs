@@ -95,6 +95,45 @@ function addRatios(rows) {
   }
 }
 
+/**
+ * Gustafsson's case: the target holds an older image of the guest (here: the image before the
+ * guest ran for `agoMs`); with knownPages the source skips what the target already has.
+ */
+async function runKnownPages(ctx, quick) {
+  const rows = [];
+  const pages = (256 * MiB) / 4096;
+  const memory = pw.GuestMemory.inCore(await pw.createCore(), pages, 4096);
+  pw.fillInitial(memory, 'mixed', SEED_IMAGE);
+  const image = memory.pages(0, pages).slice();
+  const agoMs = 60_000;
+  const links = quick ? ['100mbit-50ms'] : ['1gbit', '100mbit-50ms', '10mbit-100ms'];
+  for (const link of links) {
+    for (const engine of ['raw', 'pagewire']) {
+      for (const known of [false, true]) {
+        memory.pages(0, pages).set(image);
+        const guest = new pw.SimulatedGuest(memory, { ...WORKLOADS.hotset, seed: SEED_GUEST });
+        guest.advanceBy(agoMs); // the guest ran this long since the target's image was taken
+        const r = await simulateMigration({ memory, guest, engine, link: LINKS[link], ...(known ? { knownImage: image } : {}) });
+        const out = {
+          kind: 'known-pages', name: `known-pages-hotset-256MiB-${link}-${engine}${known ? '-known' : ''}`, guestBytes: 256 * MiB, workload: 'hotset',
+          link, engine, knownPages: known, clock: 'simulated', targetImageAgeMs: agoMs,
+          totalTimeMs: +r.totalTimeMs.toFixed(1), downtimeMs: +r.downtimeMs.toFixed(1), wireBytes: r.wireBytes, rounds: r.rounds.length, converged: r.converged,
+          knownPagesSkipped: r.knownPagesSkipped ?? 0,
+        };
+        rows.push(out);
+        ctx.log(`macro known-pages ${out.name}: ${(out.totalTimeMs / 1000).toFixed(2)} s, downtime ${out.downtimeMs} ms, ${(out.wireBytes / 1e6).toFixed(1)} MB, skipped ${out.knownPagesSkipped}`);
+      }
+    }
+  }
+  for (const r of rows) {
+    if (!r.knownPages) continue;
+    const base = rows.find((x) => !x.knownPages && x.engine === r.engine && x.link === r.link);
+    r.totalTimeVsWithout = +(r.totalTimeMs / base.totalTimeMs).toFixed(3);
+    r.wireBytesVsWithout = +(r.wireBytes / base.wireBytes).toFixed(3);
+  }
+  return rows;
+}
+
 async function runSimulated(ctx, items, corpusDir) {
   const rows = [];
   const bySize = new Map();
@@ -209,4 +248,5 @@ export default async function (ctx) {
   const rows = simRows.concat(realRows);
   addRatios(rows);
   for (const r of rows) ctx.addScenario(r);
+  for (const r of await runKnownPages(ctx, ctx.quick)) ctx.addScenario(r);
 }
