@@ -175,7 +175,8 @@ export function writeCharts(json, outDir, base) {
   }
   // 3. wire bytes relative to raw by workload, on the WAN link
   const wan = rows.filter((r) => r.clock === 'simulated' && r.link === '100mbit-50ms' && r.wireBytesVsRaw !== undefined && !r.error);
-  const groups = [...new Set(wan.map((r) => `${r.workload} ${gib(r.guestBytes)}`))];
+  const label = (r) => `${r.workload.replace('corpus:', '')} ${gib(r.guestBytes)}`;
+  const groups = [...new Set(wan.map(label))];
   if (groups.length) {
     const bw = 14; const gap = 24; const L = 60; const T = 40; const ph = 260;
     const gw = ENGINES.length * bw + gap;
@@ -188,7 +189,7 @@ export function writeCharts(json, outDir, base) {
     groups.forEach((g, gi) => {
       const x = L + 10 + gi * gw;
       ENGINES.forEach((e, ei) => {
-        const r = wan.find((x2) => `${x2.workload} ${gib(x2.guestBytes)}` === g && x2.engine === e);
+        const r = wan.find((x2) => label(x2) === g && x2.engine === e);
         if (!r) return;
         out.push(`<rect x="${x + ei * bw}" y="${sy(r.wireBytesVsRaw)}" width="${bw - 2}" height="${sy(0) - sy(r.wireBytesVsRaw)}" fill="${COLORS[e]}"><title>${esc(`${e}: ${r.wireBytesVsRaw}x raw (${bytes(r.wireBytes)})`)}</title></rect>`);
       });

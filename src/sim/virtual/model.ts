@@ -91,20 +91,19 @@ export interface CodecCosts {
 }
 
 /**
- * Costs of the reference machine (2 shared cores, Node 20), from the unloaded codec runs of
- * docs/RECORDS.md (corpus replay, 2026-11-22: raw encode 1.35-2.8 GB/s, qemu-like 1.5-2.2, full
- * without LZ4 1.1-1.5, full with LZ4 on every block 0.34-0.43; decode 4-5.6 GB/s, 1.1-1.4 with LZ4)
- * and the memory digest of a 256 MiB guest in the core (0.058-0.079 ns/byte over 5 runs,
- * 2026-11-29). The benchmark uses these fixed figures so
- * simulated results do not depend on the load of a shared machine; it records a fresh
- * {@link calibrateCodecCosts} beside them.
+ * Costs of the reference machine (2 cores, Node 20), measured with {@link calibrateCodecCosts} while
+ * the machine was otherwise idle (2026-11-29; 64 MiB and 256 MiB mixed guests, hot-set dirtying;
+ * spread over three runs: raw 460-630 ns/page, qemu 425-1640, all 1360-1710, LZ4 1.95-2.2 ns/byte,
+ * decode 650-920 ns/page, LZ4 decompression 0.60-0.68 ns/byte, digest 0.06 ns/byte). The benchmark
+ * uses these fixed figures so simulated results do not depend on the load of a shared machine; it
+ * records a fresh calibration beside them (on a loaded machine it measures several times more).
  */
 export const DEFAULT_CODEC_COSTS: CodecCosts = {
-  note: 'reference figures: docs/RECORDS.md codec runs (2026-11-22), digest of 256 MiB (2026-11-29)',
-  encodeNsPerPage: { raw: 2200, qemu: 2300, all: 3200 },
-  lz4CompressNsPerByte: 1.8,
-  decodeNsPerPage: { raw: 800, qemu: 900, all: 950 },
-  lz4DecompressNsPerByte: 0.6,
+  note: 'reference machine, idle, calibrateCodecCosts 2026-11-29',
+  encodeNsPerPage: { raw: 550, qemu: 1000, all: 1500 },
+  lz4CompressNsPerByte: 2.1,
+  decodeNsPerPage: { raw: 800, qemu: 800, all: 800 },
+  lz4DecompressNsPerByte: 0.63,
   digestNsPerByte: 0.06,
 };
 
