@@ -330,27 +330,39 @@ export async function migrate(argv: string[]): Promise<number> {
  * here with a 256 MiB hot-set guest, over loopback TCP.
  */
 export async function demo(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) { out(DEMO_HELP); return EXIT.OK; }
+  const args = ['--size', '256MiB', '--workload', 'hotset', '--dirty-rate', '20MiB/s', '--write-size', '4096', '--link', '1gbit', ...argv];
+  // Refuse bad options before a target process exists.
+  const v = parse(args, { ...GUEST_OPTIONS, 'dump-memory': { type: 'string' } });
+  const g = guestArgs(v);
+  if (g.channels > 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 is supported by simulate only');
   const bin = fileURLToPath(new URL('../../bin/pagewire.js', import.meta.url));
   const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new PagewireError(ErrorCode.TIMEOUT, 'the target process did not start listening')), 15_000);
-    child.stderr.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /listening on [^\s]+:(\d+)/.exec(buf);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    child.on('exit', (c) => { clearTimeout(timer); reject(new PagewireError(ErrorCode.TRANSPORT_CLOSED, `the target process exited early (${c})`)); });
-  });
-  let targetOut = '';
-  child.stdout.on('data', (d: Buffer) => { targetOut += d.toString(); });
   const targetExit = new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
-  out(`pagewire demo: target process ${child.pid} listening on 127.0.0.1:${port}; source runs here`);
-  const args = ['--to', `127.0.0.1:${port}`, '--size', '256MiB', '--workload', 'hotset', '--dirty-rate', '20MiB/s', '--write-size', '4096', '--link', '1gbit', ...argv];
-  const code = await migrate(args);
-  const tcode = await targetExit;
-  out(`target process: ${targetOut.trim()} (exit ${tcode})`);
-  return code !== EXIT.OK ? code : tcode;
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => reject(new PagewireError(ErrorCode.TIMEOUT, 'the target process did not start listening')), 15_000);
+      child.stderr.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const m = /listening on [^\s]+:(\d+)/.exec(buf);
+        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      });
+      child.on('exit', (c) => { clearTimeout(timer); reject(new PagewireError(ErrorCode.TRANSPORT_CLOSED, `the target process exited early (${c})`)); });
+    });
+    let targetOut = '';
+    child.stdout.on('data', (d: Buffer) => { targetOut += d.toString(); });
+    out(`pagewire demo: target process ${child.pid} listening on 127.0.0.1:${port}; source runs here`);
+    const code = await migrate(['--to', `127.0.0.1:${port}`, ...args]);
+    // a source that failed before connecting leaves the target waiting: give it a moment, then stop it
+    const timer = setTimeout(() => child.kill('SIGTERM'), code === EXIT.OK ? 30_000 : 2_000);
+    const tcode = await targetExit;
+    clearTimeout(timer);
+    out(`target process: ${targetOut.trim() || '(no report)'} (exit ${tcode})`);
+    return code !== EXIT.OK ? code : tcode;
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
 }
 
 const COMMON_HELP = `guest and policy options:
@@ -394,6 +406,13 @@ Receives one migration (like QEMU -incoming), verifies it, prints its report and
 (--dump-memory FILE writes the received memory to FILE); --keep serves
 one migration after another. --port 0 picks a free port (printed on stderr as "listening on HOST:PORT").
 exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;
+
+export const DEMO_HELP = `pagewire demo [options]
+What \`npm start\` runs: a target in a child process (\`pagewire serve --port 0\`) and a source here
+with a 256 MiB hot-set guest writing 20 MiB/s, over loopback TCP with a 1 Gbit/s link; rounds and a
+summary are printed. Options are those of migrate (they override the defaults above).
+${COMMON_HELP}
+exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
 export const MIGRATE_HELP = `pagewire migrate --to HOST:PORT [options]
 A source with a simulated guest that migrates to a \`pagewire serve\` target.

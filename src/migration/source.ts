@@ -217,7 +217,13 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         }
         this.opts.onPhase?.(`round${round}`, round);
         this.emit('phase', { phase: 'round', round });
+        const roundStart = this.clock();
         const rr = await this.sendRound(round, false);
+        // A round lasts at least as long as the link needs for what was queued before it: without
+        // this, small rounds only fill the window, empty rounds spin, and bytes merely queued count
+        // as expected downtime round after round.
+        await this.drainInFlight(rr.wireBytes);
+        rr.durationMs = Math.max(rr.durationMs, this.clock() - roundStart);
         await this.hooks.onRound?.(round, true);
         const dirty = this.dirtyLog.sync();
         this.pending.addAll(dirty);
@@ -475,12 +481,19 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     const conn = this.requireConn();
     const bytes = FRAME_HEADER_BYTES + payload.byteLength;
     const deadline = this.opts.ackTimeoutMs;
-    while (this.sentOnConn - this.ackedOnConn > this.opts.windowBytes) {
+    try {
+      while (this.sentOnConn - this.ackedOnConn > this.opts.windowBytes) {
+        if (this.linkError) throw this.linkError;
+        await this.ackSignal.wait(deadline, 'waiting for acknowledgements');
+      }
       if (this.linkError) throw this.linkError;
-      await this.ackSignal.wait(deadline, 'waiting for acknowledgements');
+      await this.pace(bytes);
+    } catch (err) {
+      // Encoded but never sent: the encoder already counts these pages as held by the target
+      // (delta base, unchanged, duplicate source); they must not be, or a resend would skip them.
+      if (pages) this.encoder.forget(pages);
+      throw err;
     }
-    if (this.linkError) throw this.linkError;
-    await this.pace(bytes);
     const seq = conn.nextSeq;
     if (pages) this.unacked.push({ seq, pages: pages.slice(), bytes });
     this.sentOnConn += bytes;
@@ -491,6 +504,18 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       throw this.linkError ?? err;
     }
     return bytes;
+  }
+
+  /** Wait until at most `allowBytes` are unacknowledged (a link failure surfaces at the next send). */
+  private async drainInFlight(allowBytes: number): Promise<void> {
+    while (this.sentOnConn - this.ackedOnConn > allowBytes) {
+      if (this.linkError) return;
+      try {
+        await this.ackSignal.wait(this.opts.ackTimeoutMs, 'waiting for acknowledgements');
+      } catch {
+        return;
+      }
+    }
   }
 
   private async sendControl(type: FrameType, payload: Uint8Array): Promise<number> {
