@@ -1,0 +1,44 @@
+// Refresh the result tables of docs/BENCHMARKS.md from a results file:
+//
+//   node bench/docs-tables.mjs bench/results/2026-11-29.json [docs/BENCHMARKS.md]
+//
+// Replaces the text between `<!-- bench:NAME -->` and `<!-- /bench -->` for the names below; the
+// prose around the tables is not touched (re-read it against the new figures).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { migrationMarkdown } from './report.mjs';
+
+const [file, doc = 'docs/BENCHMARKS.md'] = process.argv.slice(2);
+if (!file) {
+  console.error('usage: node bench/docs-tables.mjs bench/results/<date>.json [docs/BENCHMARKS.md]');
+  process.exit(2);
+}
+const json = JSON.parse(readFileSync(file, 'utf8'));
+const m = json.scenarios.filter((s) => s.kind === 'migration');
+const sim = m.filter((s) => s.clock === 'simulated');
+const MiB = 2 ** 20;
+
+function known() {
+  const rows = json.scenarios.filter((s) => s.kind === 'known-pages');
+  const lines = ['| link | engine | known pages | total time | downtime | wire | pages skipped | time vs without | wire vs without |', '|---|---|---|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    lines.push(`| ${r.link} | ${r.engine} | ${r.knownPages ? 'yes' : 'no'} | ${(r.totalTimeMs / 1000).toFixed(2)} s | ${r.downtimeMs.toFixed(0)} ms | ${(r.wireBytes / 1e6).toFixed(1)} MB | ${r.knownPagesSkipped} | ${r.totalTimeVsWithout !== undefined ? `${r.totalTimeVsWithout.toFixed(2)}x` : ''} | ${r.wireBytesVsWithout !== undefined ? `${r.wireBytesVsWithout.toFixed(2)}x` : ''} |`);
+  }
+  return lines.join('\n');
+}
+
+const tables = {
+  hotset256: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.guestBytes === 256 * MiB)),
+  hotset1g: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.guestBytes === 1024 * MiB && ['100mbit-50ms', '10mbit-100ms'].includes(s.link))),
+  corpus: () => migrationMarkdown(sim.filter((s) => s.workload.startsWith('corpus:') && s.link === '100mbit-50ms')),
+  real: () => migrationMarkdown(m.filter((s) => s.guestBytes === 16 * MiB).sort((a, b) => (a.link + a.engine + a.clock).localeCompare(b.link + b.engine + b.clock))),
+  known,
+};
+
+let text = readFileSync(doc, 'utf8');
+for (const [name, make] of Object.entries(tables)) {
+  const re = new RegExp(`(<!-- bench:${name} -->\\n)[\\s\\S]*?(<!-- /bench -->)`);
+  if (!re.test(text)) { console.error(`${doc}: no <!-- bench:${name} --> block`); continue; }
+  text = text.replace(re, (_, a, b) => `${a}${make()}\n${b}`);
+}
+writeFileSync(doc, text);
+console.log(`updated ${doc} from ${file}`);
