@@ -179,6 +179,8 @@ export interface VirtualRunResult {
 const PAGE_LIST_FRAME_PAGES = 65536;
 const PUSH_BATCH = 32;
 const CONTROL_FRAME_BYTES = FRAME_HEADER_BYTES + 64; // ROUND_END, POSTCOPY, COMPLETE: small JSON
+/** Fixed cost of a pre-copy round besides its pages: dirty-log sync, ROUND_END, bookkeeping (ms). */
+const ROUND_OVERHEAD_MS = 1;
 
 function encoderOptions(e: EngineSpec, link: LinkSpec, costs: CodecCosts): EncoderOptions {
   const o: EncoderOptions = { codecs: e.codecs };
@@ -303,8 +305,10 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
       guest.advanceBy(c.ms);
     }
     wire += CONTROL_FRAME_BYTES;
-    t += linkMs(CONTROL_FRAME_BYTES);
-    guest.advanceBy(linkMs(CONTROL_FRAME_BYTES));
+    // ROUND_END on the wire, the dirty-log sync and the round's bookkeeping (a round is never free:
+    // without this, rounds with nothing to send would take no time and the guest would not write)
+    t += linkMs(CONTROL_FRAME_BYTES) + ROUND_OVERHEAD_MS;
+    guest.advanceBy(linkMs(CONTROL_FRAME_BYTES) + ROUND_OVERHEAD_MS);
     const durationMs = t - start;
     wireTotal += wire;
     precopyBytes += wire;
