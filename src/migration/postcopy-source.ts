@@ -108,6 +108,7 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
       : Promise.resolve().then(() => { switchedAt = host.clock(); });
     switched.catch(() => undefined); // awaited below; a link failure surfaces in sendFrame first
 
+    let lastYield = host.clock();
     const urgent = new Uint32Array(batch);
     const pushBatch = Math.min(batch, POSTCOPY_PUSH_BATCH);
     const push = new Uint32Array(pushBatch);
@@ -141,6 +142,13 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
         // Locality (as QEMU's postcopy does): the background push continues after the last fault.
         if (lastFault >= 0) cursor = lastFault + 1;
         continue;
+      }
+      // Let acknowledgements and page requests in (a send on a fast transport may never yield to
+      // I/O while the window has room): every 2 ms of pushing at most.
+      if (host.clock() - lastYield > 2) {
+        await yieldToIo();
+        lastYield = host.clock();
+        continue; // requests that arrived go first
       }
       // Next push batch from the cursor (a page index), wrapping around: pages before it may
       // still be left. The scan goes 32 pages per bitmap word.
@@ -183,6 +191,12 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
 async function sendPages(host: PostcopySourceHost, pages: Uint32Array, n: number): Promise<number> {
   const records = host.encoder.encode(pages, 0, n, { final: true, postcopy: true });
   return host.sendFrame(FrameType.PAGES, records, pages.subarray(0, n));
+}
+
+/** Resolve after pending I/O callbacks ran (setImmediate in Node; a zero timeout elsewhere). */
+function yieldToIo(): Promise<void> {
+  const si = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  return new Promise((resolve) => { if (si) si(resolve); else setTimeout(resolve, 0); });
 }
 
 /** Smallest member of `set` that is >= `from`, or -1. */

@@ -147,7 +147,7 @@ export class PostcopyTargetState {
 
   /** @internal Hash every page (present pages are final now), then start the guest. */
   async switchOver(host: PostcopyTargetHost): Promise<void> {
-    this.hashes = pageHashes(this.memory, this.core);
+    this.hashes = this.presentHashes();
     this.guestStarted = true;
     await host.startGuest();
   }
@@ -202,6 +202,27 @@ export class PostcopyTargetState {
   }
 
   /** Copy the pages into a core arena and hash them with one call. */
+  /**
+   * Hashes of the pages present at the switch-over (final from then on); missing pages are hashed
+   * when they arrive, so they are not read here (on a fresh target that would only fault in
+   * untouched memory: about 15 us per page, 250 ms for 64 MiB, all of it downtime).
+   */
+  private presentHashes(): BigUint64Array {
+    const n = this.memory.pageCount;
+    if (this.missing.size === 0) return pageHashes(this.memory, this.core);
+    this.hashes = new BigUint64Array(n);
+    const list = new Uint32Array(Math.min(1024, n));
+    let k = 0;
+    for (let p = 0; p < n; p++) {
+      if (this.missing.has(p)) continue;
+      list[k++] = p;
+      if (k === list.length) { this.hashBatch(list); k = 0; }
+    }
+    if (k > 0) this.hashBatch(list.subarray(0, k));
+    if (this.missing.size === 0) { this.arena?.dispose(); this.arena = null; }
+    return this.hashes;
+  }
+
   private hashBatch(pages: ArrayLike<number>): void {
     const ps = this.memory.pageSize;
     const n = pages.length;
