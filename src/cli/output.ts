@@ -53,20 +53,38 @@ export function summary(rep: MigrationReport): string {
   return lines.join('\n');
 }
 
-/** A progress display: rewrites one line on a terminal, prints nothing otherwise. */
+/**
+ * A progress display: rewrites one line on a terminal (bar, round, pages and estimated bytes
+ * left, rate, expected downtime after the last round), prints nothing otherwise.
+ */
 export class ProgressLine {
   private last = 0;
-  constructor(private readonly stream: { isTTY?: boolean; write(s: string): unknown }) {}
+  private wirePerPage = 0;
+  private expectedMs = NaN;
+  constructor(private readonly stream: { isTTY?: boolean; write(s: string): unknown }, private readonly intervalMs = 100) {}
+
+  /** Learn the wire bytes per page and the expected downtime from a finished round. */
+  round(r: RoundReport): void {
+    if (r.pages > 0) this.wirePerPage = r.wireBytes / r.pages;
+    if (!r.final) this.expectedMs = r.expectedDowntimeMs;
+  }
+
+  /** The line for a progress event (no terminal codes). */
+  line(p: ProgressEvent, totalPages: number): string {
+    const done = p.pagesSent / Math.max(1, p.pagesSent + p.pagesRemaining);
+    const width = 24;
+    const bar = '#'.repeat(Math.round(done * width)).padEnd(width, '.');
+    const left = this.wirePerPage > 0 ? ` (~${formatBytes(p.pagesRemaining * this.wirePerPage)})` : '';
+    const exp = Number.isFinite(this.expectedMs) ? `, expected downtime ${formatMs(this.expectedMs)}` : '';
+    return `[${bar}] ${p.phase} round ${p.round}: ${p.pagesRemaining} of ${totalPages} pages left${left}, ${formatBytes(p.bytesSent)} sent, ${formatRate(p.bandwidthBytesPerSec)}${exp}`;
+  }
 
   update(p: ProgressEvent, totalPages: number): void {
     if (!this.stream.isTTY) return;
     const now = Date.now();
-    if (now - this.last < 100) return;
+    if (now - this.last < this.intervalMs) return;
     this.last = now;
-    const done = p.pagesSent / Math.max(1, p.pagesSent + p.pagesRemaining);
-    const width = 24;
-    const bar = '#'.repeat(Math.round(done * width)).padEnd(width, '.');
-    this.stream.write(`\r[${bar}] ${p.phase} round ${p.round}: ${p.pagesRemaining} of ${totalPages} pages left, ${formatBytes(p.bytesSent)} sent, ${formatRate(p.bandwidthBytesPerSec)}   `);
+    this.stream.write(`\r${this.line(p, totalPages)}\x1b[K`);
   }
 
   clear(): void {

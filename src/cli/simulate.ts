@@ -55,7 +55,7 @@ function attachOutput(src: Pick<MigrationSource, 'on'>, g: GuestArgs, totalPages
   if (g.json || g.quiet) return () => undefined;
   const progress = new ProgressLine(process.stderr);
   src.on('progress', (p) => progress.update(p, totalPages));
-  src.on('round', (r) => { progress.clear(); out(roundLine(r)); });
+  src.on('round', (r) => { progress.clear(); progress.round(r); out(roundLine(r)); });
   src.on('switchover', (s) => { progress.clear(); out(`switch-over after round ${s.round - 1}: ${s.reason}`); });
   src.on('drop', (d) => { progress.clear(); err(`link dropped (attempt ${d.attempt}): ${d.error}`); });
   src.on('resumed', (r) => { out(`resumed: target had applied frame #${r.appliedSeq}; ${r.resentPages} pages to send again`); });
