@@ -29,6 +29,7 @@ function known() {
 const tables = {
   hotset256: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.guestBytes === 256 * MiB)),
   hotset1g: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.guestBytes === 1024 * MiB && ['100mbit-50ms', '10mbit-100ms'].includes(s.link))),
+  scale: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.link === '100mbit-50ms' && s.guestBytes >= 256 * MiB).sort((a, b) => a.guestBytes - b.guestBytes)),
   corpus: () => migrationMarkdown(sim.filter((s) => s.workload.startsWith('corpus:') && s.link === '100mbit-50ms')),
   real: () => migrationMarkdown(m.filter((s) => s.guestBytes === 16 * MiB).sort((a, b) => (a.link + a.engine + a.clock).localeCompare(b.link + b.engine + b.clock))),
   known,
