@@ -309,6 +309,12 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
     // without this, rounds with nothing to send would take no time and the guest would not write)
     t += linkMs(CONTROL_FRAME_BYTES) + ROUND_OVERHEAD_MS;
     guest.advanceBy(linkMs(CONTROL_FRAME_BYTES) + ROUND_OVERHEAD_MS);
+    // As the source does, the round ends only when at most its own bytes are unacknowledged: a byte
+    // sent at time x is acknowledged at x + RTT, so a round smaller than the bandwidth-delay product
+    // waits for the rest of a round trip.
+    const drainMs = Math.max(0, link.rttMs - linkMs(wire));
+    t += drainMs;
+    guest.advanceBy(drainMs);
     const durationMs = t - start;
     wireTotal += wire;
     precopyBytes += wire;
@@ -324,7 +330,7 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
     decision = decide({
       mode: engine.mode, rounds: samples, bandwidthBytesPerSec: lastBandwidth, rttMs: link.rttMs,
       wireBytesPerPage: lastSent ? lastSent.wireBytes / lastSent.pagesSent : ps, throttlePct: 0,
-      inFlightBytes: Math.min(window, bw * link.rttMs / 1000), verifyCostMs,
+      inFlightBytes: Math.min(window, (bw * link.rttMs) / 1000, wire), verifyCostMs,
     }, policy);
     if (forced === 'switchover' && decision.action !== 'switchover') {
       decision = { action: 'switchover', expectedDowntimeMs: decision.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };
