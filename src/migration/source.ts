@@ -218,12 +218,21 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         this.opts.onPhase?.(`round${round}`, round);
         this.emit('phase', { phase: 'round', round });
         const roundStart = this.clock();
+        const ackedAtStart = this.ackedTotal();
         const rr = await this.sendRound(round, false);
         // A round lasts at least as long as the link needs for what was queued before it: without
         // this, small rounds only fill the window, empty rounds spin, and bytes merely queued count
-        // as expected downtime round after round.
-        await this.drainInFlight(rr.wireBytes);
+        // as expected downtime round after round. Until the acknowledgements gave a bandwidth
+        // figure, the round waits for all of its bytes (a round that fits in the window would
+        // otherwise end before any acknowledgement, with no bandwidth to decide on).
+        const measured = this.bwSamples > 0;
+        await this.drainInFlight(measured ? rr.wireBytes : 0);
         rr.durationMs = Math.max(rr.durationMs, this.clock() - roundStart);
+        if (!measured) {
+          const acked = this.ackedTotal() - ackedAtStart;
+          if (acked >= 64 * 1024) this.bandwidth = (acked * 1000) / rr.durationMs;
+          rr.bandwidthBytesPerSec = this.bandwidth;
+        }
         await this.hooks.onRound?.(round, true);
         const dirty = this.dirtyLog.sync();
         this.pending.addAll(dirty);
