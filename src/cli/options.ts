@@ -88,6 +88,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
   const sizeBytes = parseSize(s('size'), '--size');
   if (sizeBytes % pageSize !== 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--size ${sizeBytes} is not a whole number of ${pageSize}-byte pages`);
   const cacheBytes = parseSize(s('cache-size'), '--cache-size');
+  const linkBps = parseLink(s('link'));
   const maxBw = v['max-bandwidth'] === undefined ? undefined : parseLink(s('max-bandwidth'));
   const source: SourceOptions = {
     mode: mode as SourceOptions['mode'],
@@ -100,6 +101,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
     reorder: v['reorder'] === true,
     verify: verifyMode(s('verify')),
     ...(maxBw ? { maxBandwidthBytesPerSec: maxBw } : {}),
+    ...(linkBps > 0 ? { linkBytesPerSec: linkBps } : {}),
     ...(typeof v['secret'] === 'string' ? { secret: v['secret'] } : {}),
   };
   return {
@@ -108,7 +110,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
     writeSizeBytes: parseCount(s('write-size'), '--write-size', 1, pageSize),
     seed: parseCount(s('seed'), '--seed', 0, 2 ** 31),
     image: typeof v['image'] === 'string' ? v['image'] : null,
-    linkBytesPerSec: parseLink(s('link')),
+    linkBytesPerSec: linkBps,
     delayMs: parseDuration(s('delay'), '--delay'),
     jitterMs: parseDuration(s('jitter'), '--jitter'),
     codecs: codecs as 'raw' | 'qemu' | 'all', cacheBytes,

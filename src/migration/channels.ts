@@ -201,6 +201,7 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
       ...rest, maxRounds: 1_000_000, stallRounds: 1_000_000, onNonConvergence: 'switchover', autoConverge: false, downtimeLimitMs: 1e-9,
       // a bandwidth cap is for the whole migration: each channel gets its share
       ...(rest.maxBandwidthBytesPerSec ? { maxBandwidthBytesPerSec: rest.maxBandwidthBytesPerSec / n } : {}),
+      ...(rest.linkBytesPerSec ? { linkBytesPerSec: rest.linkBytesPerSec / n } : {}),
     };
     const reports: MigrationReport[] = new Array(n);
     this.dirtyLog.start();

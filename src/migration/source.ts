@@ -74,6 +74,12 @@ export interface SourceOptions extends Partial<PolicyOptions> {
   windowBytes?: number;
   /** Bandwidth cap, bytes/s (QEMU max-bandwidth). Default: none. */
   maxBandwidthBytesPerSec?: number;
+  /**
+   * The link's bandwidth when the caller knows it, bytes/s (default: `maxBandwidthBytesPerSec`).
+   * With LZ4 'auto' the encoder then compresses only while the link time saved beats the CPU time
+   * spent (on a 10 Gbit/s link LZ4 would make the encoder the bottleneck).
+   */
+  linkBytesPerSec?: number;
   /** Shared secret for the authenticated handshake. */
   secret?: string;
   /** Send rarely dirtied pages first and hold the hottest back for the final round. */
@@ -186,7 +192,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     let faultStats: { faults: number; latencies: number[] } | null = null;
     try {
       this.core = this.memory.core ?? (await createCore());
-      this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages, this.opts.maxBandwidthBytesPerSec);
+      this.encoder = await createEncoder(this.memory, this.opts.codecs ?? 'all', this.opts.cacheBytes, this.opts.batchPages, this.opts.linkBytesPerSec ?? this.opts.maxBandwidthBytesPerSec);
       this.pending = new PageSet(this.memory.pageCount);
       if (this.opts.knownPages) this.known = new KnownPagesCollector(this.memory.pageCount);
       if (this.opts.reorder) this.reorderer = new DirtyFrequencyOrder(this.memory.pageCount, this.opts.reorderOptions);
@@ -907,6 +913,7 @@ export function validateSourceOptions(o: SourceOptions): void {
   pos('batchPages', o.batchPages, true);
   pos('windowBytes', o.windowBytes, true);
   pos('maxBandwidthBytesPerSec', o.maxBandwidthBytesPerSec);
+  pos('linkBytesPerSec', o.linkBytesPerSec);
   pos('cacheBytes', o.cacheBytes, true);
   pos('handshakeTimeoutMs', o.handshakeTimeoutMs);
   pos('ackTimeoutMs', o.ackTimeoutMs);
