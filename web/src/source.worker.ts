@@ -35,6 +35,7 @@ async function run({ config: c, port }: StartMessage): Promise<void> {
   const { mode, codecs } = engineOptions(c.engine);
   const source = new MigrationSource(memory, guest.dirtyLog, transport, {
     mode, codecs, downtimeLimitMs: c.downtimeLimitMs, maxRounds: c.maxRounds,
+    ...(c.linkBytesPerSec > 0 ? { linkBytesPerSec: c.linkBytesPerSec } : {}),
     onPhase: (phase, round) => post({ type: 'phase', role: 'source', phase, round }),
   }, guest.hooks());
 
