@@ -25,6 +25,9 @@ describe('convergence policy (pure table)', () => {
     ['hybrid goes post-copy after its pre-copy rounds', state([10000, 8000], { mode: 'hybrid' }), { hybridPrecopyRounds: 2 }, 'postcopy'],
     ['post-copy mode switches right away', state([10000], { mode: 'postcopy' }), {}, 'postcopy'],
     ['a higher downtime limit converges sooner', state([100000, 50000]), { downtimeLimitMs: 3000 }, 'switchover'],
+    ['nothing dirty: switch over even when fixed costs exceed the limit', state([100000, 0], { verifyCostMs: 500 }), {}, 'switchover'],
+    ['nothing dirty in hybrid: stop-and-copy, not post-copy', state([100000, 0], { mode: 'hybrid', verifyCostMs: 500 }), { hybridPrecopyRounds: 1 }, 'switchover'],
+    ['fixed costs over the limit with pages dirty: continue', state([100000, 50], { verifyCostMs: 500 }), {}, 'continue'],
   ];
   for (const [name, s, o, action] of cases) {
     it(name, () => {

@@ -130,6 +130,11 @@ export function decide(s: PolicyState, o: PolicyOptions): PolicyDecision {
   if (est <= o.downtimeLimitMs) {
     return { action: 'switchover', expectedDowntimeMs: est, converged: true, reason: `expected downtime ${est.toFixed(1)} ms is within the ${o.downtimeLimitMs} ms limit` };
   }
+  if (dirty === 0) {
+    // Nothing left to send: the estimate is the switch-over's fixed cost (verification, round
+    // trip, data still in flight), which more rounds cannot lower.
+    return { action: 'switchover', expectedDowntimeMs: est, converged: true, reason: `no dirty pages left; the expected downtime ${est.toFixed(1)} ms is the switch-over's fixed cost` };
+  }
   if (s.mode === 'hybrid' && s.rounds.length >= o.hybridPrecopyRounds) {
     return { action: 'postcopy', expectedDowntimeMs: est, reason: `hybrid: ${s.rounds.length} pre-copy rounds done, switching to post-copy` };
   }
