@@ -213,7 +213,8 @@ async function runReal(ctx, items) {
     let runner = null;
     const target = new pw.MigrationTarget(dst, {}, { guestMayRun: () => runner?.start() });
     runner = new pw.FaultingGuestRunner(target, accesses, { ratePagesPerSec: WORKLOADS[it.workload].ratePagesPerSec ?? 10, writes: false });
-    const source = new pw.MigrationSource(src, guest.dirtyLog, a, { ...ENGINE_SOURCE_OPTIONS[it.engine] }, guest.hooks());
+    // the link is known here, as it is to the CLI (--link): LZ4 'auto' decides with it
+    const source = new pw.MigrationSource(src, guest.dirtyLog, a, { ...ENGINE_SOURCE_OPTIONS[it.engine], linkBytesPerSec: link.bandwidthBytesPerSec }, guest.hooks());
     const t1 = performance.now();
     guest.start();
     try {
