@@ -17,7 +17,21 @@ async function run(spec: string, opts: { pages?: number } = {}) {
   const source = new MigrationSource(src, log, link.connect, {
     downtimeLimitMs: 1, batchPages: 64, windowBytes: 1 << 20, retryBackoffMs: 5, maxRounds: 5,
     onPhase: (p) => inj.onPhase(p),
-  }, { pause: () => { guest.paused = true; }, resume: () => { guest.paused = false; resumed++; } });
+  }, {
+    pause: () => { guest.paused = true; }, resume: () => { guest.paused = false; resumed++; },
+    // the timer guest cannot write while a round keeps the event loop busy: dirty a few pages at
+    // the end of every round, so no round ends with nothing dirty (the policy would switch over
+    // before the round a fault is injected in)
+    onRound: (_r: number, before: boolean) => {
+      if (!before) return;
+      for (let i = 0; i < 8; i++) {
+        const w = guest.writes++;
+        const p = (w * 7919 + 5) % pages;
+        src.page(p)[(w * 8) % 4096] = (w * 31) & 0xff;
+        log.set.add(p);
+      }
+    },
+  });
   const target = new MigrationTarget(dst, { resumeDeadlineMs: 5000 });
   try {
     const [rs, rt] = await Promise.all([source.migrate(), target.run(link.accept)]);

@@ -69,6 +69,26 @@ async function setup(pages: number, perTick: number): Promise<Setup> {
   return s;
 }
 
+/**
+ * Hooks that also dirty `n` pages at the end of every pre-copy round: the timer guest cannot write
+ * while a round keeps the event loop busy, and a round with nothing dirty would let the policy
+ * switch over (no pages left) instead of taking the path under test.
+ */
+function dirtyingHooks(s: Setup, n = 16) {
+  let w = 0;
+  return {
+    ...sourceHooks(s),
+    onRound: (_round: number, before: boolean) => {
+      if (!before) return;
+      for (let i = 0; i < n; i++, w++) {
+        const p = (w * 37 + 11) % s.src.pageCount;
+        s.src.page(p)[(w * 8) % 4096] ^= 0x5a;
+        s.log.set.add(p);
+      }
+    },
+  };
+}
+
 function sourceHooks(s: Setup) {
   return {
     pause: () => { s.writer.paused = true; },
@@ -155,7 +175,7 @@ describe('post-copy', () => {
     const pages = 1024;
     const s = await setup(pages, 40);
     const [a, b] = memoryPair();
-    const source = new MigrationSource(s.src, s.log, a, { downtimeLimitMs: 0.001, maxRounds: 3, onNonConvergence: 'postcopy' }, sourceHooks(s));
+    const source = new MigrationSource(s.src, s.log, a, { downtimeLimitMs: 0.001, maxRounds: 3, onNonConvergence: 'postcopy' }, dirtyingHooks(s));
     const [rs, rt] = await Promise.all([source.migrate(), s.target.run(b)]);
     s.writer.stop();
     await s.runner.stop();
@@ -241,7 +261,7 @@ describe('post-copy', () => {
     const pages = 512;
     const s = await setup(pages, 0);
     const [a, b] = memoryPair();
-    const source = new MigrationSource(s.src, s.log, a, { mode: 'hybrid', hybridPrecopyRounds: 2, downtimeLimitMs: 0.001, windowBytes: 64 * 1024, verify: 'full' }, sourceHooks(s));
+    const source = new MigrationSource(s.src, s.log, a, { mode: 'hybrid', hybridPrecopyRounds: 2, downtimeLimitMs: 0.001, windowBytes: 64 * 1024, verify: 'full' }, dirtyingHooks(s));
     // a page the target received in round 0 goes bad before the switch-over (storage fault)
     source.on('switchover', () => { s.dst.page(5)[9]! ^= 0x55; });
     const [rs, rt] = await Promise.allSettled([source.migrate(), s.target.run(b)]);
