@@ -318,7 +318,8 @@ export class SimulatedGuest {
   }
 
   /**
-   * Hooks for `MigrationSource`: pause/resume/throttle drive this guest; for corpus replay,
+   * Hooks for `MigrationSource`: pause/resume/throttle drive this guest; in real time,
+   * `onRound(round, true)` makes the writes due up to now before the dirty sync; for corpus replay,
    * `onRound(round, true)` advances to the next snapshot and `onRound(round, false)` asks for
    * another round ('continue') until the last snapshot is in memory, then for the switch-over
    * ('switchover'): one snapshot per round whatever the convergence policy thinks.
@@ -329,7 +330,12 @@ export class SimulatedGuest {
       resume: () => this.resume(),
       throttle: (pct: number) => this.setThrottle(pct),
       onRound: (_round: number, before: boolean) => {
-        if (!this.corpus) return undefined;
+        if (!this.corpus) {
+          // a real-time guest: the writes due up to now land before the dirty sync (a hypervisor's
+          // dirty log is continuous; the timer's slices would otherwise hide a short round's writes)
+          if (before && this.timer) this.tick();
+          return undefined;
+        }
         if (before) { this.advance(); return undefined; }
         return this.done ? 'switchover' : 'continue';
       },
