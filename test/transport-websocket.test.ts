@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../src/errors.js';
@@ -26,6 +27,20 @@ async function pair(l: WebSocketListener, connect: () => Promise<WebSocketTransp
   return [track(await c), s];
 }
 
+/** Read exactly `n` bytes and return their SHA-256 (fails on an early end). */
+async function readBytes(t: Transport, n: number): Promise<string> {
+  const h = createHash('sha256');
+  let got = 0;
+  while (got < n) {
+    const c = await t.read();
+    if (c === null) throw new Error(`ended after ${got} of ${n} bytes`);
+    if (got + c.byteLength > n) throw new Error(`more than ${n} bytes`);
+    h.update(c);
+    got += c.byteLength;
+  }
+  return h.digest('hex');
+}
+
 let certs: TestCerts;
 beforeAll(() => {
   certs = makeCerts();
@@ -41,9 +56,14 @@ describe('WebSocket transport (ws server on loopback)', () => {
     const up = pattern(32 << 20, 31);
     const down = pattern(32 << 20, 32);
     // 4 MiB writes are split into 256 KiB messages; the server accepts up to 16 MiB per message.
-    const [, , gotUp, gotDown] = await Promise.all([writeAll(client, up, 4 << 20), writeAll(server, down, 1 << 20), drain(server), drain(client)]);
-    expect(gotUp.sha).toBe(sha256(up));
-    expect(gotDown.sha).toBe(sha256(down));
+    // WebSocket has no half-close: end only after both directions were read in full.
+    const [, , gotUp, gotDown] = await Promise.all([
+      writeAll(client, up, 4 << 20, false), writeAll(server, down, 1 << 20, false), readBytes(server, up.byteLength), readBytes(client, down.byteLength),
+    ]);
+    expect(gotUp).toBe(sha256(up));
+    expect(gotDown).toBe(sha256(down));
+    await client.end();
+    expect(await server.read()).toBeNull();
   });
 
   it('a reader that does not read stops the writer (ws pause + send callbacks); bounded', async () => {
