@@ -4,7 +4,7 @@ import xxhash from 'xxhash-wasm';
 import { createCore, type Core } from '../src/core/core.js';
 import { FrameReader, FrameWriter } from '../src/protocol/codec.js';
 import { encodePreamble, FrameType, FRAME_HEADER_BYTES, frameSeed } from '../src/protocol/frame.js';
-import { encodeAck, parseAck, parseHello, encodeJson, encodePageList, parsePageList } from '../src/protocol/messages.js';
+import { encodeAck, parseAck, parseHello, encodeJson, encodePageList, parsePageList, PAGE_LIST_RANGES } from '../src/protocol/messages.js';
 import { ErrorCode, PagewireError } from '../src/errors.js';
 
 let core: Core;
@@ -34,7 +34,7 @@ function readAll(reader: FrameReader): { type: number; seq: number; payload: str
 
 describe('frame layout', () => {
   it('writes the preamble and a PING frame byte for byte as documented', () => {
-    expect(hex(encodePreamble())).toBe('5047575201000000');
+    expect(hex(encodePreamble())).toBe('5047575201010000');
     const w = new FrameWriter(core);
     w.seq = 7;
     const payload = new Uint8Array([1, 2, 3]);
@@ -179,5 +179,46 @@ describe('messages', () => {
     expect([...parsePageList(p, 10)]).toEqual([1, 5, 9]);
     expect(() => parsePageList(p, 9)).toThrowError(expect.objectContaining({ code: ErrorCode.PAGE_OUT_OF_RANGE }));
     expect(() => parsePageList(p.subarray(0, 10), 10)).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+  });
+
+  it('page lists: ascending runs go as ranges (a whole guest in 12 bytes), anything else as pages; both round-trip', () => {
+    const all = Array.from({ length: 65536 }, (_, i) => i);
+    const whole = encodePageList(all);
+    expect(whole.byteLength).toBe(12);
+    expect(new DataView(whole.buffer).getUint32(0, true)).toBe((PAGE_LIST_RANGES | 1) >>> 0);
+    expect(parsePageList(whole, 65536)).toEqual(Uint32Array.from(all));
+    expect(encodePageList([9, 5, 1]).byteLength).toBe(16); // not ascending: pages
+    expect(encodePageList([1, 3, 5]).byteLength).toBe(16); // ranges would be larger
+    expect(encodePageList([4, 5, 6, 7, 20, 21, 22]).byteLength).toBe(20); // 2 ranges < 7 pages
+    fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 4095 }), { maxLength: 600 }), fc.boolean(), (list, sort) => {
+      const pages = sort ? [...new Set(list)].sort((a, b) => a - b) : list;
+      const enc = encodePageList(pages);
+      expect(enc.byteLength).toBeLessThanOrEqual(4 + pages.length * 4);
+      expect([...parsePageList(enc, 4096)]).toEqual(pages);
+      // a slice encodes just that slice
+      const from = Math.floor(pages.length / 3);
+      expect([...parsePageList(encodePageList(pages, from, pages.length - from), 4096)]).toEqual(pages.slice(from));
+    }), { numRuns: 200 });
+  });
+
+  it('page list ranges: hostile forms are refused before any allocation they ask for', () => {
+    const ranges = (...r: [number, number][]) => {
+      const b = new Uint8Array(4 + r.length * 8);
+      const dv = new DataView(b.buffer);
+      dv.setUint32(0, (PAGE_LIST_RANGES | r.length) >>> 0, true);
+      r.forEach(([f, l], i) => { dv.setUint32(4 + i * 8, f, true); dv.setUint32(8 + i * 8, l, true); });
+      return b;
+    };
+    const code = (b: Uint8Array, max = 100) => { try { parsePageList(b, max); return 'ok'; } catch (e) { return (e as PagewireError).code; } };
+    expect(code(ranges([0, 10], [20, 5]))).toBe('ok');
+    expect(code(ranges([0, 0]))).toBe(ErrorCode.FRAME_CORRUPT); // empty range
+    expect(code(ranges([10, 5], [12, 1]))).toBe(ErrorCode.FRAME_CORRUPT); // overlap
+    expect(code(ranges([10, 5], [0, 1]))).toBe(ErrorCode.FRAME_CORRUPT); // descending
+    expect(code(ranges([0, 0xffffffff]))).toBe(ErrorCode.PAGE_OUT_OF_RANGE); // 4 G pages named
+    expect(code(ranges([99, 2]))).toBe(ErrorCode.PAGE_OUT_OF_RANGE);
+    const lying = ranges([0, 1]);
+    new DataView(lying.buffer).setUint32(0, (PAGE_LIST_RANGES | 0x7fffffff) >>> 0, true); // 2^31 ranges claimed
+    expect(code(lying)).toBe(ErrorCode.FRAME_CORRUPT);
+    expect(code(ranges([0, 1]).subarray(0, 11))).toBe(ErrorCode.FRAME_CORRUPT);
   });
 });

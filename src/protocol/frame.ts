@@ -16,7 +16,7 @@ export const PREAMBLE_MAGIC = 0x52574750; // "PGWR" read as u32 LE
 export const PREAMBLE_BYTES = 8;
 /** Protocol version. Major must match; minor may differ (features negotiated in HELLO). */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 0;
+export const PROTOCOL_MINOR = 1;
 export const FRAME_HEADER_BYTES = 16;
 /** Default ceiling for one frame's payload; larger frames are refused before any allocation. */
 export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;

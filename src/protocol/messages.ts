@@ -288,7 +288,42 @@ export function parseAck(payload: Uint8Array): AckMessage {
  * PAGE_LIST / PAGE_REQUEST payload: u32 count, then count u32 page indices (LE).
  * @param maxPage indices must be < maxPage
  */
+/** Set in a page list's count word: the list is `count` ranges (u32 first, u32 length), not pages. */
+export const PAGE_LIST_RANGES = 0x80000000;
+
+/**
+ * Encode pages `pages[start .. start+count)` as a page list: `u32 count, count x u32 page`, or,
+ * when the pages ascend and that is smaller, as ranges: `u32 (PAGE_LIST_RANGES | n), n x (u32
+ * first, u32 length)` (a post-copy switch-over over a whole guest is one range instead of 4 bytes
+ * a page).
+ */
 export function encodePageList(pages: ArrayLike<number>, start = 0, count = pages.length - start): Uint8Array {
+  let ranges = count > 0 ? 1 : 0;
+  let ascending = true;
+  for (let i = 1; i < count && ascending; i++) {
+    const a = pages[start + i - 1]!;
+    const b = pages[start + i]!;
+    if (b <= a) ascending = false;
+    else if (b !== a + 1) ranges++;
+  }
+  if (ascending && count > 0 && ranges * 8 < count * 4) {
+    const out = new Uint8Array(4 + ranges * 8);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, (PAGE_LIST_RANGES | ranges) >>> 0, true);
+    let r = 0;
+    let first = pages[start]!;
+    let len = 1;
+    for (let i = 1; i <= count; i++) {
+      const p = i < count ? pages[start + i]! : -1;
+      if (p === first + len) { len++; continue; }
+      dv.setUint32(4 + r * 8, first, true);
+      dv.setUint32(8 + r * 8, len, true);
+      r++;
+      first = p;
+      len = 1;
+    }
+    return out;
+  }
   const out = new Uint8Array(4 + count * 4);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, count, true);
@@ -296,10 +331,39 @@ export function encodePageList(pages: ArrayLike<number>, start = 0, count = page
   return out;
 }
 
+/**
+ * Parse a page list in either form (see {@link encodePageList}). Ranges must ascend without
+ * overlapping and have a length of at least 1, so a list never names more than `maxPage` pages.
+ * @throws PagewireError FRAME_CORRUPT (lengths, range order), PAGE_OUT_OF_RANGE
+ */
 export function parsePageList(payload: Uint8Array, maxPage: number, what = 'PAGE_LIST'): Uint32Array {
   if (payload.byteLength < 4) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} frame is truncated`);
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const count = dv.getUint32(0, true);
+  const head = dv.getUint32(0, true);
+  if (head & PAGE_LIST_RANGES) {
+    const n = head & ~PAGE_LIST_RANGES;
+    if (payload.byteLength !== 4 + n * 8) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} frame says ${n} ranges but carries ${(payload.byteLength - 4) / 8}`);
+    let total = 0;
+    let next = 0;
+    for (let r = 0; r < n; r++) {
+      const first = dv.getUint32(4 + r * 8, true);
+      const len = dv.getUint32(8 + r * 8, true);
+      if (len === 0) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} range ${r} is empty`);
+      if (first < next) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} ranges must ascend without overlapping (range ${r} starts at page ${first})`);
+      if (first + len > maxPage) throw new PagewireError(ErrorCode.PAGE_OUT_OF_RANGE, `${what} names pages ${first}..${first + len - 1}, guest has ${maxPage}`);
+      next = first + len;
+      total += len;
+    }
+    const out = new Uint32Array(total);
+    let k = 0;
+    for (let r = 0; r < n; r++) {
+      const first = dv.getUint32(4 + r * 8, true);
+      const len = dv.getUint32(8 + r * 8, true);
+      for (let i = 0; i < len; i++) out[k++] = first + i;
+    }
+    return out;
+  }
+  const count = head;
   if (payload.byteLength !== 4 + count * 4) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `${what} frame says ${count} pages but carries ${(payload.byteLength - 4) / 4}`);
   const out = new Uint32Array(count);
   for (let i = 0; i < count; i++) {

@@ -35,6 +35,7 @@ import { DirtyFrequencyOrder } from '../../migration/reorder.js';
 import { PageSet } from '../../migration/common.js';
 import { memoryDigest } from '../../migration/digest.js';
 import { FRAME_HEADER_BYTES } from '../../protocol/frame.js';
+import { encodePageList } from '../../protocol/messages.js';
 import type { SimulatedGuest } from '../guest.js';
 
 /** A link: bandwidth and round-trip time. */
@@ -391,8 +392,11 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
     const missing = new Uint8Array(n);
     for (let i = 0; i < missingList.length; i++) missing[missingList[i]!] = 1;
     let left = missingList.length;
-    // DEVICE_STATE, POSTCOPY, PAGE_LIST frames (4 bytes per page)
-    let wire = 2 * CONTROL_FRAME_BYTES + missingList.length * 4 + Math.ceil(missingList.length / PAGE_LIST_FRAME_PAGES) * FRAME_HEADER_BYTES;
+    // DEVICE_STATE, POSTCOPY, PAGE_LIST frames (the engine's own encoding: ranges or 4 bytes a page)
+    let wire = 2 * CONTROL_FRAME_BYTES;
+    for (let i = 0; i < missingList.length; i += PAGE_LIST_FRAME_PAGES) {
+      wire += FRAME_HEADER_BYTES + encodePageList(missingList, i, Math.min(PAGE_LIST_FRAME_PAGES, missingList.length - i)).byteLength;
+    }
     let linkFree = t + linkMs(wire);
     // the target's guest runs once it applied the list; the source learns it half an RTT later
     const guestStart = linkFree + owd;
