@@ -83,6 +83,7 @@ export async function simulate(argv: string[]): Promise<number> {
   if (!['memory', 'tcp'].includes(transport)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--transport must be memory or tcp, got "${transport}"`);
   const inj = g.inject ? new FaultInjector(g.inject) : null;
   const guest = await createCliGuest(g);
+  if (g.channels > 1) return simulateChannels(g, guest, transport);
   let listener: TransportListener | null = null;
   let connect: () => Promise<Transport>;
   let accept: () => Promise<Transport>;
@@ -106,10 +107,6 @@ export async function simulate(argv: string[]): Promise<number> {
       const t = queue.shift();
       return t ? Promise.resolve(t) : new Promise((r) => waiting.push(r));
     };
-  }
-  if (g.channels > 1) {
-    await listener?.close();
-    return simulateChannels(g, guest, transport);
   }
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
   let runner: FaultingGuestRunner | null = null;

@@ -145,7 +145,7 @@ export class PostcopyTargetState {
     return this.listed === this.expected;
   }
 
-  /** @internal Hash every page (present pages are final now), then start the guest. */
+  /** @internal Hash the pages present (final now), then start the guest. */
   async switchOver(host: PostcopyTargetHost): Promise<void> {
     this.hashes = this.presentHashes();
     this.guestStarted = true;
@@ -201,28 +201,41 @@ export class PostcopyTargetState {
     this.arena = null;
   }
 
-  /** Copy the pages into a core arena and hash them with one call. */
   /**
    * Hashes of the pages present at the switch-over (final from then on); missing pages are hashed
    * when they arrive, so they are not read here (on a fresh target that would only fault in
-   * untouched memory: about 15 us per page, 250 ms for 64 MiB, all of it downtime).
+   * untouched memory: about 15 us per page, 250 ms for 64 MiB, all of it downtime). Runs of
+   * present pages are hashed in place when the memory is in this core, with one call per run.
    */
   private presentHashes(): BigUint64Array {
     const n = this.memory.pageCount;
     if (this.missing.size === 0) return pageHashes(this.memory, this.core);
     this.hashes = new BigUint64Array(n);
-    const list = new Uint32Array(Math.min(1024, n));
-    let k = 0;
-    for (let p = 0; p < n; p++) {
-      if (this.missing.has(p)) continue;
-      list[k++] = p;
-      if (k === list.length) { this.hashBatch(list); k = 0; }
+    const maxRun = 1024;
+    const list = this.memory.core === this.core ? null : new Uint32Array(maxRun);
+    for (let p = 0; p < n; ) {
+      if (this.missing.has(p)) { p++; continue; }
+      let end = p + 1;
+      while (end < n && end - p < maxRun && !this.missing.has(end)) end++;
+      if (list) {
+        for (let i = p; i < end; i++) list[i - p] = i;
+        this.hashBatch(list.subarray(0, end - p));
+      } else {
+        this.hashInPlace(p, end - p);
+      }
+      p = end;
     }
-    if (k > 0) this.hashBatch(list.subarray(0, k));
-    if (this.missing.size === 0) { this.arena?.dispose(); this.arena = null; }
     return this.hashes;
   }
 
+  /** Hash pages first..first+count-1 where they lie in this core's memory (one core call). */
+  private hashInPlace(first: number, count: number): void {
+    const out = (this.arena ??= new Arena(this.core)).ensure(count * 8);
+    (this.core.exports as unknown as { hashPages: HashPages }).hashPages(this.memory.pagePtr(first), this.memory.pageSize, count, 0n, out);
+    this.hashes!.set(new BigUint64Array(this.core.exports.memory.buffer, out, count), first);
+  }
+
+  /** Copy the pages into a core arena and hash them with one call. */
   private hashBatch(pages: ArrayLike<number>): void {
     const ps = this.memory.pageSize;
     const n = pages.length;

@@ -230,13 +230,15 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         // this, small rounds only fill the window, empty rounds spin, and bytes merely queued count
         // as expected downtime round after round. Until the acknowledgements gave a bandwidth
         // figure, the round waits for all of its bytes (a round that fits in the window would
-        // otherwise end before any acknowledgement, with no bandwidth to decide on).
+        // otherwise end before any acknowledgement, with no bandwidth to decide on); its bandwidth is
+        // then what the target acknowledged over the round.
         const measured = this.bwSamples > 0;
         await this.drainInFlight(measured ? rr.wireBytes : 0);
         rr.durationMs = Math.max(rr.durationMs, this.clock() - roundStart);
         if (!measured) {
           const acked = this.ackedTotal() - ackedAtStart;
-          if (acked >= 64 * 1024) this.bandwidth = (acked * 1000) / rr.durationMs;
+          // a small round gives a rough figure (latency weighs in), still better than none
+          if (acked >= 64 * 1024 || (this.bandwidth === 0 && acked > 0)) this.bandwidth = (acked * 1000) / rr.durationMs;
           rr.bandwidthBytesPerSec = this.bandwidth;
         }
         await this.hooks.onRound?.(round, true);
@@ -373,7 +375,6 @@ export class MigrationSource extends Emitter<MigrationEvents> {
 
   private async sendRound(round: number, final: boolean): Promise<RoundReport> {
     const start = this.clock();
-    const ackedAtStart = this.ackedTotal();
     const indices = this.orderRound(this.pending.drain(), round, final);
     const before = encoderCounts(this.encoder);
     let wire = 0;
@@ -392,7 +393,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         await this.resume(err);
         // Send what is pending now (the rest of this round and the lost frames) within this round.
         const rest = this.pending.drain();
-        return this.finishRound(round, final, start, ackedAtStart, before, wire, i, rest);
+        return this.finishRound(round, final, start, before, wire, i, rest);
       }
       i += count;
       this.emit('progress', {
@@ -402,7 +403,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     }
     const end: RoundEndMessage = { round, pages: indices.length, wireBytes: wire, final, codecs: this.codecsSince(before) };
     wire += await this.sendControl(FrameType.ROUND_END, encodeJson(end));
-    return this.roundReport(round, final, start, ackedAtStart, before, wire, indices.length);
+    return this.roundReport(round, final, start, before, wire, indices.length);
   }
 
   /** Per-codec pages and bytes the encoder produced since `before`. */
@@ -416,7 +417,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
   }
 
   /** Continue a round after a resume with the pages that are pending again. */
-  private async finishRound(round: number, final: boolean, start: number, ackedAtStart: number, before: CodecCounts, wireSoFar: number, pagesSoFar: number, rest: Uint32Array): Promise<RoundReport> {
+  private async finishRound(round: number, final: boolean, start: number, before: CodecCounts, wireSoFar: number, pagesSoFar: number, rest: Uint32Array): Promise<RoundReport> {
     let wire = wireSoFar;
     const batch = this.opts.batchPages;
     for (let i = 0; i < rest.length; ) {
@@ -431,14 +432,14 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         for (let j = i + count; j < rest.length; j++) this.pending.add(rest[j]!);
         await this.resume(err);
         const again = this.pending.drain();
-        return this.finishRound(round, final, start, ackedAtStart, before, wire, pagesSoFar + i, again);
+        return this.finishRound(round, final, start, before, wire, pagesSoFar + i, again);
       }
       i += count;
     }
     const pages = pagesSoFar + rest.length;
     const end: RoundEndMessage = { round, pages, wireBytes: wire, final, codecs: this.codecsSince(before) };
     wire += await this.sendControl(FrameType.ROUND_END, encodeJson(end));
-    return this.roundReport(round, final, start, ackedAtStart, before, wire, pages);
+    return this.roundReport(round, final, start, before, wire, pages);
   }
 
   // Bandwidth from acknowledgements over windows of at least 100 ms during which the link stayed
@@ -465,15 +466,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     this.bwWindowBytes = ackedNow;
   }
 
-  private roundReport(round: number, final: boolean, start: number, ackedAtStart: number, before: CodecCounts, wire: number, pages: number): RoundReport {
+  private roundReport(round: number, final: boolean, start: number, before: CodecCounts, wire: number, pages: number): RoundReport {
     const durationMs = Math.max(0.001, this.clock() - start);
-    const acked = this.ackedTotal() - ackedAtStart;
-    // Until acknowledgement windows give a figure, use what the target acknowledged during the
-    // round; tiny rounds keep the estimate.
-    if (this.bwSamples === 0 && (acked >= 256 * 1024 || this.bandwidth === 0)) {
-      const bw = (Math.max(acked, 1) * 1000) / durationMs;
-      this.bandwidth = this.bandwidth === 0 ? bw : 0.5 * this.bandwidth + 0.5 * bw;
-    }
     const codecs = this.codecsSince(before);
     return {
       round, final, pages, wireBytes: wire, rawBytes: pages * this.memory.pageSize, codecs, dirtyPages: 0,

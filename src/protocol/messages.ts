@@ -284,10 +284,6 @@ export function parseAck(payload: Uint8Array): AckMessage {
   return a;
 }
 
-/**
- * PAGE_LIST / PAGE_REQUEST payload: u32 count, then count u32 page indices (LE).
- * @param maxPage indices must be < maxPage
- */
 /** Set in a page list's count word: the list is `count` ranges (u32 first, u32 length), not pages. */
 export const PAGE_LIST_RANGES = 0x80000000;
 
@@ -334,6 +330,7 @@ export function encodePageList(pages: ArrayLike<number>, start = 0, count = page
 /**
  * Parse a page list in either form (see {@link encodePageList}). Ranges must ascend without
  * overlapping and have a length of at least 1, so a list never names more than `maxPage` pages.
+ * @param maxPage page indices must be < maxPage
  * @throws PagewireError FRAME_CORRUPT (lengths, range order), PAGE_OUT_OF_RANGE
  */
 export function parsePageList(payload: Uint8Array, maxPage: number, what = 'PAGE_LIST'): Uint32Array {

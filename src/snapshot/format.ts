@@ -107,21 +107,3 @@ export function parseSnapshotInfo(options: Record<string, unknown>): SnapshotInf
   };
 }
 
-/**
- * Validate the optional `codecs` of a ROUND_END.
- * @returns the counts, or null when absent
- */
-export function parseRoundCodecs(o: Record<string, unknown>): CodecCounts | null {
-  const c = o['codecs'];
-  if (c === undefined) return null;
-  if (typeof c !== 'object' || c === null || Array.isArray(c)) corrupt('ROUND_END: codecs must be an object');
-  const out: CodecCounts = {};
-  for (const [k, v] of Object.entries(c as Record<string, unknown>)) {
-    const vo = v as Record<string, unknown> | null;
-    const pages = vo?.['pages'];
-    const bytes = vo?.['bytes'];
-    if (typeof pages !== 'number' || typeof bytes !== 'number' || !(pages >= 0) || !(bytes >= 0)) corrupt(`ROUND_END: codecs.${k} must be { pages, bytes }`);
-    out[k] = { pages, bytes };
-  }
-  return out;
-}

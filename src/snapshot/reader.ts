@@ -17,8 +17,8 @@ import { memoryDigest } from '../migration/digest.js';
 import type { CodecCounts } from '../migration/report.js';
 import { FRAME_HEADER_BYTES, PREAMBLE_BYTES, PROTOCOL_MINOR, FrameType, frameTypeName } from '../protocol/frame.js';
 import { FrameReader } from '../protocol/codec.js';
-import { decodeJson, parseComplete, parseHello, parseRoundEnd, type CompleteMessage } from '../protocol/messages.js';
-import { parseRoundCodecs, parseSnapshotInfo, type SnapshotHeader, type SnapshotRoundEnd } from './format.js';
+import { parseComplete, parseHello, parseRoundEnd, type CompleteMessage } from '../protocol/messages.js';
+import { parseSnapshotInfo, type SnapshotHeader, type SnapshotRoundEnd } from './format.js';
 
 /** Bytes of a snapshot: one buffer, or chunks (sync or async; Node streams and Blob streams qualify). */
 export type SnapshotInput = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -145,10 +145,9 @@ async function walk(input: SnapshotInput, core: Core, v: Visitor, opts: Snapshot
             break;
           case FrameType.ROUND_END: {
             const m = parseRoundEnd(f.payload);
-            const codecs = parseRoundCodecs(decodeJson(f.payload, 'ROUND_END'));
             openRound = false;
             rounds++;
-            v.roundEnd?.({ ...m, codecs }, frameBytes);
+            v.roundEnd?.({ ...m, codecs: m.codecs ?? null }, frameBytes);
             break;
           }
           case FrameType.DEVICE_STATE:
