@@ -6,8 +6,9 @@
  * 2. the package's browser entry (dist/index.js, served as plain ES modules with no bundler) loads
  *    in a page without Node globals and runs xxh64 and an in-page migration with the same results
  *    as Node.
- * Without Chromium these tests fail with a message saying how to install it, unless
- * PAGEWIRE_SKIP_BROWSER=1 (then they are skipped, with a log line).
+ * Without Chromium (or with PAGEWIRE_SKIP_BROWSER=1) they are skipped and the run ends with a notice
+ * saying how to run them; with PAGEWIRE_REQUIRE_BROWSER=1 (.ci/run) they run and fail instead
+ * (test/helpers/browser.ts decides).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -16,25 +17,24 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { serveStatic, type StaticServer } from './static-server.js';
+import { browserDecision, CHROMIUM, HOW_TO_RUN } from '../helpers/browser.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env['PAGEWIRE_CHROMIUM'] ?? '/usr/bin/chromium';
-const SKIP = process.env['PAGEWIRE_SKIP_BROWSER'] === '1';
+const BROWSER = browserDecision();
+const SKIP = BROWSER.skip;
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage',
 ];
 
-if (SKIP) console.log('PAGEWIRE_SKIP_BROWSER=1: browser end-to-end tests skipped');
+if (SKIP) console.log(`browser end-to-end tests skipped: ${BROWSER.reason}. ${HOW_TO_RUN}`);
 
 let browser: Browser | null = null;
 
 async function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}. Install it (apt-get install -y chromium; .ci/run does) ` +
-      'or set PAGEWIRE_CHROMIUM to its path; PAGEWIRE_SKIP_BROWSER=1 skips the browser tests.');
-  }
+  if (BROWSER.reason !== '') throw new Error(`${BROWSER.reason}. ${HOW_TO_RUN}`);
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}. ${HOW_TO_RUN}`);
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/index.js is missing: run npm run build first');
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 30_000 });
 }
