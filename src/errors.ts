@@ -61,6 +61,11 @@ export const ErrorCode = {
    * (docs/ADVANCED.md).
    */
   POSTCOPY_FAILED: 'POSTCOPY_FAILED',
+  /**
+   * QEMU refused a QMP command, reported a failed migration, exited, or its QMP channel sent
+   * something that is not QMP (src/qemu/).
+   */
+  QEMU_FAILED: 'QEMU_FAILED',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */

@@ -21,3 +21,4 @@ export {
   SnapshotFileSink, readFileChunks, readSnapshotFileHeader, resolveSnapshotChain, restoreSnapshotFile, writeRawImage,
 } from './cli/snapshot.js';
 export { nodeChannelSpawner } from './migration/channels-node.js';
+export { QmpClient, type QmpOptions, type QmpEvent, type QmpVersion } from './qemu/qmp.js';
