@@ -4,7 +4,7 @@
  * dirty log, and the hypervisor hooks (pause, resume, throttle, corpus rounds).
  */
 import { createCore } from '../core/core.js';
-import { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemory, IN_CORE_LIMIT_BYTES, splitRegions } from '../memory/guest-memory.js';
 import type { DirtyLogLike, SourceHooks, SourceOptions } from '../migration/source.js';
 import { SimulatedGuest } from '../sim/guest.js';
 import { fillInitial } from '../sim/content.js';
@@ -59,8 +59,11 @@ export async function createCliGuest(g: GuestArgs, shared = g.channels > 1): Pro
       : GuestMemory.inCore(core, corpus.pageCount, corpus.pageSize);
     guest = new SimulatedGuest(memory, { workload: 'corpus', corpus, seed: g.seed });
   } else {
-    const pages = g.sizeBytes / g.pageSize;
-    memory = shared ? GuestMemory.allocateExternal({ pageSize: g.pageSize, regions: [{ name: 'ram', pageCount: pages }] }, true) : GuestMemory.inCore(core, pages, g.pageSize);
+    // In the core (zero-copy) up to its limit; larger guests, and guests that channel workers
+    // share, as external regions of at most 1 GiB each (any size the host can hold).
+    memory = !shared && g.sizeBytes <= IN_CORE_LIMIT_BYTES
+      ? GuestMemory.inCore(core, g.sizeBytes / g.pageSize, g.pageSize)
+      : GuestMemory.allocateExternal(splitRegions(g.sizeBytes, g.pageSize), shared);
     fillInitial(memory, 'mixed', g.seed);
     guest = new SimulatedGuest(memory, {
       workload: g.workload as WorkloadKind,

@@ -63,7 +63,8 @@ function attachOutput(src: Pick<MigrationSource, 'on'>, g: GuestArgs, totalPages
 }
 
 function targetMemoryFactory(): (layout: MemoryLayout) => Promise<GuestMemory> {
-  return async (layout) => GuestMemory.inCore(await createCore(), layout.regions, layout.pageSize);
+  // in a core of its own up to the in-core limit, external regions above it
+  return async (layout) => GuestMemory.forLayout(layout, { core: await createCore() });
 }
 
 function sourceOptions(g: GuestArgs, inj: FaultInjector | null, guest: CliGuest): SourceOptions {

@@ -30,7 +30,7 @@ export class Core {
 
   constructor(exports: CoreExports) {
     this.exports = exports;
-    this.top = align(exports.heapBase() >>> 0);
+    this.top = alignUp(exports.heapBase() >>> 0);
     this.neverUsed = this.top;
     this.u8View = new Uint8Array(exports.memory.buffer);
     this.dv = new DataView(exports.memory.buffer);
@@ -63,7 +63,10 @@ export class Core {
    * @throws PagewireError WASM_FAILED when linear memory cannot grow that far
    */
   alloc(size: number): number {
-    const need = align(Math.max(size, 1));
+    if (!(size >= 0) || !Number.isSafeInteger(size)) {
+      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `pagewire: allocation size must be a whole number of bytes, got ${String(size)}`);
+    }
+    const need = alignUp(Math.max(size, 1));
     for (let i = 0; i < this.free.length; i++) {
       const b = this.free[i]!;
       if (b.size >= need) {
@@ -80,8 +83,9 @@ export class Core {
     }
     const have = this.exports.memory.buffer.byteLength;
     if (end > have) {
-      // Grow geometrically (at least 1/8 more) so repeated small growths stay rare.
-      const want = Math.min(MAX_CORE_BYTES, Math.max(end, have + (have >>> 3)));
+      // Grow geometrically (at least 1/8 more) so repeated small growths stay rare. Plain
+      // arithmetic: byte counts reach 2^32, beyond what 32-bit operators (>>>, &) can hold.
+      const want = Math.min(MAX_CORE_BYTES, Math.max(end, have + Math.floor(have / 8)));
       const pages = Math.ceil((want - have) / WASM_PAGE);
       try {
         this.exports.memory.grow(pages);
@@ -109,7 +113,7 @@ export class Core {
 
   /** Return a block from {@link alloc}. */
   release(ptr: number, size: number): void {
-    const blk: FreeBlock = { ptr, size: align(Math.max(size, 1)) };
+    const blk: FreeBlock = { ptr, size: alignUp(Math.max(size, 1)) };
     if (blk.ptr + blk.size === this.top) { this.top = blk.ptr; this.trimTop(); return; }
     // Insert sorted by address and coalesce with neighbours.
     let i = 0;
@@ -156,8 +160,13 @@ export class Arena {
   }
 }
 
-function align(n: number): number {
-  return (n + ALIGN - 1) & ~(ALIGN - 1);
+/**
+ * `n` rounded up to the heap's 16-byte alignment. Byte counts and addresses go up to 2^32 (a full
+ * wasm32 memory), so this uses floating-point arithmetic, exact for integers below 2^53: 32-bit
+ * operators would wrap at 2^31 (negative) and 2^32 (zero).
+ */
+export function alignUp(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN;
 }
 
 let shared: Core | undefined;

@@ -10,12 +10,21 @@
  * 512..65536 (default 4096).
  */
 import { PagewireError, ErrorCode } from '../errors.js';
-import type { Core } from '../core/core.js';
+import { MAX_CORE_BYTES, type Core } from '../core/core.js';
 
 /** Smallest and largest page sizes pagewire accepts. */
 export const MIN_PAGE_SIZE = 512;
 export const MAX_PAGE_SIZE = 65536;
 export const DEFAULT_PAGE_SIZE = 4096;
+/**
+ * Largest guest {@link GuestMemory.forLayout} places inside a core: 3 GiB, leaving the last GiB of
+ * the wasm32 address space to the codec's arenas and delta cache. Larger guests go external.
+ */
+export const IN_CORE_LIMIT_BYTES = 3 * 1024 * 1024 * 1024;
+/** Largest external region: one typed array (V8 caps a Uint8Array at 2^32 elements). */
+export const MAX_REGION_BYTES = 4 * 1024 * 1024 * 1024;
+/** Region size {@link splitRegions} uses for guests made of several regions (1 GiB). */
+export const DEFAULT_REGION_BYTES = 1024 * 1024 * 1024;
 
 /** One region of guest memory (e.g. a RAM block or a memory slot). */
 export interface MemoryRegion {
@@ -94,6 +103,9 @@ export class GuestMemory {
     const regions = toRegions(pages);
     const total = regions.reduce((n, r) => n + r.pageCount, 0);
     const bytes = total * pageSize;
+    if (bytes > MAX_CORE_BYTES) {
+      throw new PagewireError(ErrorCode.WASM_FAILED, `a ${bytes}-byte guest does not fit one core's 4 GiB memory: use GuestMemory.external or GuestMemory.forLayout`);
+    }
     const ptr = core.allocZeroed(bytes);
     return new GuestMemory(pageSize, regions, core, ptr, []);
   }
@@ -128,8 +140,31 @@ export class GuestMemory {
    * @param shared use SharedArrayBuffer (for worker channels)
    */
   static allocateExternal(layout: MemoryLayout, shared = false): GuestMemory {
+    checkPageSize(layout.pageSize);
+    for (const r of layout.regions) {
+      if (!Number.isSafeInteger(r.pageCount) || r.pageCount <= 0) {
+        throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `region ${r.name} needs a positive whole page count, got ${String(r.pageCount)}`);
+      }
+      if (r.pageCount * layout.pageSize > MAX_REGION_BYTES) {
+        throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `region ${r.name} is ${r.pageCount * layout.pageSize} bytes; an external region holds at most 4 GiB (one typed array): split the guest into several regions`);
+      }
+    }
     const bufs = layout.regions.map((r) => (shared ? new SharedArrayBuffer(r.pageCount * layout.pageSize) : new ArrayBuffer(r.pageCount * layout.pageSize)));
     return GuestMemory.external(bufs, layout.pageSize, layout.regions.map((r) => r.name));
+  }
+
+  /**
+   * Guest memory for a layout in the placement that fits: inside `core` (zero-copy codec) when a
+   * core is given, the memory is not `shared` and the guest is at most `inCoreLimitBytes`
+   * (default {@link IN_CORE_LIMIT_BYTES}); else zeroed external regions (SharedArrayBuffer when
+   * `shared`), which have no size limit beyond 4 GiB per region.
+   * @throws PagewireError INVALID_ARGUMENT, WASM_FAILED
+   */
+  static forLayout(layout: MemoryLayout, options: { core?: Core | null; shared?: boolean; inCoreLimitBytes?: number } = {}): GuestMemory {
+    const bytes = layout.regions.reduce((n, r) => n + r.pageCount, 0) * layout.pageSize;
+    const limit = Math.min(options.inCoreLimitBytes ?? IN_CORE_LIMIT_BYTES, IN_CORE_LIMIT_BYTES);
+    if (options.core && !options.shared && bytes <= limit) return GuestMemory.inCore(options.core, layout.regions, layout.pageSize);
+    return GuestMemory.allocateExternal(layout, options.shared === true);
   }
 
   /**
@@ -194,6 +229,26 @@ export class GuestMemory {
     this.lastRegion = lo;
     return lo;
   }
+}
+
+/**
+ * A layout of `bytes` (a whole number of pages) as regions of at most `regionBytes` each, named
+ * `ram0`, `ram1`, ... (one region `ram` when it fits in one): how a host lays out a guest larger
+ * than one typed array or one core.
+ * @throws PagewireError INVALID_ARGUMENT
+ */
+export function splitRegions(bytes: number, pageSize = DEFAULT_PAGE_SIZE, regionBytes = DEFAULT_REGION_BYTES): MemoryLayout {
+  checkPageSize(pageSize);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % pageSize !== 0) {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `guest size must be a positive whole number of ${pageSize}-byte pages, got ${String(bytes)}`);
+  }
+  const perRegion = Math.floor(Math.min(regionBytes, MAX_REGION_BYTES) / pageSize);
+  if (perRegion < 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `region size ${regionBytes} is smaller than a page`);
+  const pages = bytes / pageSize;
+  if (pages <= perRegion) return { pageSize, regions: [{ name: 'ram', pageCount: pages }] };
+  const regions: { name: string; pageCount: number }[] = [];
+  for (let first = 0, i = 0; first < pages; first += perRegion, i++) regions.push({ name: `ram${i}`, pageCount: Math.min(perRegion, pages - first) });
+  return { pageSize, regions };
 }
 
 function toRegions(pages: number | readonly { name: string; pageCount: number }[]): MemoryRegion[] {
