@@ -12,3 +12,4 @@ export { isZero, zeroPages } from './zero';
 export { xbzrleEncode, xbzrleDecode, xbzrleCheck } from './xbzrle';
 export { rleEncode, rleDecode, rleCheck, rleMaxEncodedSize } from './rle';
 export * from "./batch";
+export { lz4Compress, lz4Decompress, lz4MaxCompressedSize } from './lz4';

@@ -20,3 +20,5 @@ export const STATUS_INCOMPLETE: i32 = -7;
 export const STATUS_TRAILING: i32 = -8;
 /** A length or size argument is out of the range the function supports. */
 export const STATUS_BAD_ARGUMENT: i32 = -9;
+/** An LZ4 match offset is zero or reaches before the start of the output. */
+export const STATUS_BAD_OFFSET: i32 = -10;

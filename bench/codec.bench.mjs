@@ -72,6 +72,85 @@ async function replay(c, opts, reps) {
 
 const gbps = (bytes, ms) => (ms > 0 ? bytes / ms / 1e6 : 0);
 
+/**
+ * The core's LZ4 block compressor beside lz4-wasm on the same bytes: the non-zero pages of
+ * snapshot 0, in blocks of 256 pages (what the encoder hands LZ4 in round 0). Ours reads and writes
+ * core memory (as the encoder calls it); lz4-wasm is called as the encoder used to call it (copy
+ * in, compress, copy out). Every block is checked both ways before timing.
+ */
+async function lz4Blocks(ctx, c) {
+  const ps = c.pageSize;
+  const snap = c.snaps[0];
+  const BLOCK_PAGES = 256;
+  const maxPages = ctx.quick ? 1024 : 4096; // 4 / 16 MiB
+  const picked = [];
+  for (let p = 0; p < snap.length / ps && picked.length < maxPages; p++) {
+    const pg = snap.subarray(p * ps, (p + 1) * ps);
+    if (!pw.isZeroPage(pg)) picked.push(pg);
+  }
+  const data = new Uint8Array(picked.length * ps);
+  picked.forEach((pg, i) => data.set(pg, i * ps));
+  const core = await pw.createCore();
+  const blockBytes = BLOCK_PAGES * ps;
+  const cap = pw.lz4MaxCompressedSize(blockBytes);
+  const src = core.alloc(data.length);
+  const dst = core.alloc(cap);
+  const back = core.alloc(blockBytes);
+  core.u8().set(data, src);
+  const blocks = [];
+  for (let o = 0; o < data.length; o += blockBytes) blocks.push([o, Math.min(blockBytes, data.length - o)]);
+  const lz4 = pw.lz4();
+  const wbuf = new Uint8Array(cap);
+  const sizes = { ours1: 0, ours2: 0, theirs: 0 };
+  const stored = [];
+  for (const [o, n] of blocks) {
+    for (const a of [1, 2]) {
+      const k = pw.coreLz4Compress(core, src + o, n, dst, cap, a);
+      const blk = core.u8().slice(dst, dst + k);
+      if (!Buffer.from(pw.lz4Decompress(blk, n)).equals(Buffer.from(data.subarray(o, o + n)))) throw new Error(`bench: lz4-wasm does not decode our block (accel ${a})`);
+      sizes[`ours${a}`] += k;
+      if (a === 1) stored.push(blk);
+    }
+    const t = lz4.compressInto(data.subarray(o, o + n), wbuf, 0);
+    sizes.theirs += t;
+    core.u8().set(wbuf.subarray(0, t), dst);
+    pw.coreLz4Decompress(core, dst, t, back, n);
+    if (!Buffer.from(core.u8().subarray(back, back + n)).equals(Buffer.from(data.subarray(o, o + n)))) throw new Error('bench: our decoder differs on an lz4-wasm block');
+  }
+  const staged = core.alloc(cap);
+  const b = ctx.bench(`lz4 ${c.name}`);
+  b.add('pagewire core lz4Compress (accel 1)', () => { for (const [o, n] of blocks) pw.coreLz4Compress(core, src + o, n, dst, cap, 1); })
+    .add('pagewire core lz4Compress (accel 2)', () => { for (const [o, n] of blocks) pw.coreLz4Compress(core, src + o, n, dst, cap, 2); })
+    .add('lz4-wasm compress', () => { for (const [o, n] of blocks) lz4.compressInto(data.subarray(o, o + n), wbuf, 0); })
+    .add('pagewire core lz4Decompress (+copy in)', () => {
+      for (let i = 0; i < blocks.length; i++) { core.u8().set(stored[i], staged); pw.coreLz4Decompress(core, staged, stored[i].length, back, blocks[i][1]); }
+    })
+    .add('lz4-wasm decompress', () => { for (let i = 0; i < blocks.length; i++) lz4.decompressInto(stored[i], blocks[i][1], wbuf, 0); });
+  await b.run();
+  const ratio = (k) => +(data.length / sizes[k]).toFixed(3);
+  const rows = ctx.collect(b, `lz4 ${c.name}`, {
+    'pagewire core lz4Compress (accel 1)': { bytes: data.length, pages: picked.length, vs: 'lz4-wasm compress', note: `ratio ${ratio('ours1')}` },
+    'pagewire core lz4Compress (accel 2)': { bytes: data.length, pages: picked.length, vs: 'lz4-wasm compress', note: `ratio ${ratio('ours2')}` },
+    'lz4-wasm compress': { bytes: data.length, pages: picked.length, note: `ratio ${ratio('theirs')}` },
+    'pagewire core lz4Decompress (+copy in)': { bytes: data.length, pages: picked.length, vs: 'lz4-wasm decompress' },
+    'lz4-wasm decompress': { bytes: data.length, pages: picked.length },
+  });
+  const mb = (name) => rows.find((r) => r.name === name)?.mbPerSec ?? 0;
+  const row = {
+    kind: 'lz4-compressor', corpus: c.name, bytes: data.length, blockPages: BLOCK_PAGES,
+    oursGBps: +(mb('pagewire core lz4Compress (accel 1)') / 1000).toFixed(2),
+    oursAccel2GBps: +(mb('pagewire core lz4Compress (accel 2)') / 1000).toFixed(2),
+    lz4WasmGBps: +(mb('lz4-wasm compress') / 1000).toFixed(2),
+    oursRatio: ratio('ours1'), oursAccel2Ratio: ratio('ours2'), lz4WasmRatio: ratio('theirs'),
+    oursDecodeGBps: +(mb('pagewire core lz4Decompress (+copy in)') / 1000).toFixed(2),
+    lz4WasmDecodeGBps: +(mb('lz4-wasm decompress') / 1000).toFixed(2),
+    targetGBps: 1.0, targetRatioWithin: 0.1,
+  };
+  row.met = row.oursGBps >= 1.0 && row.oursRatio >= 0.9 * row.lz4WasmRatio;
+  ctx.addScenario(row);
+  ctx.log(`lz4 ${c.name}: ${JSON.stringify(row)}`);
+}
+
 export default async function (ctx) {
   await pw.ready();
   await pw.loadLz4();
@@ -79,6 +158,7 @@ export default async function (ctx) {
   for (const name of ['vm-redis', 'proc-redis']) {
     const c = loadCorpus(ctx.corpusDir, name);
     if (!c) { ctx.log(`codec: corpus ${name} missing, skipped`); continue; }
+    await lz4Blocks(ctx, c);
     const res = {};
     for (const cfg of CONFIGS) {
       res[cfg.name] = await replay(c, cfg.opts, reps);

@@ -90,4 +90,7 @@ export { PageEncoder, type EncoderOptions, type CodecStats, type CodecCounter, t
 export { PageDecoder, type ApplyResult, type DecoderStats } from './codec/decoder.js';
 export { DeltaCache, DEFAULT_CACHE_BYTES } from './codec/delta-cache.js';
 export { RECORDS_VERSION, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, type CodecName } from './codec/format.js';
-export { Lz4, loadLz4, lz4, lz4Compress, lz4Decompress, lz4MaxCompressedSize } from './codec/lz4.js';
+export {
+  Lz4, loadLz4, lz4, lz4Compress, lz4Decompress, lz4MaxCompressedSize,
+  coreLz4Compress, coreLz4Decompress, lz4BlockCompress, lz4BlockDecompress, LZ4_MAX_INPUT,
+} from './codec/lz4.js';

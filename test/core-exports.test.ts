@@ -15,6 +15,7 @@ const WASM_BUDGET = 32 * 1024;
 const EXPECTED_FUNCTIONS = [
   'heapBase', 'xxh64', 'xxh64Init', 'xxh64Update', 'xxh64Digest', 'hashPages', 'isZero', 'zeroPages',
   'xbzrleEncode', 'xbzrleDecode', 'xbzrleCheck', 'rleEncode', 'rleDecode', 'rleCheck', 'rleMaxEncodedSize',
+  'lz4Compress', 'lz4Decompress', 'lz4MaxCompressedSize',
 ];
 
 // Runs first in this file's fresh module registry: nothing has loaded the shared core yet.

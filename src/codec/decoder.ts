@@ -18,10 +18,10 @@
  * XBZRLE/RLE through a core scratch page).
  */
 import { PagewireError, ErrorCode } from '../errors.js';
-import { Core, createCore } from '../core/core.js';
+import { Arena, Core, createCore } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { BatchExports } from './delta-cache.js';
-import { loadLz4, type Lz4 } from './lz4.js';
+import { coreLz4Decompress, warmUpCoreLz4 } from './lz4.js';
 import { BLOCK_LZ4, BLOCK_PLAIN, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS, codecMask, readUleb, type RecordCodecName } from './format.js';
 
 const ERRORS: Record<number, ErrorCode> = {
@@ -61,6 +61,8 @@ export class PageDecoder {
   private readonly st: number;
   private blkPtr = 0;
   private blkSize = 0;
+  /** Compressed bytes copied into the core when the payload is outside it. */
+  private readonly lz4In: Arena;
   private readonly pagesPtr: number;
   private readonly tablePtr: number;
   private readonly scratchPtr: number;
@@ -70,13 +72,15 @@ export class PageDecoder {
   private readonly external: boolean;
   private disposed = false;
 
-  private constructor(private readonly memory: GuestMemory, private readonly core: Core, private readonly mask: number, private readonly lz4: Lz4 | null) {
+  private constructor(private readonly memory: GuestMemory, private readonly core: Core, private readonly mask: number, private readonly lz4: boolean) {
     this.ex = core.exports as unknown as BatchExports;
     this.external = memory.placement === 'external';
     this.st = core.alloc(64);
     this.pagesPtr = core.alloc(MAX_BLOCK_RECORDS * 4);
     this.tablePtr = core.alloc(MAX_BLOCK_RECORDS * 12);
     this.scratchPtr = core.alloc(memory.pageSize);
+    this.lz4In = new Arena(core);
+    if (lz4) warmUpCoreLz4(core);
     const dv = core.view();
     dv.setUint32(this.st + 0, memory.pageSize, true);
     dv.setUint32(this.st + 4, memory.pageCount, true);
@@ -99,8 +103,7 @@ export class PageDecoder {
   static async create(memory: GuestMemory, codecs: readonly string[] = ['zero', 'raw', 'dup', 'xbzrle', 'rle', 'lz4']): Promise<PageDecoder> {
     const mask = codecMask(codecs) | 2;
     const core = memory.core ?? (await createCore());
-    const lz4 = codecs.includes('lz4') ? await loadLz4() : null;
-    return new PageDecoder(memory, core, mask, lz4);
+    return new PageDecoder(memory, core, mask, codecs.includes('lz4'));
   }
 
   /**
@@ -137,7 +140,12 @@ export class PageDecoder {
           if (!this.lz4) throw new PagewireError(ErrorCode.CODEC_NOT_NEGOTIATED, 'LZ4 block but lz4 was not negotiated');
           const compLen = readUleb(records, cur);
           if (compLen > records.byteLength - cur.pos) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'LZ4 block runs past the payload');
-          this.lz4.decompressInto(records.subarray(cur.pos, cur.pos + compLen), rawLen, this.core.u8(), blk);
+          let at = records.byteOffset + cur.pos;
+          if (!inCore) {
+            at = this.lz4In.ensure(compLen);
+            this.core.u8().set(records.subarray(cur.pos, cur.pos + compLen), at);
+          }
+          coreLz4Decompress(this.core, at, compLen, blk, rawLen);
           cur.pos += compLen;
           this.stats.lz4.blocks++;
           this.stats.lz4.inBytes += compLen;
@@ -259,6 +267,7 @@ export class PageDecoder {
     if (this.disposed) return;
     this.disposed = true;
     if (this.blkSize) this.core.release(this.blkPtr, this.blkSize);
+    this.lz4In.dispose();
     this.core.release(this.scratchPtr, this.memory.pageSize);
     this.core.release(this.tablePtr, MAX_BLOCK_RECORDS * 12);
     this.core.release(this.pagesPtr, MAX_BLOCK_RECORDS * 4);

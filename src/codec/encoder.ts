@@ -29,7 +29,7 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import { Core, createCore } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { DeltaCache, DEFAULT_CACHE_BYTES, type BatchExports } from './delta-cache.js';
-import { loadLz4, lz4MaxCompressedSize, type Lz4 } from './lz4.js';
+import { coreLz4Compress, lz4MaxCompressedSize, warmUpCoreLz4 } from './lz4.js';
 import {
   BLOCK_LZ4, BLOCK_PLAIN, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS,
   F_CACHE, F_DUP, F_FINAL, F_RAW, F_RLE, F_XBZRLE, F_XB_ACTIVE, F_ZERO, codecMask, writeUleb, type CodecName, type RecordCodecName,
@@ -134,7 +134,9 @@ export class PageEncoder {
   private readonly outSize: number;
   private stagePtr = 0;
   private out = new Uint8Array(64 * 1024);
-  private lz4buf: Uint8Array;
+  /** LZ4 output arena in the core (0 when LZ4 is off) and its size. */
+  private lz4Ptr = 0;
+  private lz4Size = 0;
   private encodedPages = 0;
   private lz4Skip = 0;
   private lz4Backoff = 0;
@@ -149,7 +151,6 @@ export class PageEncoder {
     private readonly memory: GuestMemory,
     private readonly core: Core,
     private readonly cfg: Config,
-    private readonly lz4: Lz4 | null,
     cacheBytes: number,
     batchPages: number,
   ) {
@@ -165,7 +166,11 @@ export class PageEncoder {
     this.outPtr = core.alloc(this.outSize);
     if (memory.placement === 'external') this.stagePtr = core.alloc(this.batch * this.ps);
     this.regionViews = memory.placement === 'external' ? memory.regionViews() : null;
-    this.lz4buf = new Uint8Array(cfg.lz4 !== 'never' ? lz4MaxCompressedSize(this.outSize) : 0);
+    if (cfg.lz4 !== 'never') {
+      this.lz4Size = lz4MaxCompressedSize(this.outSize);
+      this.lz4Ptr = core.alloc(this.lz4Size);
+      warmUpCoreLz4(core);
+    }
     const codecs = {} as Record<RecordCodecName | 'unchanged', CodecCounter>;
     for (const n of [...RECORD_CODECS, 'unchanged'] as const) codecs[n] = counter();
     this.stats = {
@@ -186,8 +191,7 @@ export class PageEncoder {
     if (!Number.isInteger(batchPages) || batchPages < 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'batchPages must be a positive integer');
     if (!Number.isInteger(cacheBytes) || cacheBytes < 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'cacheBytes must be a non-negative integer');
     const core = memory.core ?? (await createCore());
-    const lz4 = cfg.lz4 !== 'never' ? await loadLz4() : null;
-    return new PageEncoder(memory, core, cfg, lz4, cacheBytes, batchPages);
+    return new PageEncoder(memory, core, cfg, cacheBytes, batchPages);
   }
 
   /** Codec names this encoder may emit (for negotiation; the decoder must accept them all). */
@@ -313,21 +317,25 @@ export class PageEncoder {
   /** Append the block of `len` record bytes at outPtr (LZ4 when it pays). */
   private emitBlock(pos: number, len: number): number {
     const recs = this.core.u8().subarray(this.outPtr, this.outPtr + len);
-    if (this.lz4 && len >= 64 && this.wantLz4()) {
+    if (this.lz4Size > 0 && len >= 64 && this.wantLz4()) {
       const t = performance.now();
-      const c = this.lz4.compressInto(recs, this.lz4buf, 0);
+      // in 'auto' a block that does not save 3% is not sent compressed: let the core stop there
+      const always = this.cfg.lz4 === 'always';
+      const cap = always ? this.lz4Size : Math.floor(len * 0.97);
+      let c = coreLz4Compress(this.core, this.outPtr, len, this.lz4Ptr, cap, 1);
+      if (c < 0) c = len;
       const k = this.stats.lz4;
       const dt = performance.now() - t;
       k.timeMs += dt;
       this.lz4SaveFrac = 0.8 * this.lz4SaveFrac + 0.2 * Math.max(0, (len - c) / len);
       this.lz4MsPerByte = this.lz4MsPerByte === 0 ? dt / len : 0.8 * this.lz4MsPerByte + 0.2 * (dt / len);
-      if (c < len * 0.97 || this.cfg.lz4 === 'always') {
+      if (c < len * 0.97 || always) {
         this.lz4Backoff = 0;
         pos = this.reserve(pos, 11 + c);
         this.out[pos++] = BLOCK_LZ4;
         pos = writeUleb(this.out, pos, len);
         pos = writeUleb(this.out, pos, c);
-        this.out.set(this.lz4buf.subarray(0, c), pos);
+        this.out.set(this.core.u8().subarray(this.lz4Ptr, this.lz4Ptr + c), pos);
         k.pages += this.lastBatchPagesSent();
         k.inBytes += len;
         k.outBytes += c;
@@ -382,5 +390,6 @@ export class PageEncoder {
     this.core.release(this.ptrPtr, this.batch * 4);
     this.core.release(this.idxPtr, this.batch * 4);
     if (this.stagePtr) this.core.release(this.stagePtr, this.batch * this.ps);
+    if (this.lz4Size) this.core.release(this.lz4Ptr, this.lz4Size);
   }
 }

@@ -1,4 +1,13 @@
 /**
+ * LZ4 in two implementations with the same block framing (a 4-byte little-endian uncompressed
+ * length, then one raw LZ4 block; any LZ4 block decoder reads it):
+ *
+ * - the pagewire core's own compressor and decoder (assembly/lz4.ts), working on bytes already in
+ *   a core's linear memory: {@link coreLz4Compress} / {@link coreLz4Decompress} (pointers, one call
+ *   per block of page records: what the codec pipeline uses) and the one-shots
+ *   {@link lz4BlockCompress} / {@link lz4BlockDecompress} (after `ready()`);
+ * - lz4-wasm (lz4_flex compiled to wasm), below, kept as the reference implementation and oracle.
+ *
  * LZ4 through lz4-wasm's module (lz4_flex compiled to wasm), loaded by our own small loader from
  * bytes embedded at build time (src/codec/lz4-wasm.generated.ts), so it works in Node, bundlers,
  * workers and pages without a wasm plugin.
@@ -20,6 +29,115 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { base64ToBytes } from '../core/loader.js';
 import { LZ4_WASM_BASE64 } from './lz4-wasm.generated.js';
+import { sharedCore, type Core } from '../core/core.js';
+import { STATUS_OVERFLOW, statusMessage } from '../core/status.js';
+
+/** Largest input of the core compressor (bytes). */
+export const LZ4_MAX_INPUT = 0x7e000000;
+
+/**
+ * Compress `len` bytes at `srcPtr` of `core`'s memory into `dstPtr` (at most `cap` bytes), in one
+ * core call.
+ * @param accel acceleration, 1 (the reference default) .. 65536: higher skips faster through
+ *   incompressible bytes and finds fewer matches
+ * @returns bytes written (header + block), or -1 when the output would exceed `cap` (nothing useful
+ *   was written; pass {@link lz4MaxCompressedSize} to never see it)
+ * @throws PagewireError INVALID_ARGUMENT for a length or acceleration out of range
+ */
+export function coreLz4Compress(core: Core, srcPtr: number, len: number, dstPtr: number, cap: number, accel = 1): number {
+  const n = core.exports.lz4Compress(srcPtr, len, dstPtr, cap, accel);
+  if (n >= 0) return n;
+  if (n === STATUS_OVERFLOW) return -1;
+  throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `LZ4: ${statusMessage(n)} (length ${len}, acceleration ${accel})`);
+}
+
+/**
+ * Decode the LZ4 block (with its 4-byte length) of `srcLen` bytes at `srcPtr` into exactly
+ * `dstLen` bytes at `dstPtr` of `core`'s memory. Reads and writes stay inside the two ranges.
+ * @throws PagewireError LZ4_CORRUPT when the block is malformed, truncated, declares another length
+ *   or does not decode to exactly `dstLen` bytes
+ */
+export function coreLz4Decompress(core: Core, srcPtr: number, srcLen: number, dstPtr: number, dstLen: number): void {
+  const n = core.exports.lz4Decompress(srcPtr, srcLen, dstPtr, dstLen);
+  if (n !== dstLen) throw new PagewireError(ErrorCode.LZ4_CORRUPT, `LZ4 block rejected: ${statusMessage(n)}`);
+}
+
+let warm = false;
+
+/**
+ * Run the core's compressor and decoder on small blocks until V8's optimising tier has taken over
+ * (a long first call would run entirely in the baseline tier). Once per realm: instances share
+ * the compiled module.
+ */
+export function warmUpCoreLz4(core: Core): void {
+  if (warm) return;
+  warm = true;
+  const n = 4096;
+  const cap = lz4MaxCompressedSize(n);
+  const src = core.alloc(n);
+  const dst = core.alloc(cap);
+  const back = core.alloc(n);
+  const u8 = core.u8();
+  // words, numbers and runs: both the match and the literal paths
+  for (let i = 0; i < n; i++) u8[src + i] = (i & 64) !== 0 ? (i * 2654435761) >>> 27 : 'pagewire'.charCodeAt(i & 7);
+  for (let round = 0; round < 40; round++) {
+    const c = coreLz4Compress(core, src, n - round, dst, cap, 1 + (round & 1));
+    core.exports.lz4Decompress(dst, c, back, n - round);
+  }
+  core.release(back, n);
+  core.release(dst, cap);
+  core.release(src, n);
+}
+
+function checkBytes(data: unknown, name: string): asserts data is Uint8Array {
+  if (!(data instanceof Uint8Array)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${name} must be a Uint8Array`);
+}
+
+/**
+ * Compress `data` with the core's compressor (lz4-wasm's framing). Needs `ready()`.
+ * @param accel acceleration (see {@link coreLz4Compress}), default 1
+ * @returns a new array: 4-byte LE length + LZ4 block
+ * @throws PagewireError INVALID_ARGUMENT, NOT_READY
+ */
+export function lz4BlockCompress(data: Uint8Array, accel = 1): Uint8Array {
+  checkBytes(data, 'data');
+  if (!Number.isInteger(accel) || accel < 1 || accel > 65536) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `acceleration must be an integer in 1..65536, got ${accel}`);
+  if (data.byteLength > LZ4_MAX_INPUT) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `LZ4 input of ${data.byteLength} bytes is over ${LZ4_MAX_INPUT}`);
+  const core = sharedCore();
+  const cap = lz4MaxCompressedSize(data.byteLength);
+  const src = core.alloc(data.byteLength);
+  const dst = core.alloc(cap);
+  try {
+    core.u8().set(data, src);
+    const n = coreLz4Compress(core, src, data.byteLength, dst, cap, accel);
+    return core.u8().slice(dst, dst + n);
+  } finally {
+    core.release(dst, cap);
+    core.release(src, data.byteLength);
+  }
+}
+
+/**
+ * Decode a block from any LZ4 compressor in lz4-wasm's framing with the core's decoder. Needs
+ * `ready()`.
+ * @param expectedLen the length the block must decode to (checked against its header first)
+ * @throws PagewireError LZ4_CORRUPT, INVALID_ARGUMENT, NOT_READY
+ */
+export function lz4BlockDecompress(block: Uint8Array, expectedLen: number): Uint8Array {
+  checkBytes(block, 'block');
+  if (!Number.isInteger(expectedLen) || expectedLen < 0 || expectedLen > LZ4_MAX_INPUT) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `expectedLen must be an integer in 0..${LZ4_MAX_INPUT}`);
+  const core = sharedCore();
+  const src = core.alloc(block.byteLength);
+  const dst = core.alloc(expectedLen);
+  try {
+    core.u8().set(block, src);
+    coreLz4Decompress(core, src, block.byteLength, dst, expectedLen);
+    return core.u8().slice(dst, dst + expectedLen);
+  } finally {
+    core.release(dst, expectedLen);
+    core.release(src, block.byteLength);
+  }
+}
 
 interface Lz4Exports {
   memory: WebAssembly.Memory;

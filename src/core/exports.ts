@@ -41,5 +41,12 @@ export interface CoreExports {
   /** Largest RLE encoding of `len` bytes. */
   rleMaxEncodedSize(len: number): number;
 
+  /** LZ4-compress `len` bytes into `cap` bytes at `dst` (u32 LE length + block); bytes written, -1 overflow. */
+  lz4Compress(src: number, len: number, dst: number, cap: number, accel: number): number;
+  /** Decode a block (with its u32 length) into exactly `dstLen` bytes; dstLen or a negative status. */
+  lz4Decompress(src: number, srcLen: number, dst: number, dstLen: number): number;
+  /** Largest output of lz4Compress for `len` input bytes. */
+  lz4MaxCompressedSize(len: number): number;
+
   [name: string]: unknown;
 }

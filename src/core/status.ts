@@ -21,6 +21,8 @@ export const STATUS_INCOMPLETE = -7;
 export const STATUS_TRAILING = -8;
 /** A length or size argument is out of the range the function supports. */
 export const STATUS_BAD_ARGUMENT = -9;
+/** An LZ4 match offset is zero or reaches before the start of the output. */
+export const STATUS_BAD_OFFSET = -10;
 
 /** Every status by name, for tests and messages. */
 export const CoreStatus = {
@@ -33,6 +35,7 @@ export const CoreStatus = {
   INCOMPLETE: STATUS_INCOMPLETE,
   TRAILING: STATUS_TRAILING,
   BAD_ARGUMENT: STATUS_BAD_ARGUMENT,
+  BAD_OFFSET: STATUS_BAD_OFFSET,
 } as const;
 
 /** One of the values of {@link CoreStatus}. */
@@ -48,6 +51,7 @@ const MESSAGES: Record<number, string> = {
   [STATUS_INCOMPLETE]: 'stream ends before the output is complete',
   [STATUS_TRAILING]: 'bytes after the end of the output',
   [STATUS_BAD_ARGUMENT]: 'argument out of range',
+  [STATUS_BAD_OFFSET]: 'LZ4 offset before the start of the output',
 };
 
 /**
