@@ -66,6 +66,11 @@ export const ErrorCode = {
    * something that is not QMP (src/qemu/).
    */
   QEMU_FAILED: 'QEMU_FAILED',
+  /**
+   * A length, count or layout from a peer or a file is above a configured limit (guest size,
+   * regions, frame or handshake size); refused before anything was allocated for it.
+   */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */

@@ -4,6 +4,7 @@
  * `pagewire/node`.
  */
 export { PagewireError, ErrorCode, isPagewireError } from './errors.js';
+export { DEFAULT_MAX_GUEST_BYTES, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES } from './limits.js';
 export type { Transport, TransportFactory } from './transport/types.js';
 export {
   ready, xxh64, hashPages, isZeroPage, zeroPages,
@@ -79,7 +80,7 @@ export {
   SimulatedGuest, type SimulatedGuestOptions, type GuestHooks, type GuestStats, type WriteSize, type WriteSink,
 } from './sim/guest.js';
 export {
-  writeSnapshot, restoreSnapshot, restoreChain, readSnapshotHeader, inspectSnapshot, MemorySink,
+  writeSnapshot, restoreSnapshot, restoreChain, readSnapshotHeader, inspectSnapshot, checkSnapshot, MemorySink,
   SNAPSHOT_FORMAT, DEFAULT_SNAPSHOT_BATCH_PAGES,
   type SnapshotSink, type SnapshotParent, type SnapshotWriteOptions, type SnapshotWriteReport,
   type SnapshotInput, type RestoreMemory, type SnapshotReadOptions, type RestoreOptions, type RestoreResult,

@@ -35,7 +35,7 @@ describe('fuzz regressions', () => {
     const { frames } = splitFrames(stream);
     const big = await joinFrames(encodePreamble(), [{ type: FrameType.HELLO, flags: 0, payload: hello({ regions: [{ name: 'ram0', pageCount: 2 ** 32 - 1 }] }) }, ...frames.slice(1)]);
     const r = await feedTarget(big);
-    expect(r).toMatchObject({ outcome: 'error', code: 'LAYOUT_MISMATCH' });
+    expect(r).toMatchObject({ outcome: 'error', code: 'LIMIT_EXCEEDED' });
   });
 
   it('named: pages before the handshake are a protocol violation', async () => {

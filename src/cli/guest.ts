@@ -43,7 +43,7 @@ export async function createCliGuest(g: GuestArgs, shared = g.channels > 1): Pro
   let memory: GuestMemory;
   if (g.image) {
     // A real memory image (raw or ELF core) as the guest's memory; the workload writes into it.
-    const img = await loadMemoryImage(g.image, { pageSize: g.pageSize, ...(shared ? {} : { core }) });
+    const img = await loadMemoryImage(g.image, { pageSize: g.pageSize, maxGuestBytes: g.maxGuestBytes, ...(shared ? {} : { core }) });
     memory = shared ? copyToShared(img.memory) : img.memory;
     guest = new SimulatedGuest(memory, {
       workload: g.workload === 'corpus' ? 'hotset' : (g.workload as WorkloadKind),

@@ -16,6 +16,7 @@ export const GUEST_OPTIONS = {
   'write-size': { type: 'string', default: '64' },
   seed: { type: 'string', default: '1' },
   image: { type: 'string' },
+  'max-guest': { type: 'string', default: '16GiB' },
   link: { type: 'string', default: '1gbit' },
   delay: { type: 'string', default: '0ms' },
   jitter: { type: 'string', default: '0ms' },
@@ -47,6 +48,8 @@ export interface GuestArgs {
   writeSizeBytes: number;
   seed: number;
   image: string | null;
+  /** Largest guest an image file may make us allocate (--max-guest). */
+  maxGuestBytes: number;
   linkBytesPerSec: number;
   delayMs: number;
   jitterMs: number;
@@ -110,6 +113,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
     writeSizeBytes: parseCount(s('write-size'), '--write-size', 1, pageSize),
     seed: parseCount(s('seed'), '--seed', 0, 2 ** 31),
     image: typeof v['image'] === 'string' ? v['image'] : null,
+    maxGuestBytes: parseSize(s('max-guest'), '--max-guest'),
     linkBytesPerSec: linkBps,
     delayMs: parseDuration(s('delay'), '--delay'),
     jitterMs: parseDuration(s('jitter'), '--jitter'),

@@ -88,26 +88,36 @@ export async function simulate(argv: string[]): Promise<number> {
   let listener: TransportListener | null = null;
   let connect: () => Promise<Transport>;
   let accept: () => Promise<Transport>;
+  // Once the source has failed, the target waits for no further connection (nothing else would
+  // end its wait for a resume: with in-memory transports no timer keeps the process alive).
+  let stopped: PagewireError | null = null;
+  let stopAccepting: (e: PagewireError) => void = () => undefined;
   if (transport === 'tcp') {
     listener = await listenTcp({ host: '127.0.0.1', port: 0 });
     const port = listener.port;
     const l = listener;
     connect = async () => shapeSource(await connectTcp({ host: '127.0.0.1', port }), g, inj);
-    accept = async () => shapeTarget(await l.accept(), g);
+    accept = async () => {
+      if (stopped) throw stopped;
+      return shapeTarget(await l.accept(), g);
+    };
+    stopAccepting = () => { void l.close(); };
   } else {
     const queue: Transport[] = [];
-    const waiting: ((t: Transport) => void)[] = [];
+    const waiting: { resolve: (t: Transport) => void; reject: (e: unknown) => void }[] = [];
     connect = async () => {
       const [a, b] = memoryPair();
       const tb = shapeTarget(b, g);
       const w = waiting.shift();
-      if (w) w(tb); else queue.push(tb);
+      if (w) w.resolve(tb); else queue.push(tb);
       return shapeSource(a, g, inj);
     };
     accept = () => {
+      if (stopped) return Promise.reject(stopped);
       const t = queue.shift();
-      return t ? Promise.resolve(t) : new Promise((r) => waiting.push(r));
+      return t ? Promise.resolve(t) : new Promise((resolve, reject) => waiting.push({ resolve, reject }));
     };
+    stopAccepting = (e) => { for (const w of waiting.splice(0)) w.reject(e); };
   }
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
   let runner: FaultingGuestRunner | null = null;
@@ -120,7 +130,12 @@ export async function simulate(argv: string[]): Promise<number> {
   if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, mode ${g.source.mode}, transport ${transport}${inj ? `, faults ${g.inject}` : ''}`);
   guest.start();
   try {
-    const [rs, rt] = await Promise.allSettled([source.migrate(), target.run(accept)]);
+    const migrated = source.migrate().catch((e: unknown) => {
+      stopped = new PagewireError(ErrorCode.ABORTED, 'the source failed: the target stops waiting for it', { cause: e });
+      stopAccepting(stopped);
+      throw e;
+    });
+    const [rs, rt] = await Promise.allSettled([migrated, target.run(accept)]);
     done();
     await (runner as FaultingGuestRunner | null)?.stop();
     if (rs.status === 'rejected') throw rs.reason;
@@ -129,7 +144,7 @@ export async function simulate(argv: string[]): Promise<number> {
     // both sides see the same corrupted frame (the target detects it, the source hears of it)
     rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
     const identical = sameBytes(guest.memory, target.guestMemory!);
-    return finish(rep, g, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) });
+    return finish(rep, g, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
   } finally {
     guest.stop();
     await listener?.close();
@@ -137,10 +152,36 @@ export async function simulate(argv: string[]): Promise<number> {
 }
 
 /** Print the report (JSON or human) and choose the exit code. */
-function finish(rep: MigrationReport, g: GuestArgs, extra: { identical: boolean } & Record<string, unknown>): number {
-  if (g.json) out(JSON.stringify(jsonReport(rep, extra)));
+function finish(rep: MigrationReport, g: GuestArgs, extra: { identical: boolean } & Record<string, unknown>, inj: FaultInjector | null): number {
+  const notFired = unfiredFaults(inj);
+  if (g.json) out(JSON.stringify(jsonReport(rep, { ...extra, ...(inj ? { faultsNotFired: notFired } : {}) })));
   else out('\n' + summary(rep) + `\nbyte comparison of source and target memory: ${extra.identical ? 'identical' : 'DIFFERENT'}`);
-  return rep.verified && extra.identical ? EXIT.OK : EXIT.VERIFY_FAILED;
+  const code = rep.verified && extra.identical ? EXIT.OK : EXIT.VERIFY_FAILED;
+  return reportUnfired(notFired, code);
+}
+
+/** The faults of --inject that never hit the wire (their phase never came, or came without a write). */
+function unfiredFaults(inj: FaultInjector | null): string[] {
+  if (!inj) return [];
+  const fired = [...inj.fired];
+  const left: string[] = [];
+  for (const f of inj.faults) {
+    const name = `${f.kind}@${f.phase}`;
+    const i = fired.indexOf(name);
+    if (i >= 0) fired.splice(i, 1);
+    else left.push(f.kind === 'stall' ? `${name}:${f.durationMs}ms` : name);
+  }
+  return left;
+}
+
+/**
+ * A fault that did not fire means the test the user asked for did not happen: say so, and do
+ * not exit 0.
+ */
+function reportUnfired(notFired: string[], code: number): number {
+  if (notFired.length === 0) return code;
+  err(`pagewire: the injected fault${notFired.length > 1 ? 's' : ''} ${notFired.join(', ')} did not fire (the migration never reached ${notFired.length > 1 ? 'their phases' : 'its phase'} with a write to break): the fault test did not happen`);
+  return code === EXIT.OK ? EXIT.FAILED : code;
 }
 
 /** The guest continuing on a post-copy target: the same workload, its accesses fault missing pages in. */
@@ -197,7 +238,7 @@ async function simulateChannels(g: GuestArgs, guest: CliGuest, transport: string
     done();
     if (rs.status === 'rejected') throw rs.reason;
     if (rt.status === 'rejected') throw rt.reason;
-    return finish(rs.value, g, { transport, identical: sameBytes(guest.memory, dst), guestRunning: guest.running() });
+    return finish(rs.value, g, { transport, identical: sameBytes(guest.memory, dst), guestRunning: guest.running() }, null);
   } finally {
     guest.stop();
     await listener?.close();
@@ -309,9 +350,10 @@ export async function migrate(argv: string[]): Promise<number> {
     done();
     // The guest stays paused after a successful migration: memory is as it was at pause time.
     if (typeof v['dump-memory'] === 'string') await dumpMemory(guest.memory, v['dump-memory']);
-    if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running() })));
+    const notFired = unfiredFaults(inj);
+    if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired, faultsNotFired: notFired } : {}) })));
     else out('\n' + summary(rep));
-    return rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED;
+    return reportUnfired(notFired, rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED);
   } catch (e) {
     done();
     const pe = e as PagewireError;
@@ -372,6 +414,7 @@ const COMMON_HELP = `guest and policy options:
   --seed 1                 deterministic workload and contents
   --image FILE             guest memory from a raw image (pmemsave, corpus snapshot) or an ELF core
                            (dump-guest-memory, gcore); the workload then writes into it
+  --max-guest 16GiB        refuse images whose memory is larger (LIMIT_EXCEEDED, before allocating)
   --link 1gbit             link bandwidth (10gbit, 1gbit, 100mbit, 10mbit; 0 = unlimited)
   --delay 0ms              one-way link delay (RTT = 2x), applied in userspace
   --jitter 0ms             delay jitter

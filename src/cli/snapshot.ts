@@ -20,12 +20,12 @@ import { fillInitial } from '../sim/content.js';
 import { loadCorpus } from '../sim/corpus-node.js';
 import type { WorkloadKind } from '../sim/workloads.js';
 import {
-  writeSnapshot, restoreChain, readSnapshotHeader, inspectSnapshot,
+  writeSnapshot, restoreChain, readSnapshotHeader, inspectSnapshot, checkSnapshot,
   type SnapshotSink, type SnapshotHeader, type ChainRestoreResult, type SnapshotParent, type SnapshotSummary,
 } from '../snapshot/index.js';
 import { GUEST_OPTIONS, guestArgs, parse, positionals, type GuestArgs } from './options.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { formatBytes, formatMs, parseDuration } from './units.js';
+import { formatBytes, formatMs, parseDuration, parseSize } from './units.js';
 import { table } from './output.js';
 
 const out = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -109,10 +109,13 @@ export async function resolveSnapshotChain(path: string, base?: string, core?: C
  * @param options `base`: the parent of an incremental snapshot (else the recorded path); `core`
  * @throws PagewireError SNAPSHOT_CORRUPT, SNAPSHOT_PARENT_MISMATCH, INVALID_ARGUMENT, LAYOUT_MISMATCH
  */
-export async function restoreSnapshotFile(path: string, options: { base?: string; core?: Core } = {}): Promise<ChainRestoreResult & { files: string[] }> {
+export async function restoreSnapshotFile(path: string, options: { base?: string; core?: Core; maxGuestBytes?: number } = {}): Promise<ChainRestoreResult & { files: string[] }> {
   const core = options.core ?? (await createCore());
   const files = await resolveSnapshotChain(path, options.base, core);
-  const res = await restoreChain(files.map((f) => () => readFileChunks(f)), { core, labels: files });
+  // Every file is checked whole (structure, checksums, layout limit) before memory is made for
+  // the chain: a truncated or corrupt file costs a read, not a guest's worth of memory.
+  for (const f of files) await checkSnapshot(readFileChunks(f), { core, label: f, maxGuestBytes: options.maxGuestBytes });
+  const res = await restoreChain(files.map((f) => () => readFileChunks(f)), { core, labels: files, maxGuestBytes: options.maxGuestBytes });
   return { ...res, files };
 }
 
@@ -160,7 +163,7 @@ interface Source {
 
 async function imageSource(path: string, format: 'raw' | 'elf' | 'auto', g: GuestArgs, core: Core | undefined): Promise<Source> {
   needFile(path, format === 'elf' ? 'core file' : 'memory image');
-  const img: MemoryImage = await loadMemoryImage(path, { format, pageSize: g.pageSize, core });
+  const img: MemoryImage = await loadMemoryImage(path, { format, pageSize: g.pageSize, core, maxGuestBytes: g.maxGuestBytes });
   return {
     memory: img.memory,
     meta: { source: img.format === 'raw' ? 'image' : 'core', path: resolve(path), fileBytes: img.fileBytes, segments: img.segments.length, paddedBytes: img.paddedBytes },
@@ -200,7 +203,7 @@ export async function snapshot(argv: string[]): Promise<number> {
   let parentMemory: GuestMemory | null = null;
   let parentHeader: SnapshotHeader | null = null;
   if (parentFile) {
-    const res = await restoreSnapshotFile(parentFile, { base, core });
+    const res = await restoreSnapshotFile(parentFile, { base, core, maxGuestBytes: g.maxGuestBytes });
     if (!res.verified) throw new PagewireError(ErrorCode.VERIFY_FAILED, `the parent ${parentFile} does not verify (digest ${res.digest}, recorded ${res.links[res.links.length - 1]!.expectedDigest})`);
     parentMemory = res.memory;
     parentHeader = await readSnapshotFileHeader(parentFile, core);
@@ -297,6 +300,7 @@ function failJson(name: string, e: unknown, extra: Record<string, unknown> = {})
 
 const RESTORE_OPTIONS = {
   base: { type: 'string' },
+  'max-guest': { type: 'string', default: '16GiB' },
   'out-image': { type: 'string' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
@@ -318,7 +322,7 @@ export async function restore(argv: string[]): Promise<number> {
   try {
     needFile(path, 'snapshot');
     const base = typeof v['base'] === 'string' ? v['base'] : undefined;
-    const res = await restoreSnapshotFile(path, { base });
+    const res = await restoreSnapshotFile(path, { base, maxGuestBytes: parseSize(String(v['max-guest']), '--max-guest') });
     const last = res.links[res.links.length - 1]!;
     const outImage = typeof v['out-image'] === 'string' ? v['out-image'] : null;
     if (outImage && res.verified) await writeRawImage(res.memory, outImage);
@@ -345,6 +349,7 @@ export async function restore(argv: string[]): Promise<number> {
 // ------------------------------------------------------------------------------------- inspect
 
 const INSPECT_OPTIONS = {
+  'max-guest': { type: 'string', default: '16GiB' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -356,12 +361,28 @@ export async function inspect(argv: string[]): Promise<number> {
   const path = onePath(argv, INSPECT_OPTIONS, 'inspect');
   needFile(path, 'snapshot');
   const fileBytes = statSync(path).size;
-  const s = await inspectSnapshot(readFileChunks(path), { reopen: () => readFileChunks(path), label: path });
-  if (v['json'] === true) out(JSON.stringify({ file: resolve(path), fileBytes, ...s }));
-  else out(humanSummary(path, fileBytes, s));
+  const maxGuestBytes = parseSize(String(v['max-guest']), '--max-guest');
+  const s = await inspectSnapshot(readFileChunks(path), { reopen: () => readFileChunks(path), label: path, maxGuestBytes });
+  // What restore would refuse, inspect refuses too: a full snapshot (or captured stream) is
+  // checked whole and restored into scratch memory to decode every record and compare the digest.
+  // An incremental one can only be decoded on its parent: `restore` does that.
+  let verified: boolean | null = null;
+  if (!s.error && s.header && s.header.snapshot?.kind !== 'incremental') {
+    try {
+      await checkSnapshot(readFileChunks(path), { label: path, maxGuestBytes });
+      const r = await restoreChain([() => readFileChunks(path)], { labels: [path], maxGuestBytes });
+      verified = r.verified;
+      if (!r.verified) s.error = { code: ErrorCode.VERIFY_FAILED, message: `the memory the file restores has digest ${r.digest}, the file records ${s.digest}` };
+    } catch (e) {
+      if (!(e instanceof PagewireError)) throw e;
+      s.error = { code: e.code, message: e.message };
+    }
+  }
+  if (v['json'] === true) out(JSON.stringify({ file: resolve(path), fileBytes, ...s, verified }));
+  else out(humanSummary(path, fileBytes, s) + (verified ? '\nverified: the records decode and the memory they restore has the recorded digest' : ''));
   if (s.error) {
     err(`pagewire inspect: ${s.error.code}: ${s.error.message}`);
-    return EXIT.FAILED;
+    return exitCodeFor(new PagewireError(s.error.code as ErrorCode, s.error.message));
   }
   return EXIT.OK;
 }
@@ -419,16 +440,19 @@ Writes a snapshot (the migration stream, in a file) of a simulated guest or of r
   --quiet                  print nothing
 exit codes: 0 written, 2 usage, 3 failed, 4 the parent does not verify`;
 
-export const RESTORE_HELP = `pagewire restore FILE [--base FILE] [--out-image FILE] [--json]
+export const RESTORE_HELP = `pagewire restore FILE [--base FILE] [--out-image FILE] [--json] [--max-guest 16GiB]
 Rebuilds guest memory from a snapshot (an incremental one on top of its parents, found by the path
 recorded in each file or given with --base for the first), recomputes the memory digest of each
 link and compares it with the recorded one. Prints { verified, digest, pages } (pages: the guest's
 page count; pagesApplied: pages read from the files).
   --out-image FILE         write the restored memory as a raw image (only when verified)
+  --max-guest 16GiB        refuse files whose layout is larger (LIMIT_EXCEEDED), before making memory
 exit codes: 0 verified, 2 usage, 3 failed (truncated or corrupt file: SNAPSHOT_CORRUPT; wrong
-parent: SNAPSHOT_PARENT_MISMATCH), 4 verification failed (the digests differ)`;
+parent: SNAPSHOT_PARENT_MISMATCH; too large: LIMIT_EXCEEDED), 4 verification failed (the digests differ)`;
 
-export const INSPECT_HELP = `pagewire inspect FILE [--json]
+export const INSPECT_HELP = `pagewire inspect FILE [--json] [--max-guest 16GiB]
 Summarises a snapshot or a captured migration stream: header, rounds, frames, codec mix, sizes,
-the recorded digest; a truncated or corrupt file is reported with the offset of the problem.
-exit codes: 0 ok, 2 usage, 3 the file is truncated or corrupt`;
+the recorded digest; a truncated or corrupt file is reported with the offset of the problem. A
+full snapshot is also decoded into scratch memory and its digest compared (what restore checks).
+  --max-guest 16GiB        refuse files whose layout is larger (before making memory for them)
+exit codes: 0 ok, 2 usage, 3 the file is truncated, corrupt or too large, 4 its digest does not match`;

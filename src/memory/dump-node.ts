@@ -24,6 +24,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { Core } from '../core/core.js';
 import { GuestMemory, DEFAULT_PAGE_SIZE, checkPageSize } from './guest-memory.js';
+import { DEFAULT_MAX_GUEST_BYTES, checkGuestBytes } from '../limits.js';
 
 /** Most regions a layout may have (the HELLO limit). */
 export const MAX_IMAGE_REGIONS = 1024;
@@ -75,6 +76,11 @@ export interface LoadImageOptions {
   pageSize?: number;
   /** Place the memory in this core (up to 3 GiB) instead of external buffers. */
   core?: Core;
+  /**
+   * Refuse images whose memory (segments rounded up to pages, zeros beyond p_filesz included)
+   * is larger, bytes, before allocating anything for them (default 16 GiB).
+   */
+  maxGuestBytes?: number;
 }
 
 function bad(why: string): never {
@@ -187,7 +193,8 @@ async function readFully(fh: FileHandle, dst: Uint8Array, position: number): Pro
  * @param options format (auto, raw, elf), page size, core placement
  * @returns the memory and what was found (segments, padding, ELF facts)
  * @throws PagewireError INVALID_ARGUMENT (no such file, empty file, bad page size),
- *   IMAGE_CORRUPT (malformed or truncated ELF, unsupported dump format), WASM_FAILED (core too small)
+ *   IMAGE_CORRUPT (malformed or truncated ELF, unsupported dump format), LIMIT_EXCEEDED (larger
+ *   than `maxGuestBytes`), WASM_FAILED (core too small)
  */
 export async function loadMemoryImage(path: string, options: LoadImageOptions = {}): Promise<MemoryImage> {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
@@ -235,13 +242,18 @@ export async function loadMemoryImage(path: string, options: LoadImageOptions = 
         });
       }
     };
+    const maxGuestBytes = options.maxGuestBytes ?? DEFAULT_MAX_GUEST_BYTES;
+    const pagesOf = (bytes: number): number => Math.ceil(bytes / pageSize);
     if (format === 'raw') {
+      checkGuestBytes(pagesOf(fileBytes) * pageSize, maxGuestBytes, `memory image ${path}`);
       addSegment('ram', '0x0', 0, fileBytes, fileBytes);
     } else {
       const info = await parseElfCore(readAt, fileBytes);
       elf = { machine: info.machine, bits: info.bits, littleEndian: info.littleEndian };
       const loads = info.loads.filter((l) => l.filesz > 0);
       if (loads.length === 0) bad(`${path} has no PT_LOAD segment with contents`);
+      // before any region is planned: p_memsz is the header's word, not the file's size
+      checkGuestBytes(loads.reduce((n, l) => n + pagesOf(l.memsz), 0) * pageSize, maxGuestBytes, `ELF core ${path}`);
       const physical = loads.some((l) => l.paddr !== 0n);
       for (const l of loads) {
         const addr = physical ? l.paddr : l.vaddr;

@@ -23,6 +23,7 @@ import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport }
 import { defaultClock, type Clock } from './common.js';
 import { createDecoder, type DecoderLike } from './codec-adapter.js';
 import { sendKnownPages } from './known-pages.js';
+import { DEFAULT_MAX_GUEST_BYTES, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, checkGuestBytes } from '../limits.js';
 
 /** Hypervisor hooks of the target. All optional. */
 export interface TargetHooks {
@@ -46,6 +47,8 @@ export interface TargetOptions {
   resumeDeadlineMs?: number;
   /** Largest guest a HELLO may ask the target to allocate, bytes (default 16 GiB). */
   maxGuestBytes?: number;
+  /** Largest frame accepted before the source is authenticated, bytes (default 1 MiB). */
+  maxHandshakeFrameBytes?: number;
   /**
    * Advertise the non-zero pages this memory already holds (an earlier snapshot, a page cache)
    * when the source asks, so it skips them (src/migration/known-pages.ts).
@@ -98,7 +101,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     this.hooks = hooks;
     this.opts = {
       maxFrameBytes: 32 * MiB, handshakeTimeoutMs: 10_000, idleTimeoutMs: 60_000, resumeDeadlineMs: 60_000,
-      maxGuestBytes: 16 * 1024 * MiB, advertiseKnownPages: false, ...options,
+      maxGuestBytes: DEFAULT_MAX_GUEST_BYTES, maxHandshakeFrameBytes: DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, advertiseKnownPages: false, ...options,
     };
     this.clock = options.clock ?? defaultClock;
   }
@@ -179,10 +182,12 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   // ---------------------------------------------------------------- one connection
 
   private async serveConnection(transport: Transport, first: boolean): Promise<void> {
-    const conn = new Connection(transport, this.core ?? (this.core = await createCore()), { maxFrameBytes: this.opts.maxFrameBytes });
+    // Until the handshake is done the peer is a stranger: its frames are held to a small ceiling.
+    const conn = new Connection(transport, this.core ?? (this.core = await createCore()), { maxFrameBytes: Math.min(this.opts.maxFrameBytes, this.opts.maxHandshakeFrameBytes) });
     try {
       await conn.open();
       const welcomeBytes = await withTimeout(this.handshake(conn, first), this.opts.handshakeTimeoutMs, 'handshake');
+      conn.maxFrameBytes = this.opts.maxFrameBytes;
       // Acks count the bytes of frames after the handshake on this connection, as the source does.
       const ackBase = welcomeBytes;
       for (;;) {
@@ -260,9 +265,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     const total = hello.regions.reduce((n, r) => n + r.pageCount, 0) * hello.pageSize;
     let memory: GuestMemory;
     if (typeof this.memorySource === 'function') {
-      if (total > this.opts.maxGuestBytes) {
-        throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `source announces a ${total}-byte guest, above this target's ${this.opts.maxGuestBytes}-byte limit`);
-      }
+      checkGuestBytes(total, this.opts.maxGuestBytes, 'the source');
       memory = await this.memorySource(layout);
     } else {
       memory = this.memorySource;

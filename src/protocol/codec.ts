@@ -114,7 +114,8 @@ export class FrameReader {
   bytesRead = 0;
   /** The peer's minor protocol version, once the preamble was read. */
   peerMinor = -1;
-  private readonly maxFrameBytes: number;
+  /** Frames with larger payloads are refused (FRAME_TOO_LARGE); may change between frames. */
+  maxFrameBytes: number;
   private needPreamble: boolean;
   private readonly chunks: Uint8Array[] = [];
   private chunkOff = 0;

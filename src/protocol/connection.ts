@@ -35,6 +35,14 @@ export class Connection {
     return this.reader.bytesRead;
   }
 
+  /**
+   * Largest frame payload accepted from now on (e.g. small during the handshake, the negotiated
+   * ceiling after it).
+   */
+  set maxFrameBytes(n: number) {
+    this.reader.maxFrameBytes = n;
+  }
+
   /** Sequence number the next frame will carry. */
   get nextSeq(): number {
     return this.writer.seq;

@@ -11,7 +11,7 @@ export {
   type SnapshotSink, type SnapshotParent, type SnapshotWriteOptions, type SnapshotWriteReport,
 } from './writer.js';
 export {
-  restoreSnapshot, restoreChain, readSnapshotHeader, inspectSnapshot,
+  restoreSnapshot, restoreChain, readSnapshotHeader, inspectSnapshot, checkSnapshot,
   type SnapshotInput, type RestoreMemory, type SnapshotReadOptions, type RestoreOptions, type RestoreResult,
   type ChainLink, type ChainRestoreResult, type SnapshotSummary, type InspectOptions,
 } from './reader.js';

@@ -19,6 +19,7 @@ import { FRAME_HEADER_BYTES, PREAMBLE_BYTES, PROTOCOL_MINOR, FrameType, frameTyp
 import { FrameReader } from '../protocol/codec.js';
 import { parseComplete, parseHello, parseRoundEnd, type CompleteMessage } from '../protocol/messages.js';
 import { parseSnapshotInfo, type SnapshotHeader, type SnapshotRoundEnd } from './format.js';
+import { DEFAULT_MAX_GUEST_BYTES, checkGuestBytes } from '../limits.js';
 
 /** Bytes of a snapshot: one buffer, or chunks (sync or async; Node streams and Blob streams qualify). */
 export type SnapshotInput = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -31,7 +32,7 @@ const IN_CORE_LIMIT_BYTES = 2 * 1024 * 1024 * 1024;
 
 /** Errors of the snapshot's contents that are passed through as they are (not corruption of the file). */
 const PASS_THROUGH = new Set<string>([
-  ErrorCode.LAYOUT_MISMATCH, ErrorCode.SNAPSHOT_PARENT_MISMATCH, ErrorCode.WASM_FAILED, ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_READY,
+  ErrorCode.LAYOUT_MISMATCH, ErrorCode.LIMIT_EXCEEDED, ErrorCode.SNAPSHOT_PARENT_MISMATCH, ErrorCode.WASM_FAILED, ErrorCode.INVALID_ARGUMENT, ErrorCode.NOT_READY,
 ]);
 
 interface Visitor {
@@ -58,6 +59,19 @@ export interface SnapshotReadOptions {
   maxFrameBytes?: number;
   /** Name of the input in error messages (e.g. its path; default "snapshot"). */
   label?: string;
+  /**
+   * Refuse a header whose layout is larger, bytes, before any memory is made for it (default
+   * 16 GiB): LIMIT_EXCEEDED.
+   */
+  maxGuestBytes?: number;
+}
+
+function layoutBytes(layout: MemoryLayout): number {
+  return layout.regions.reduce((n, r) => n + r.pageCount, 0) * layout.pageSize;
+}
+
+function checkLayoutLimit(h: SnapshotHeader, opts: SnapshotReadOptions): void {
+  checkGuestBytes(layoutBytes(h.layout), opts.maxGuestBytes ?? DEFAULT_MAX_GUEST_BYTES, opts.label ?? 'the snapshot');
 }
 
 async function* chunksOf(input: SnapshotInput): AsyncGenerator<Uint8Array> {
@@ -187,6 +201,34 @@ async function walk(input: SnapshotInput, core: Core, v: Visitor, opts: Snapshot
 }
 
 /**
+ * Check a whole snapshot without making memory for it: preamble, every frame's checksum and
+ * sequence, the grammar up to COMPLETE, nothing after it, and the layout against
+ * `maxGuestBytes`. What a restore would refuse for the file's structure is refused here at the
+ * cost of a read (the records themselves and the digest are checked by a restore).
+ * @returns the header and the bytes and frames read
+ * @throws PagewireError SNAPSHOT_CORRUPT, LIMIT_EXCEEDED
+ */
+export async function checkSnapshot(input: SnapshotInput, options: SnapshotReadOptions = {}): Promise<{ header: SnapshotHeader; bytes: number; frames: number }> {
+  const core = options.core ?? (await createCore());
+  let header: SnapshotHeader | null = null;
+  let pages = 0;
+  const res = await walk(input, core, {
+    hello: (h) => { checkLayoutLimit(h, options); header = h; },
+    roundEnd: (m) => { pages += m.pages; },
+  }, options);
+  const h = header as SnapshotHeader | null;
+  if (!h) corrupt(`${options.label ?? 'snapshot'}: no HELLO frame`);
+  // A full snapshot (and a captured stream) stores every page in its first pass; a header
+  // announcing more pages than the file's rounds hold is refused before a restore makes memory
+  // for them (a restore then checks each round's count against the records it decodes).
+  const guestPages = h.layout.regions.reduce((n, r) => n + r.pageCount, 0);
+  if (h.snapshot?.kind !== 'incremental' && pages < guestPages) {
+    corrupt(`${options.label ?? 'snapshot'}: the layout has ${guestPages} pages but the rounds store ${pages}: a full snapshot stores every page`);
+  }
+  return { header: h, bytes: res.bytes, frames: res.frames };
+}
+
+/**
  * Read only the header of a snapshot (stops after HELLO).
  * @throws PagewireError SNAPSHOT_CORRUPT
  */
@@ -239,7 +281,7 @@ function sameLayout(a: MemoryLayout, b: MemoryLayout): boolean {
 }
 
 async function defaultMemory(layout: MemoryLayout, core: Core): Promise<GuestMemory> {
-  const bytes = layout.regions.reduce((n, r) => n + r.pageCount, 0) * layout.pageSize;
+  const bytes = layoutBytes(layout);
   if (bytes <= IN_CORE_LIMIT_BYTES) return GuestMemory.inCore(core, layout.regions, layout.pageSize);
   return GuestMemory.allocateExternal(layout);
 }
@@ -276,6 +318,7 @@ export async function restoreSnapshot(input: SnapshotInput, options: RestoreOpti
         } else if (given) {
           if (!sameLayout(given.layout, h.layout)) throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, 'the memory given has another layout than the snapshot');
         } else {
+          checkLayoutLimit(h, options);
           const m = typeof options.memory === 'function' ? await options.memory(h.layout) : await defaultMemory(h.layout, core);
           if (!sameLayout(m.layout, h.layout)) throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, 'the memory factory returned another layout than the snapshot');
           memory = m;
@@ -458,6 +501,7 @@ export async function inspectSnapshot(input: SnapshotInput, options: InspectOpti
 
 /** Apply every PAGES frame to scratch memory and read the decoder's per-codec counts. */
 async function decodedMix(input: SnapshotInput, h: SnapshotHeader, core: Core, options: SnapshotReadOptions): Promise<CodecCounts | null> {
+  if (layoutBytes(h.layout) > (options.maxGuestBytes ?? DEFAULT_MAX_GUEST_BYTES)) return null; // no scratch memory that large
   const scratch = await defaultMemory(h.layout, core);
   const decoder = await createDecoder(scratch, h.codecs);
   try {

@@ -8,10 +8,12 @@ export const BIN = fileURLToPath(new URL('../../bin/pagewire.js', import.meta.ur
 
 export interface RunResult { code: number; stdout: string; stderr: string }
 
+const RSS_PRELOAD = fileURLToPath(new URL('../fixtures/report-rss.mjs', import.meta.url));
+
 /** Run to completion (bounded by `timeoutMs`). */
-export function runCli(args: string[], timeoutMs = 120_000): Promise<RunResult> {
+export function runCli(args: string[], timeoutMs = 120_000, nodeArgs: string[] = []): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -19,6 +21,14 @@ export function runCli(args: string[], timeoutMs = 120_000): Promise<RunResult> 
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`pagewire ${args.join(' ')} timed out\n${stderr}`)); }, timeoutMs);
     child.on('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
   });
+}
+
+/** Run to completion and measure the child's peak resident set size (bytes). */
+export async function runCliRss(args: string[], timeoutMs = 120_000): Promise<RunResult & { maxRssBytes: number }> {
+  const r = await runCli(args, timeoutMs, ['--import', RSS_PRELOAD]);
+  const m = /pagewire-test maxrss-kb=(\d+)\s*$/.exec(r.stderr);
+  if (!m) throw new Error(`no peak RSS reported by pagewire ${args.join(' ')}\n${r.stderr}`);
+  return { ...r, stderr: r.stderr.slice(0, m.index), maxRssBytes: Number(m[1]) * 1024 };
 }
 
 /** Start `pagewire serve --port 0 ...` and wait for its port. */
