@@ -22,3 +22,8 @@ export {
 } from './cli/snapshot.js';
 export { nodeChannelSpawner } from './migration/channels-node.js';
 export { QmpClient, type QmpOptions, type QmpEvent, type QmpVersion } from './qemu/qmp.js';
+export { QemuSource, type QemuSourceOptions, type QemuSourceReport } from './qemu/source.js';
+export { QemuTarget, type QemuTargetOptions, type QemuTargetReport, type QemuTargetFigures } from './qemu/target.js';
+export { RamFile, RamFileDirtyLog, ramFileMemory } from './qemu/ram-file.js';
+export { recoverSource, type QemuMigrationFigures, type QemuMigrateInfo } from './qemu/control.js';
+export { sendIncomingUri, receiveIncomingUri, checkIncomingUri } from './qemu/incoming.js';

@@ -8,9 +8,9 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, PagewireError } from '../src/errors.js';
+import { ErrorCode } from '../src/errors.js';
 import { QmpClient } from '../src/qemu/qmp.js';
-import { qemuOrSkip } from './helpers/qemu.js';
+import { pagewireRejection, qemuOrSkip } from './helpers/qemu.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pagewire-qmp-'));
 const cleanup: Array<() => unknown> = [];
@@ -19,15 +19,6 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function rejection(p: Promise<unknown>): Promise<PagewireError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(PagewireError);
-    return e as PagewireError;
-  }
-  throw new Error('expected a rejection');
-}
 
 const tools = qemuOrSkip('QMP client against a real QEMU');
 
@@ -52,10 +43,10 @@ describe.skipIf(!tools)('QmpClient against QEMU -machine none', () => {
     expect(a.status).toBe('prelaunch');
     expect(b).toEqual(v);
     expect((c as { capability: string }[]).map((x) => x.capability)).toContain('x-ignore-shared');
-    const e = await rejection(qmp.execute('no-such-command'));
+    const e = await pagewireRejection(qmp.execute('no-such-command'));
     expect(e.code).toBe(ErrorCode.QEMU_FAILED);
     expect(e.message).toMatch(/CommandNotFound/);
-    const bad = await rejection(qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'no-such-cap', state: true }] }));
+    const bad = await pagewireRejection(qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'no-such-cap', state: true }] }));
     expect(bad.code).toBe(ErrorCode.QEMU_FAILED);
     // the client stays usable after error replies
     const since = qmp.eventCount;
@@ -66,7 +57,7 @@ describe.skipIf(!tools)('QmpClient against QEMU -machine none', () => {
     expect((await qmp.waitEvent('STOP', 5000, { since })).index).toBeGreaterThan(resume.index);
     // an event that already happened is found in the history
     expect((await qmp.waitEvent('RESUME', 10, { since })).index).toBe(resume.index);
-    expect((await rejection(qmp.waitEvent('SHUTDOWN', 50))).code).toBe(ErrorCode.TIMEOUT);
+    expect((await pagewireRejection(qmp.waitEvent('SHUTDOWN', 50))).code).toBe(ErrorCode.TIMEOUT);
   });
 
   it('fails pending commands with TRANSPORT_CLOSED when QEMU goes away', async () => {
@@ -75,8 +66,8 @@ describe.skipIf(!tools)('QmpClient against QEMU -machine none', () => {
     await pending;
     const ev = qmp.waitEvent('RESUME', 10_000);
     qemu.kill('SIGKILL');
-    expect((await rejection(ev)).code).toBe(ErrorCode.TRANSPORT_CLOSED);
-    expect((await rejection(qmp.execute('query-status'))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    expect((await pagewireRejection(ev)).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    expect((await pagewireRejection(qmp.execute('query-status'))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
     expect(qmp.closed).toBe(true);
   });
 });
@@ -114,42 +105,42 @@ function qmpLike(onCommand: (s: net.Socket, cmd: { execute: string; id: number }
 describe('QmpClient against a misbehaving QMP server', () => {
   it('refuses a server whose first line is not a QMP greeting', async () => {
     const p = await fakeServer('nogreet.sock', (s) => { s.write('{"hello": 1}\n'); s.on('error', () => undefined); });
-    expect((await rejection(QmpClient.connect(p))).code).toBe(ErrorCode.QEMU_FAILED);
+    expect((await pagewireRejection(QmpClient.connect(p))).code).toBe(ErrorCode.QEMU_FAILED);
     const q = await fakeServer('garbage.sock', (s) => { s.write('not json at all\n'); s.on('error', () => undefined); });
-    expect((await rejection(QmpClient.connect(q))).code).toBe(ErrorCode.QEMU_FAILED);
+    expect((await pagewireRejection(QmpClient.connect(q))).code).toBe(ErrorCode.QEMU_FAILED);
     const r = await fakeServer('array.sock', (s) => { s.write('[1,2]\n'); s.on('error', () => undefined); });
-    expect((await rejection(QmpClient.connect(r))).code).toBe(ErrorCode.QEMU_FAILED);
+    expect((await pagewireRejection(QmpClient.connect(r))).code).toBe(ErrorCode.QEMU_FAILED);
   });
 
   it('times out on a silent server and fails on a missing socket or an early hang-up', async () => {
     const p = await fakeServer('silent.sock', (s) => { s.on('error', () => undefined); });
-    expect((await rejection(QmpClient.connect(p, { connectTimeoutMs: 100 }))).code).toBe(ErrorCode.TIMEOUT);
-    expect((await rejection(QmpClient.connect(join(dir, 'absent.sock')))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    expect((await pagewireRejection(QmpClient.connect(p, { connectTimeoutMs: 100 }))).code).toBe(ErrorCode.TIMEOUT);
+    expect((await pagewireRejection(QmpClient.connect(join(dir, 'absent.sock')))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
     const h = await fakeServer('hangup.sock', (s) => s.end());
-    expect((await rejection(QmpClient.connect(h))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
-    expect((await rejection(QmpClient.connect(h, { commandTimeoutMs: 0 }))).code).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await pagewireRejection(QmpClient.connect(h))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    expect((await pagewireRejection(QmpClient.connect(h, { commandTimeoutMs: 0 }))).code).toBe(ErrorCode.INVALID_ARGUMENT);
   });
 
   it('fails on a reply to an id it never sent, and on a reply with neither return nor error', async () => {
     const p = await fakeServer('wrongid.sock', qmpLike((s, cmd) => s.write(JSON.stringify({ return: {}, id: cmd.id + 1000 }) + '\r\n')));
     const qmp = await QmpClient.connect(p);
-    const e = await rejection(qmp.execute('query-status'));
+    const e = await pagewireRejection(qmp.execute('query-status'));
     expect(e.code).toBe(ErrorCode.QEMU_FAILED);
     expect(e.message).toMatch(/did not send/);
     expect(qmp.closed).toBe(true);
     const q = await fakeServer('noreturn.sock', qmpLike((s, cmd) => s.write(JSON.stringify({ id: cmd.id, odd: true }) + '\r\n')));
     const qmp2 = await QmpClient.connect(q);
     cleanup.push(() => qmp2.close());
-    expect((await rejection(qmp2.execute('query-status'))).code).toBe(ErrorCode.QEMU_FAILED);
+    expect((await pagewireRejection(qmp2.execute('query-status'))).code).toBe(ErrorCode.QEMU_FAILED);
   });
 
   it('refuses a line longer than maxLineBytes, whole or in pieces, without buffering it', async () => {
     const big = await fakeServer('big.sock', qmpLike((s) => s.write('{"event":"X","data":"' + 'a'.repeat(5000) + '"}\n')));
     const qmp = await QmpClient.connect(big, { maxLineBytes: 1024 });
-    expect((await rejection(qmp.execute('query-status'))).code).toBe(ErrorCode.QEMU_FAILED);
+    expect((await pagewireRejection(qmp.execute('query-status'))).code).toBe(ErrorCode.QEMU_FAILED);
     const endless = await fakeServer('endless.sock', qmpLike((s) => { for (let i = 0; i < 10; i++) s.write('x'.repeat(500)); }));
     const qmp2 = await QmpClient.connect(endless, { maxLineBytes: 1024 });
-    const e = await rejection(qmp2.execute('query-status'));
+    const e = await pagewireRejection(qmp2.execute('query-status'));
     expect(e.code).toBe(ErrorCode.QEMU_FAILED);
     expect(e.message).toMatch(/limit/);
   });
@@ -166,7 +157,7 @@ describe('QmpClient against a misbehaving QMP server', () => {
     }));
     const qmp = await QmpClient.connect(p, { commandTimeoutMs: 100 });
     cleanup.push(() => qmp.close());
-    expect((await rejection(qmp.execute('query-status'))).code).toBe(ErrorCode.TIMEOUT);
+    expect((await pagewireRejection(qmp.execute('query-status'))).code).toBe(ErrorCode.TIMEOUT);
     expect(await qmp.execute('query-status', undefined, 5000)).toEqual({ status: 'paused' });
     const stop = await qmp.waitEvent('STOP', 1000, { since: 0 });
     expect(stop.timeMs).toBe(1000.5);

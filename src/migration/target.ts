@@ -31,6 +31,11 @@ export interface TargetHooks {
   deviceState?(state: Uint8Array): void | Promise<void>;
   /** The memory is complete and verified: the guest may run now. */
   guestMayRun?(): void | Promise<void>;
+  /**
+   * Pages were just written into guest memory by a PAGES frame (e.g. to copy them on to a file
+   * the hypervisor maps: src/qemu). `pages` is a view valid only during the call.
+   */
+  pagesWritten?(pages: Uint32Array): void;
 }
 
 /** Options of {@link MigrationTarget}. */
@@ -287,6 +292,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         const n = this.decoder!.apply(f.payload);
         this.pagesApplied += n;
         this.postcopy?.onPagesApplied(this.decoder!.lastPages());
+        this.hooks.pagesWritten?.(this.decoder!.lastPages());
         this.appliedSeq = f.seq;
         await this.ack(conn, f, ackBase);
         return false;

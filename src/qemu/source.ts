@@ -1,0 +1,155 @@
+/**
+ * The QEMU source endpoint: pagewire carries a running QEMU guest's RAM, QEMU carries only the
+ * device state (docs/QEMU.md).
+ *
+ *   open: QMP connect, the RAM file read into a core
+ *   pre-copy rounds (pagewire): dirty pages found by re-reading and hashing the RAM file
+ *   switch-over (the pause hook): x-ignore-shared + pause-before-switchover set, QMP `migrate` to
+ *     the destination QEMU; QEMU sends its small blocks, stops the vCPUs and waits in
+ *     `pre-switchover`
+ *   final round (pagewire): the last dirty pages, then the target verifies the memory digest and
+ *     writes its RAM file
+ *   `migrate-continue`: QEMU sends the device state; the destination loads it and runs the guest
+ *
+ * Failure anywhere: QEMU's migration is cancelled and the source guest runs again (`cont` if QEMU
+ * left it stopped); the error says whether it does.
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import { createCore } from '../core/core.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { MigrationSource, type SourceOptions } from '../migration/source.js';
+import type { MigrationReport } from '../migration/report.js';
+import type { Transport, TransportFactory } from '../transport/types.js';
+import { QmpClient } from './qmp.js';
+import { RamFile, RamFileDirtyLog, ramFileMemory } from './ram-file.js';
+import {
+  QEMU_ACTIVE_STATES, migrationFailed, qemuFigures, queryMigrate, recoverSource, setQemuCapabilities, waitMigrationStatus,
+  type QemuMigrationFigures,
+} from './control.js';
+import { checkIncomingUri } from './incoming.js';
+import { encodeSwitchoverNote } from './switchover-note.js';
+
+/** Options of {@link QemuSource}: pagewire's source options plus where QEMU is. */
+export interface QemuSourceOptions extends Omit<SourceOptions, 'mode'> {
+  /** The source QEMU's QMP socket path (`-qmp unix:PATH,server=on,wait=off`) or a connected client. */
+  qmp: string | QmpClient;
+  /** The source guest's RAM file (`-object memory-backend-file,mem-path=FILE,share=on`). */
+  ramPath: string;
+  /**
+   * Where the destination QEMU listens for QEMU's own stream (`tcp:HOST:PORT`), or a function
+   * asked at the switch-over (the CLI learns it from the target on connecting).
+   */
+  migrateUri: string | (() => string | undefined);
+  /** Page size, bytes (default 4096, x86). */
+  pageSize?: number;
+  /** Bound on each QEMU phase: reaching pre-switchover, completing after migrate-continue, ms (default 30 000). */
+  qemuTimeoutMs?: number;
+}
+
+/** The source's report: pagewire's plus QEMU's own figures. */
+export interface QemuSourceReport extends MigrationReport {
+  qemu: QemuMigrationFigures;
+}
+
+/** Source endpoint for a running QEMU guest. Create with {@link QemuSource.open}. */
+export class QemuSource {
+  /** The pagewire source (listen to its events: round, progress, switchover...). */
+  readonly source: MigrationSource;
+  private stopTimeMs = 0;
+  private guestRunning = true;
+
+  private constructor(
+    readonly qmp: QmpClient,
+    private readonly file: RamFile,
+    readonly memory: GuestMemory,
+    private readonly dirtyLog: RamFileDirtyLog,
+    transport: Transport | TransportFactory,
+    private readonly opts: QemuSourceOptions,
+    private readonly ownsQmp: boolean,
+  ) {
+    const { qmp: _q, ramPath: _r, migrateUri: _m, pageSize: _p, qemuTimeoutMs: _t, ...sourceOptions } = opts;
+    this.source = new MigrationSource(memory, dirtyLog, transport, { ...sourceOptions, mode: 'precopy' }, {
+      pause: () => this.pause(),
+      deviceState: () => encodeSwitchoverNote({ stopTimeMs: this.stopTimeMs }),
+    });
+  }
+
+  /**
+   * Connect to the source QEMU and read its RAM file.
+   * @throws PagewireError INVALID_ARGUMENT (RAM file), QEMU_FAILED (not running, a migration in
+   *   progress), TRANSPORT_CLOSED / TIMEOUT (QMP)
+   */
+  static async open(transport: Transport | TransportFactory, options: QemuSourceOptions): Promise<QemuSource> {
+    if (typeof options.migrateUri === 'string') checkIncomingUri(options.migrateUri);
+    const ownsQmp = typeof options.qmp === 'string';
+    const qmp = typeof options.qmp === 'string' ? await QmpClient.connect(options.qmp) : options.qmp;
+    let file: RamFile | null = null;
+    try {
+      const st = await qmp.execute<{ running: boolean; status: string }>('query-status');
+      if (!st.running) throw new PagewireError(ErrorCode.QEMU_FAILED, `the source guest is not running (QEMU status "${st.status}")`);
+      const mig = await queryMigrate(qmp);
+      if (QEMU_ACTIVE_STATES.includes(mig.status ?? 'none')) throw new PagewireError(ErrorCode.QEMU_FAILED, `the source QEMU is already migrating (status "${mig.status}")`);
+      file = RamFile.open(options.ramPath, false, options.pageSize);
+      const memory = ramFileMemory(await createCore(), file);
+      const log = new RamFileDirtyLog(file, memory);
+      return new QemuSource(qmp, file, memory, log, transport, options, ownsQmp);
+    } catch (err) {
+      file?.close();
+      if (ownsQmp) qmp.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Migrate the guest. On success the guest runs on the destination and the source QEMU is in
+   * `postmigrate`; on failure the source guest runs again.
+   * @throws PagewireError from pagewire or QEMU_FAILED; `guestRunning` tells whether the source
+   *   guest runs after the failure
+   */
+  async migrate(): Promise<QemuSourceReport> {
+    const timeoutMs = this.opts.qemuTimeoutMs ?? 30_000;
+    try {
+      await setQemuCapabilities(this.qmp);
+      const rep = await this.source.migrate();
+      // The destination's RAM file is complete and verified: let QEMU send the device state.
+      await this.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+      const info = await waitMigrationStatus(this.qmp, ['completed'], timeoutMs);
+      if (info.status !== 'completed') throw migrationFailed(info, 'after migrate-continue');
+      this.guestRunning = false;
+      return { ...rep, qemu: qemuFigures(info, this.stopTimeMs) };
+    } catch (err) {
+      try {
+        this.guestRunning = await recoverSource(this.qmp);
+      } catch {
+        this.guestRunning = false;
+      }
+      throw err;
+    } finally {
+      this.dirtyLog.dispose();
+    }
+  }
+
+  /** Whether the source guest runs (true until a migration completed; false if a failure could not restart it). */
+  get running(): boolean {
+    return this.guestRunning;
+  }
+
+  /** Close the QMP connection (if this endpoint opened it) and the RAM file. */
+  close(): void {
+    if (this.ownsQmp) this.qmp.close();
+    this.file.close();
+  }
+
+  /** The switch-over: QEMU's migration to pre-switchover (vCPUs stopped). */
+  private async pause(): Promise<void> {
+    const uri = typeof this.opts.migrateUri === 'function' ? this.opts.migrateUri() : this.opts.migrateUri;
+    if (!uri) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'no QEMU migration URI: give migrateUri or connect to a QEMU target that names it');
+    checkIncomingUri(uri);
+    const since = this.qmp.eventCount;
+    await this.qmp.execute('migrate', { uri });
+    const info = await waitMigrationStatus(this.qmp, ['pre-switchover'], this.opts.qemuTimeoutMs ?? 30_000, 2);
+    if (info.status !== 'pre-switchover') throw migrationFailed(info, 'QEMU did not reach pre-switchover');
+    const stop = await this.qmp.waitEvent('STOP', 1_000, { since }).catch(() => null);
+    this.stopTimeMs = stop?.timeMs ?? Date.now();
+  }
+}

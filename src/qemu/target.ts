@@ -1,0 +1,138 @@
+/**
+ * The QEMU target endpoint: receives a guest's RAM from a {@link QemuSource} into the destination
+ * QEMU's RAM file while that QEMU waits for QEMU's own stream (`-incoming defer`).
+ *
+ *   open: QMP connect (the destination must be in `inmigrate`), capabilities, RAM file opened
+ *   run: `migrate-incoming` (QEMU listens for the device state); pagewire's migration, every PAGES
+ *     frame written through to the RAM file; the digest verified; then the source's
+ *     `migrate-continue` sends the device state and the destination runs the guest: run() waits
+ *     for that RESUME and reports the guest pause (source STOP to destination RESUME)
+ *
+ * The memory is complete and verified before QEMU loads the device state, which it needs (an
+ * incomplete RAM file makes QEMU refuse the state or the guest kernel panic).
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import { createCore } from '../core/core.js';
+import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
+import { MigrationTarget, type TargetOptions, type TargetTransports } from '../migration/target.js';
+import type { MigrationReport } from '../migration/report.js';
+import { QmpClient } from './qmp.js';
+import { RamFile } from './ram-file.js';
+import { setQemuCapabilities } from './control.js';
+import { checkIncomingUri } from './incoming.js';
+import { decodeSwitchoverNote } from './switchover-note.js';
+
+/** Options of {@link QemuTarget}. */
+export interface QemuTargetOptions extends TargetOptions {
+  /** The destination QEMU's QMP socket path or a connected client. */
+  qmp: string | QmpClient;
+  /** The destination's RAM file (its memory-backend-file mem-path). */
+  ramPath: string;
+  /** Where the destination QEMU listens for QEMU's own stream: `tcp:HOST:PORT`. */
+  incomingUri: string;
+  /** Page size, bytes (default 4096). */
+  pageSize?: number;
+  /** How long to wait for the destination guest to run after pagewire verified the memory, ms (default 30 000). */
+  resumeTimeoutMs?: number;
+}
+
+/** What the target saw of QEMU. */
+export interface QemuTargetFigures {
+  /** QEMU's RESUME event on the destination, ms since the epoch. */
+  resumeTimeMs: number;
+  /** QEMU's STOP event on the source (from the source's switch-over note), ms since the epoch; 0 if unknown. */
+  stopTimeMs: number;
+  /** Guest pause: source STOP to destination RESUME, ms (across hosts it includes their clock offset); -1 if unknown. */
+  guestPauseMs: number;
+  /** The destination's run state afterwards. */
+  status: string;
+}
+
+/** The target's report: pagewire's plus what QEMU showed. */
+export interface QemuTargetReport extends MigrationReport {
+  qemu: QemuTargetFigures;
+}
+
+/** Target endpoint for a QEMU destination. Create with {@link QemuTarget.open}. */
+export class QemuTarget {
+  /** The pagewire target (events). */
+  readonly target: MigrationTarget;
+  private stopTimeMs = 0;
+  private memory: GuestMemory | null = null;
+
+  private constructor(readonly qmp: QmpClient, private readonly file: RamFile, private readonly opts: QemuTargetOptions, private readonly ownsQmp: boolean) {
+    const { qmp: _q, ramPath: _r, incomingUri: _i, pageSize: _p, resumeTimeoutMs: _t, ...targetOptions } = opts;
+    this.target = new MigrationTarget((layout) => this.makeMemory(layout), targetOptions, {
+      pagesWritten: (pages) => this.file.writePages(this.memory!, pages),
+      deviceState: (blob) => { this.stopTimeMs = decodeSwitchoverNote(blob)?.stopTimeMs ?? 0; },
+    });
+  }
+
+  /**
+   * Connect to the destination QEMU (started with `-incoming defer`) and open its RAM file.
+   * @throws PagewireError INVALID_ARGUMENT (RAM file, URI), QEMU_FAILED (not waiting for a
+   *   migration), TRANSPORT_CLOSED / TIMEOUT (QMP)
+   */
+  static async open(options: QemuTargetOptions): Promise<QemuTarget> {
+    checkIncomingUri(options.incomingUri);
+    const ownsQmp = typeof options.qmp === 'string';
+    const qmp = typeof options.qmp === 'string' ? await QmpClient.connect(options.qmp) : options.qmp;
+    let file: RamFile | null = null;
+    try {
+      const st = await qmp.execute<{ status: string }>('query-status');
+      if (st.status !== 'inmigrate') throw new PagewireError(ErrorCode.QEMU_FAILED, `the destination QEMU is not waiting for a migration (status "${st.status}"; start it with -incoming defer)`);
+      file = RamFile.open(options.ramPath, true, options.pageSize);
+      await setQemuCapabilities(qmp);
+      return new QemuTarget(qmp, file, options, ownsQmp);
+    } catch (err) {
+      file?.close();
+      if (ownsQmp) qmp.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Serve one migration: start QEMU's incoming side, receive and verify the RAM, then wait for
+   * the destination guest to run.
+   * @throws PagewireError from pagewire (the destination guest never runs), QEMU_FAILED or
+   *   TIMEOUT when the destination QEMU did not run the guest
+   */
+  async run(transports: TargetTransports): Promise<QemuTargetReport> {
+    await this.qmp.execute('migrate-incoming', { uri: this.opts.incomingUri });
+    const since = this.qmp.eventCount;
+    const rep = await this.target.run(transports);
+    // The source lets QEMU send the device state once it has our verification.
+    let resume;
+    try {
+      resume = await this.qmp.waitEvent('RESUME', this.opts.resumeTimeoutMs ?? 30_000, { since });
+    } catch (cause) {
+      throw new PagewireError(ErrorCode.QEMU_FAILED, `the memory was verified but the destination guest did not run: ${(cause as Error).message}`, { cause });
+    }
+    const st = await this.qmp.execute<{ status: string }>('query-status');
+    return {
+      ...rep,
+      qemu: {
+        resumeTimeMs: resume.timeMs, stopTimeMs: this.stopTimeMs,
+        guestPauseMs: this.stopTimeMs > 0 ? resume.timeMs - this.stopTimeMs : -1, status: st.status,
+      },
+    };
+  }
+
+  /** Close the QMP connection (if this endpoint opened it) and the RAM file. */
+  close(): void {
+    if (this.ownsQmp) this.qmp.close();
+    this.file.close();
+  }
+
+  /** Target memory: in a core, sized by the source's layout, starting as the RAM file holds. */
+  private async makeMemory(layout: MemoryLayout): Promise<GuestMemory> {
+    const bytes = layout.regions.reduce((n, r) => n + r.pageCount, 0) * layout.pageSize;
+    if (layout.pageSize !== this.file.pageSize || bytes !== this.file.byteLength) {
+      throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `the source's guest is ${bytes} bytes in ${layout.pageSize}-byte pages; the destination's RAM file ${this.file.path} is ${this.file.byteLength} bytes in ${this.file.pageSize}-byte pages`);
+    }
+    const memory = GuestMemory.inCore(await createCore(), layout.regions, layout.pageSize);
+    this.file.readInto(memory);
+    this.memory = memory;
+    return memory;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The QEMU endpoints' parts that need no QEMU: the RAM file (reads into a core, writes runs of
+ * pages back at their offsets, the hash-scan dirty log over a file another process writes), the
+ * incoming-URI line before the protocol, and the switch-over note.
+ */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../src/errors.js';
+import { createCore } from '../src/core/core.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
+import { RamFile, RamFileDirtyLog, ramFileMemory } from '../src/qemu/ram-file.js';
+import { checkIncomingUri, receiveIncomingUri, sendIncomingUri } from '../src/qemu/incoming.js';
+import { decodeSwitchoverNote, encodeSwitchoverNote } from '../src/qemu/switchover-note.js';
+import { memoryPair } from '../src/transport/memory.js';
+import type { Transport } from '../src/transport/types.js';
+import { pagewireRejection } from './helpers/qemu.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pagewire-ramfile-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function pattern(bytes: number, seed: number): Uint8Array {
+  const b = new Uint8Array(bytes);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < bytes; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; b[i] = x & 255; }
+  return b;
+}
+
+describe('RamFile', () => {
+  it('reads the file into a core, writes runs of pages back at their offsets, and finds pages another writer changed', async () => {
+    const path = join(dir, 'a.ram');
+    const pages = 300; // several IO chunks would need > 16 MiB; runs and order are what matter here
+    const content = pattern(pages * 4096, 7);
+    writeFileSync(path, content);
+    const src = RamFile.open(path, false);
+    expect(src.pageCount).toBe(pages);
+    const mem = ramFileMemory(await createCore(), src);
+    expect(Buffer.from(mem.pages(0, pages)!).equals(Buffer.from(content))).toBe(true);
+
+    const log = new RamFileDirtyLog(src, mem);
+    log.start();
+    // "the guest" writes pages 3, 4, 200 and rewrites 9 with identical bytes
+    const fd = openSync(path, 'r+');
+    for (const p of [3, 4, 200]) writeSync(fd, pattern(4096, 100 + p), 0, 4096, p * 4096);
+    writeSync(fd, content.subarray(9 * 4096, 10 * 4096), 0, 4096, 9 * 4096);
+    closeSync(fd);
+    expect(log.peekCount()).toBe(3);
+    expect(Array.from(log.sync())).toEqual([3, 4, 200]);
+    expect(Buffer.from(mem.page(200)).equals(Buffer.from(pattern(4096, 300)))).toBe(true);
+    expect(Array.from(log.sync())).toEqual([]);
+    log.dispose();
+    src.close();
+
+    // target side: pages written in any order land at their offsets, nothing else changes
+    const dpath = join(dir, 'b.ram');
+    writeFileSync(dpath, new Uint8Array(pages * 4096));
+    const dst = RamFile.open(dpath, true);
+    const dmem = GuestMemory.inCore(await createCore(), pages);
+    dst.readInto(dmem);
+    const list = [5, 6, 7, 299, 0, 1, 150, 149];
+    for (const p of list) dmem.page(p).set(pattern(4096, 1000 + p));
+    dst.writePages(dmem, Uint32Array.from(list));
+    const back = readFileSync(dpath);
+    for (let p = 0; p < pages; p++) {
+      const want = list.includes(p) ? pattern(4096, 1000 + p) : new Uint8Array(4096);
+      expect(Buffer.from(back.subarray(p * 4096, (p + 1) * 4096)).equals(Buffer.from(want))).toBe(true);
+    }
+    expect(() => dst.writePages(GuestMemory.inCore(dmem.core!, pages - 1), [0])).toThrow(/does not match/);
+    dst.close();
+  });
+
+  it('refuses a missing file, an empty one and one that is not whole pages', () => {
+    expect(() => RamFile.open(join(dir, 'absent.ram'), false)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    writeFileSync(join(dir, 'empty.ram'), new Uint8Array(0));
+    expect(() => RamFile.open(join(dir, 'empty.ram'), false)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    writeFileSync(join(dir, 'odd.ram'), new Uint8Array(4097));
+    expect(() => RamFile.open(join(dir, 'odd.ram'), false)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+  });
+});
+
+/** Everything `t` yields until the end. */
+async function readAll(t: Transport): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (let c = await t.read(); c !== null; c = await t.read()) parts.push(c.slice());
+  return Buffer.concat(parts);
+}
+
+describe('incoming-URI line', () => {
+  it('hands the URI over and leaves the rest of the stream untouched, for any split of the bytes', async () => {
+    // what the target writes: the line, then protocol bytes
+    const [a, b] = memoryPair();
+    await sendIncomingUri(a, 'tcp:10.0.0.2:4445');
+    const line = (await b.read())!.slice();
+    await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 0, maxLength: 64 }), fc.array(fc.nat(200), { maxLength: 6 }), async (rest, cuts) => {
+      const stream = Buffer.concat([line, rest]);
+      const [x, y] = memoryPair();
+      const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((p, q) => p - q);
+      let prev = 0;
+      for (const p of [...points, stream.length]) { if (p > prev) await x.write(stream.slice(prev, p)); prev = p; }
+      await x.end();
+      const got = await receiveIncomingUri(y, 1000);
+      expect(got.uri).toBe('tcp:10.0.0.2:4445');
+      expect(Buffer.from(await readAll(got.transport)).equals(Buffer.from(rest))).toBe(true);
+    }), { seed: 15, numRuns: 60 });
+  });
+
+  it('refuses URIs other than tcp:HOST:PORT, a stream without the line, an endless line and silence', async () => {
+    for (const bad of ['exec:rm -rf /', 'unix:/tmp/x', 'tcp:host', 'tcp:h:0', 'tcp:h:70000', 'tcp:a b:1', 'rdma:h:1']) {
+      expect(() => checkIncomingUri(bad)).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
+    }
+    expect(checkIncomingUri('tcp:[::1]:4445')).toBe('tcp:[::1]:4445');
+    const send = async (text: string | Uint8Array, end = true): Promise<Transport> => {
+      const [x, y] = memoryPair();
+      await x.write(typeof text === 'string' ? new TextEncoder().encode(text) : text);
+      if (end) await x.end();
+      return y;
+    };
+    expect((await pagewireRejection(receiveIncomingUri(await send('PAGEWIRE-QEMU-INCOMING {"uri":"exec:reboot"}\n')))).code).toBe(ErrorCode.PROTOCOL_VIOLATION);
+    expect((await pagewireRejection(receiveIncomingUri(await send('PWIR\x00\x01 binary protocol bytes\n')))).code).toBe(ErrorCode.PROTOCOL_VIOLATION);
+    expect((await pagewireRejection(receiveIncomingUri(await send('PAGEWIRE-QEMU-INCOMING {not json}\n')))).code).toBe(ErrorCode.PROTOCOL_VIOLATION);
+    expect((await pagewireRejection(receiveIncomingUri(await send('x'.repeat(5000), false)))).code).toBe(ErrorCode.PROTOCOL_VIOLATION);
+    expect((await pagewireRejection(receiveIncomingUri(await send('PAGEWIRE-QEMU')))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    expect((await pagewireRejection(receiveIncomingUri(await send('PAGEWIRE', false), 50))).code).toBe(ErrorCode.TIMEOUT);
+  });
+});
+
+describe('switch-over note', () => {
+  it('round-trips, reads an empty blob as no note, and refuses anything else', () => {
+    expect(decodeSwitchoverNote(encodeSwitchoverNote({ stopTimeMs: 1796400000123.5 }))).toEqual({ stopTimeMs: 1796400000123.5 });
+    expect(decodeSwitchoverNote(new Uint8Array(0))).toBeNull();
+    for (const bad of ['{}', '[]', 'null', '{"qemu":1,"stopTimeMs":-1}', '{"qemu":1,"stopTimeMs":"1"}', '{"qemu":2,"stopTimeMs":1}', 'garbage', '{"qemu":1,"stopTimeMs":1,"pad":"' + 'x'.repeat(2000) + '"}']) {
+      expect(() => decodeSwitchoverNote(new TextEncoder().encode(bad))).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL_VIOLATION }));
+    }
+    expect(() => decodeSwitchoverNote(Uint8Array.of(0xff, 0xfe))).toThrow(expect.objectContaining({ code: ErrorCode.PROTOCOL_VIOLATION }));
+  });
+});
