@@ -6,8 +6,9 @@
 export { PagewireError, ErrorCode, isPagewireError } from './errors.js';
 export { DEFAULT_MAX_GUEST_BYTES, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES } from './limits.js';
 export type { Transport, TransportFactory } from './transport/types.js';
+export { ready } from './ready.js';
 export {
-  ready, xxh64, hashPages, isZeroPage, zeroPages,
+  xxh64, hashPages, isZeroPage, zeroPages,
   xbzrleEncode, xbzrleEncodeInto, xbzrleDecode, xbzrleMaxEncodedSize,
   rleEncode, rleEncodeInto, rleDecode, rleMaxEncodedSize,
   CHUNK_BYTES, MIN_PAGE_SIZE, MAX_PAGE_SIZE, XBZRLE_MAX_PAGE_SIZE, RLE_MAX_LEN,

@@ -94,3 +94,15 @@ describe('status codes', () => {
     expect(status.STATUS_OVERFLOW).toBe(-1);
   });
 });
+
+describe('ready() and LZ4', () => {
+  it('loads the LZ4 module too: lz4Compress works right after it, and round-trips', async () => {
+    const { lz4Compress, lz4Decompress } = await import('../src/index.js');
+    await ready();
+    const page = new Uint8Array(4096);
+    for (let i = 0; i < page.length; i++) page[i] = (i * 7) & 0x3f;
+    const block = lz4Compress(page);
+    expect(block.length).toBeLessThan(page.length);
+    expect(lz4Decompress(block, page.length)).toEqual(page);
+  });
+});

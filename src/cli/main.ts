@@ -1,12 +1,14 @@
 /**
  * The `pagewire` command. Subcommands are dispatched from here; each lives in its own module.
  */
+import { readFileSync } from 'node:fs';
 import { PagewireError } from '../errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 const HELP = `pagewire: memory-page transfer for live migration
 
 usage: pagewire <command> [options]      (pagewire <command> --help for its options)
+       pagewire --version
 
 commands:
   simulate   source and target in one process with a simulated guest (memory or loopback TCP)
@@ -18,6 +20,12 @@ commands:
   inspect    summarise a snapshot or captured stream
 
 exit codes: 0 ok, 2 usage error, 3 failed (the source guest keeps running), 4 verification failed`;
+
+/** The version in the package's package.json (dist/cli/main.js -> ../../package.json). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -44,6 +52,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return EXIT.OK;
   }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(packageVersion());
+    return EXIT.OK;
+  }
   const cmd = await command(name);
   if (!cmd) {
     console.error(`pagewire: unknown command "${name}"\n\n${HELP}`);
@@ -53,7 +65,10 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd(argv.slice(1));
   } catch (err) {
     const code = exitCodeFor(err);
-    if (err instanceof PagewireError) console.error(`pagewire ${name}: ${err.code}: ${err.message}`);
+    if (err instanceof PagewireError) {
+      console.error(`pagewire ${name}: ${err.code}: ${err.message}`);
+      if (code === EXIT.USAGE) console.error(`(pagewire ${name} --help lists the options)`);
+    }
     else console.error(`pagewire ${name}: internal error: ${err instanceof Error ? err.stack : String(err)}`);
     return code === EXIT.OK ? EXIT.INTERNAL : code;
   }

@@ -29,6 +29,7 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { base64ToBytes } from '../core/loader.js';
 import { LZ4_WASM_BASE64 } from './lz4-wasm.generated.js';
+import type { WasmModule } from '../core/wasm-types.js';
 import { sharedCore, type Core } from '../core/core.js';
 import { STATUS_OVERFLOW, statusMessage } from '../core/status.js';
 
@@ -169,8 +170,9 @@ export class Lz4 {
   private u8: Uint8Array;
   private i32: Int32Array;
 
-  constructor(private readonly mod: WebAssembly.Module) {
-    this.ex = new WebAssembly.Instance(mod, IMPORTS).exports as unknown as Lz4Exports;
+  /** @param mod the compiled lz4-wasm module ({@link loadLz4} compiles it and keeps one instance) */
+  constructor(private readonly mod: WasmModule) {
+    this.ex = new WebAssembly.Instance(mod as WebAssembly.Module, IMPORTS).exports as unknown as Lz4Exports;
     this.u8 = new Uint8Array(this.ex.memory.buffer);
     this.i32 = new Int32Array(this.ex.memory.buffer);
   }
@@ -248,7 +250,7 @@ export class Lz4 {
   }
 
   private reset(): void {
-    this.ex = new WebAssembly.Instance(this.mod, IMPORTS).exports as unknown as Lz4Exports;
+    this.ex = new WebAssembly.Instance(this.mod as WebAssembly.Module, IMPORTS).exports as unknown as Lz4Exports;
     this.u8 = new Uint8Array(this.ex.memory.buffer);
     this.i32 = new Int32Array(this.ex.memory.buffer);
   }

@@ -1,3 +1,5 @@
+import type { WasmMemory } from './wasm-types.js';
+
 /**
  * The raw exports of the AssemblyScript core (assembly/index.ts). Pointers are byte offsets into
  * `memory`; i64 values arrive as signed BigInt (wrap with BigInt.asUintN(64, x)); results `>= 0`
@@ -5,7 +7,7 @@
  * Keep this interface in step with assembly/index.ts: test/core-exports.test.ts checks it.
  */
 export interface CoreExports {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   /** First free byte after the core's static data. */
   heapBase(): number;
 

@@ -19,7 +19,7 @@ import type { Transport } from './types.js';
 
 /** The part of the MessagePort API this transport uses (DOM, worker_threads, Worker objects). */
 export interface MessagePortLike {
-  postMessage(message: unknown, transfer?: Transferable[] | readonly Transferable[]): void;
+  postMessage(message: unknown, transfer?: readonly unknown[]): void;
   /** worker_threads style: `on('message', data => …)`. */
   on?(event: string, listener: (value: unknown) => void): unknown;
   off?(event: string, listener: (value: unknown) => void): unknown;

@@ -5,11 +5,14 @@
  * reader falls behind, send callbacks for event-driven write backpressure, and `terminate()` for
  * abortive closes. Compression is off (pages are encoded already) and `maxPayload` bounds what
  * one message may allocate.
+ *
+ * `ws` is an optional peer dependency (browser users never need it): it is imported on the first
+ * call, and without it both functions fail with NOT_READY saying how to install it.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import WebSocket, { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
 import { ErrorCode, PagewireError } from '../errors.js';
 import { DEFAULT_HIGH_WATER_BYTES, positiveOption, toTransportError } from './chunk-queue.js';
 import { AcceptQueue, type AcceptOptions, type TransportListener } from './listener.js';
@@ -25,6 +28,19 @@ export interface NodeWebSocketOptions {
   maxMessageBytes?: number;
   /** Largest message accepted; a bigger one fails the connection (default 16 MiB). */
   maxPayloadBytes?: number;
+}
+
+type WsModule = typeof import('ws');
+let wsModule: Promise<WsModule> | undefined;
+
+/** The `ws` package, imported once. @throws PagewireError NOT_READY when it is not installed */
+function loadWs(what: string): Promise<WsModule> {
+  wsModule ??= import('ws').catch((cause: unknown) => {
+    wsModule = undefined;
+    throw new PagewireError(ErrorCode.NOT_READY,
+      `${what} needs the ws package, an optional peer dependency of pagewire: npm install ws`, { cause });
+  });
+  return wsModule;
 }
 
 function hooksFor(ws: WebSocket): WebSocketFlowHooks {
@@ -71,11 +87,12 @@ const zeroMask = (mask: Buffer): void => {
  * @param options timeouts, TLS options, buffer limits
  * @returns the open transport
  * @throws PagewireError TIMEOUT when not open in time, TRANSPORT_CLOSED when refused or the TLS
- *   certificate is not trusted, INVALID_ARGUMENT for a bad URL
+ *   certificate is not trusted, INVALID_ARGUMENT for a bad URL, NOT_READY without the ws package
  */
-export function connectWebSocket(url: string, options: ConnectWebSocketOptions = {}): Promise<WebSocketTransport> {
+export async function connectWebSocket(url: string, options: ConnectWebSocketOptions = {}): Promise<WebSocketTransport> {
   const timeoutMs = positiveOption('timeoutMs', options.timeoutMs, 10_000);
   const maxPayload = positiveOption('maxPayloadBytes', options.maxPayloadBytes, 16 << 20);
+  const { default: WebSocketClass } = await loadWs('connectWebSocket');
   let ws: WebSocket;
   try {
     // ws hands the TLS fields to https.request; servername is one @types/ws does not list.
@@ -91,9 +108,9 @@ export function connectWebSocket(url: string, options: ConnectWebSocketOptions =
       headers: options.headers,
       generateMask: options.randomMask === true ? undefined : zeroMask,
     };
-    ws = new WebSocket(url, clientOptions as WebSocket.ClientOptions);
+    ws = new WebSocketClass(url, clientOptions as WebSocket.ClientOptions);
   } catch (err) {
-    return Promise.reject(new PagewireError(ErrorCode.INVALID_ARGUMENT, `connectWebSocket ${url}: ${(err as Error).message}`, { cause: err }));
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `connectWebSocket ${url}: ${(err as Error).message}`, { cause: err });
   }
   return webSocketTransport(ws as unknown as WebSocketLike, {
     highWaterBytes: options.highWaterBytes,
@@ -129,7 +146,7 @@ export interface WebSocketListener extends TransportListener {
  * Serve WebSocket connections with `ws` over node:http (or node:https with `tls`).
  * @param options bind address, path, TLS key/certificate, limits
  * @returns a listener whose `accept()` yields one transport per connection
- * @throws PagewireError TRANSPORT_CLOSED when the address cannot be bound
+ * @throws PagewireError TRANSPORT_CLOSED when the address cannot be bound, NOT_READY without the ws package
  */
 export async function listenWebSocket(options: ListenWebSocketOptions = {}): Promise<WebSocketListener> {
   const host = options.host ?? '127.0.0.1';
@@ -137,6 +154,7 @@ export async function listenWebSocket(options: ListenWebSocketOptions = {}): Pro
   const hwm = positiveOption('highWaterBytes', options.highWaterBytes, DEFAULT_HIGH_WATER_BYTES);
   const maxPayload = positiveOption('maxPayloadBytes', options.maxPayloadBytes, 16 << 20);
   const maxPending = positiveOption('maxPending', options.maxPending, 16);
+  const { WebSocketServer } = await loadWs('listenWebSocket');
   const scheme = options.tls !== undefined ? 'wss' : 'ws';
   const server =
     options.tls !== undefined
