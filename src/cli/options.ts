@@ -73,7 +73,10 @@ const WORKLOADS = ['idle', 'uniform', 'hotset', 'zipf', 'sequential'];
 /** Turn raw parseArgs values into typed options. @throws PagewireError INVALID_ARGUMENT */
 export function guestArgs(v: Record<string, string | boolean | undefined>): GuestArgs {
   const s = (k: string): string => String(v[k]);
-  const pageSize = parseCount(s('page-size'), '--page-size', 512, 65536);
+  const pageSize = Number(s('page-size'));
+  if (!Number.isInteger(pageSize) || pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--page-size must be a power of two from 512 to 65536, got "${s('page-size')}"`);
+  }
   const workload = s('workload');
   let corpusDir: string | null = null;
   if (workload.startsWith('corpus:')) {
@@ -92,7 +95,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
   if (sizeBytes % pageSize !== 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--size ${sizeBytes} is not a whole number of ${pageSize}-byte pages`);
   const cacheBytes = parseSize(s('cache-size'), '--cache-size');
   const linkBps = parseLink(s('link'));
-  const maxBw = v['max-bandwidth'] === undefined ? undefined : parseLink(s('max-bandwidth'));
+  const maxBw = v['max-bandwidth'] === undefined ? undefined : parseLink(s('max-bandwidth'), '--max-bandwidth');
   const source: SourceOptions = {
     mode: mode as SourceOptions['mode'],
     codecs: codecs as 'raw' | 'qemu' | 'all',
@@ -126,21 +129,84 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
   };
 }
 
-/** parseArgs with our error type. */
-export function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Record<string, string | boolean | undefined> {
-  try {
-    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
-    return values as Record<string, string | boolean | undefined>;
-  } catch (cause) {
-    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, (cause as Error).message, { cause });
+type OptionTable = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * `--opt -5` as `--opt=-5` for options that take a value, so a negative number reaches the value's
+ * own check ("cannot be negative") instead of node:util's "argument is ambiguous".
+ */
+function joinNegativeValues(argv: string[], options: OptionTable): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') { out.push(...argv.slice(i)); break; }
+    const next = argv[i + 1];
+    if (a.startsWith('--') && !a.includes('=') && options[a.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
   }
+  return out;
+}
+
+/** Edit distance, for "did you mean" (option names are short). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** node:util's parse errors in our words: what was wrong with what the user typed. */
+function usageMessage(err: Error & { code?: string }, options: OptionTable): string {
+  const msg = err.message;
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const opt = /'([^']+)'/.exec(msg)?.[1] ?? '';
+    const name = opt.replace(/^-+/, '');
+    const near = Object.keys(options).map((k) => [k, distance(name, k)] as const).sort((x, y) => x[1] - y[1])[0];
+    const hint = near !== undefined && near[1] <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean --${near[0]}?)` : '';
+    return `unknown option ${opt}${hint}`;
+  }
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const opt = /'(-[^' ]+)/.exec(msg)?.[1] ?? 'an option';
+    if (/argument missing/.test(msg)) return `${opt} needs a value`;
+    if (/ambiguous/.test(msg)) return `${opt} needs a value (to pass one that starts with "-", write ${opt}=VALUE)`;
+    if (/does not take an argument/.test(msg)) return `${opt} takes no value`;
+  }
+  return msg;
+}
+
+/**
+ * parseArgs with our error type and messages.
+ * @param maxPositionals how many arguments that are not options the command takes (default none)
+ * @throws PagewireError INVALID_ARGUMENT naming the unknown option, the missing value or the extra argument
+ */
+export function parse(argv: string[], options: OptionTable, maxPositionals = 0): Record<string, string | boolean | undefined> {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: true });
+  } catch (cause) {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, usageMessage(cause as Error, options), { cause });
+  }
+  if (parsed.positionals.length > maxPositionals) {
+    const extra = parsed.positionals.slice(maxPositionals).map((p) => `"${p}"`).join(' ');
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, maxPositionals === 0
+      ? `unexpected argument ${extra}: this command takes options only`
+      : `unexpected argument ${extra}: this command takes at most ${maxPositionals}`);
+  }
+  return parsed.values as Record<string, string | boolean | undefined>;
 }
 
 /** Positional arguments (after the subcommand). */
-export function positionals(argv: string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+export function positionals(argv: string[], options: OptionTable): string[] {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: true }).positionals;
+    return parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: true }).positionals;
   } catch (cause) {
-    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, (cause as Error).message, { cause });
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, usageMessage(cause as Error, options), { cause });
   }
 }

@@ -55,12 +55,22 @@ export function summary(rep: MigrationReport): string {
 
 /**
  * A progress display: rewrites one line on a terminal (bar, round, pages and estimated bytes
- * left, rate, expected downtime after the last round), prints nothing otherwise.
+ * left, rate, expected downtime), prints nothing otherwise.
+ * - Bytes left: pages left times the wire bytes per page of this round so far, or of the last
+ *   round before this one has sent anything.
+ * - Rate: the measured link bandwidth once acknowledgements gave one; before that, the bytes sent
+ *   over the time since the first progress event (marked "sending"), never a made-up 0.
+ * - Expected downtime: from the last finished pre-copy round; before one finished, the line says
+ *   it is known after round 0.
  */
 export class ProgressLine {
   private last = 0;
   private wirePerPage = 0;
   private expectedMs = NaN;
+  private round_ = -1;
+  private roundBaseBytes = 0;
+  private lastBytes = 0;
+  private firstAtMs = NaN;
   constructor(private readonly stream: { isTTY?: boolean; write(s: string): unknown }, private readonly intervalMs = 100) {}
 
   /** Learn the wire bytes per page and the expected downtime from a finished round. */
@@ -69,14 +79,27 @@ export class ProgressLine {
     if (!r.final) this.expectedMs = r.expectedDowntimeMs;
   }
 
-  /** The line for a progress event (no terminal codes). */
-  line(p: ProgressEvent, totalPages: number): string {
+  /**
+   * The line for a progress event (no terminal codes).
+   * @param nowMs the clock (milliseconds) for the rate before a bandwidth was measured
+   */
+  line(p: ProgressEvent, totalPages: number, nowMs = Date.now()): string {
+    if (Number.isNaN(this.firstAtMs)) this.firstAtMs = nowMs;
+    if (p.round !== this.round_) {
+      this.round_ = p.round;
+      this.roundBaseBytes = this.lastBytes;
+    }
+    this.lastBytes = p.bytesSent;
     const done = p.pagesSent / Math.max(1, p.pagesSent + p.pagesRemaining);
     const width = 24;
     const bar = '#'.repeat(Math.round(done * width)).padEnd(width, '.');
-    const left = this.wirePerPage > 0 ? ` (~${formatBytes(p.pagesRemaining * this.wirePerPage)})` : '';
-    const exp = Number.isFinite(this.expectedMs) ? `, expected downtime ${formatMs(this.expectedMs)}` : '';
-    return `[${bar}] ${p.phase} round ${p.round}: ${p.pagesRemaining} of ${totalPages} pages left${left}, ${formatBytes(p.bytesSent)} sent, ${formatRate(p.bandwidthBytesPerSec)}${exp}`;
+    const perPage = p.pagesSent > 0 && p.bytesSent > this.roundBaseBytes ? (p.bytesSent - this.roundBaseBytes) / p.pagesSent : this.wirePerPage;
+    const left = perPage > 0 ? ` (~${formatBytes(p.pagesRemaining * perPage)})` : '';
+    const elapsedS = (nowMs - this.firstAtMs) / 1000;
+    const rate = p.bandwidthBytesPerSec > 0 ? formatRate(p.bandwidthBytesPerSec)
+      : elapsedS >= 0.05 && p.bytesSent > 0 ? `sending ${formatRate(p.bytesSent / elapsedS)}` : 'measuring the rate';
+    const exp = Number.isFinite(this.expectedMs) ? `expected downtime ${formatMs(this.expectedMs)}` : 'expected downtime known after round 0';
+    return `[${bar}] ${p.phase} round ${p.round}: ${p.pagesRemaining} of ${totalPages} pages left${left}, ${formatBytes(p.bytesSent)} sent, ${rate}, ${exp}`;
   }
 
   update(p: ProgressEvent, totalPages: number): void {
@@ -84,7 +107,7 @@ export class ProgressLine {
     const now = Date.now();
     if (now - this.last < this.intervalMs) return;
     this.last = now;
-    this.stream.write(`\r${this.line(p, totalPages)}\x1b[K`);
+    this.stream.write(`\r${this.line(p, totalPages, now)}\x1b[K`);
   }
 
   clear(): void {

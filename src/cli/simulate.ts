@@ -327,15 +327,24 @@ export async function serve(argv: string[]): Promise<number> {
   return code;
 }
 
+/**
+ * HOST:PORT (IPv6 as [::1]:PORT) from an option value.
+ * @throws PagewireError INVALID_ARGUMENT saying what is wrong with the value
+ */
+export function hostPort(value: string, what: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d+)$/.exec(value);
+  if (!m) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${what} "${value}" is not HOST:PORT (example: ${what} 10.0.0.2:4444)`);
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${what} "${value}": the port must be 1..65535`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
 /** `pagewire migrate --to HOST:PORT`: a source with a simulated guest. */
 export async function migrate(argv: string[]): Promise<number> {
   const v = parse(argv, { ...GUEST_OPTIONS, to: { type: 'string' }, 'dump-memory': { type: 'string' } });
   if (v['help']) { out(MIGRATE_HELP); return EXIT.OK; }
-  const to = typeof v['to'] === 'string' ? v['to'] : '';
-  const m = /^(.+):(\d+)$/.exec(to);
-  if (!m) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--to HOST:PORT is required');
-  const host = m[1]!;
-  const port = Number(m[2]);
+  if (typeof v['to'] !== 'string') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--to HOST:PORT is required (where `pagewire serve` listens)');
+  const { host, port } = hostPort(v['to'], '--to');
   const g = guestArgs(v);
   if (g.channels > 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 is supported by simulate only (serve accepts one connection per migration)');
   const inj = g.inject ? new FaultInjector(g.inject) : null;
@@ -405,10 +414,31 @@ export async function demo(argv: string[]): Promise<number> {
   }
 }
 
+/** The guest and policy options, as each command takes them. */
+function commonHelp(command: 'simulate' | 'migrate' | 'demo'): string {
+  const lines = COMMON_HELP.split('\n');
+  const simulateOnly = ['--channels'];
+  const sourceOnly = ['--dump-memory'];
+  const keep = (l: string): boolean => {
+    const opt = /^ {2}(--[a-z-]+)/.exec(l)?.[1];
+    if (opt === undefined) return true;
+    return command === 'simulate' ? !sourceOnly.includes(opt) : !simulateOnly.includes(opt);
+  };
+  // an option's continuation lines (deeper indent) go with it
+  const out: string[] = [];
+  let keeping = true;
+  for (const l of lines) {
+    if (/^ {2}--/.test(l) || !/^ {3,}/.test(l)) keeping = keep(l);
+    if (keeping) out.push(l);
+  }
+  return out.join('\n');
+}
+
 const COMMON_HELP = `guest and policy options:
   --size 256MiB            guest memory size
   --page-size 4096         page size (power of two, 512..65536)
-  --workload hotset        idle | uniform | hotset | zipf | sequential | corpus:DIR (replay ../shared/corpus format)
+  --workload hotset        idle | uniform | hotset | zipf | sequential | corpus:DIR (replay memory
+                           snapshots and dirty lists from DIR; docs/SIMULATION.md has the format)
   --dirty-rate 20MiB/s     how fast the guest writes (bytes/s or N pages/s)
   --write-size 64          bytes per write
   --seed 1                 deterministic workload and contents
@@ -428,18 +458,18 @@ const COMMON_HELP = `guest and policy options:
                            switch-over; its accesses to missing pages fault and are served first)
   --reorder                send rarely dirtied pages first, hold hot pages back
   --auto-converge          throttle the guest when not converging
-  --channels 1             parallel channels: worker threads over shared guest memory (simulate,
-                           pre-copy only; the link rate is paced per channel)
+  --channels 1             parallel channels: worker threads over shared guest memory (pre-copy
+                           only; the link rate is paced per channel)
   --secret S               shared secret (both sides must have it)
   --verify digest          digest | full (on a mismatch, compare per-page hashes and re-send what differs)
-  --dump-memory FILE       (migrate) write guest memory at pause time to FILE
+  --dump-memory FILE       write guest memory at pause time to FILE
   --inject SPEC            faults: drop@handshake, drop@roundN, drop@stop-and-copy, drop@complete, corrupt@roundN, stall@roundN:3s
   --json                   print the final report as one JSON object
   --quiet                  no per-round output`;
 
 export const SIMULATE_HELP = `pagewire simulate [options] [--transport memory|tcp]
 Runs a source and a target in this process with a simulated guest that keeps writing.
-${COMMON_HELP}
+${commonHelp('simulate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
 export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S] [--json] [--max-guest 16GiB]
@@ -452,10 +482,10 @@ export const DEMO_HELP = `pagewire demo [options]
 What \`npm start\` runs: a target in a child process (\`pagewire serve --port 0\`) and a source here
 with a 256 MiB hot-set guest writing 20 MiB/s, over loopback TCP with a 1 Gbit/s link; rounds and a
 summary are printed. Options are those of migrate (they override the defaults above).
-${COMMON_HELP}
+${commonHelp('demo')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
 export const MIGRATE_HELP = `pagewire migrate --to HOST:PORT [options]
 A source with a simulated guest that migrates to a \`pagewire serve\` target.
-${COMMON_HELP}
+${commonHelp('migrate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;

@@ -315,7 +315,7 @@ function onePath(argv: string[], options: typeof RESTORE_OPTIONS | typeof INSPEC
 
 /** `pagewire restore FILE`: rebuild memory from a snapshot (and its parents) and verify it. */
 export async function restore(argv: string[]): Promise<number> {
-  const v = parse(argv, RESTORE_OPTIONS);
+  const v = parse(argv, RESTORE_OPTIONS, 1);
   if (v['help']) { out(RESTORE_HELP); return EXIT.OK; }
   const path = onePath(argv, RESTORE_OPTIONS, 'restore');
   const json = v['json'] === true;
@@ -356,7 +356,7 @@ const INSPECT_OPTIONS = {
 
 /** `pagewire inspect FILE`: header, rounds, codec mix and sizes of a snapshot or captured stream. */
 export async function inspect(argv: string[]): Promise<number> {
-  const v = parse(argv, INSPECT_OPTIONS);
+  const v = parse(argv, INSPECT_OPTIONS, 1);
   if (v['help']) { out(INSPECT_HELP); return EXIT.OK; }
   const path = onePath(argv, INSPECT_OPTIONS, 'inspect');
   needFile(path, 'snapshot');

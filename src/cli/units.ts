@@ -8,7 +8,9 @@ const SIZE: Record<string, number> = {
   '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
 };
 
+/** A usage error naming the option, what was typed and what would be accepted. */
 function bad(what: string, value: string, example: string): never {
+  if (/^\s*-\d/.test(value)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${what} cannot be negative, got "${value}" (example: ${example})`);
   throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `bad ${what} "${value}" (example: ${example})`);
 }
 
@@ -34,24 +36,30 @@ export function parseRate(value: string, pageSize: number, what = 'rate'): numbe
   return Number(m[1]) * unit;
 }
 
-/** Bytes per second from a link speed: "1gbit", "100mbit", "10mbit/s", "10gbit", "125MB/s". */
-export function parseLink(value: string): number {
+const LINK_EXAMPLES = '10gbit, 1gbit, 100mbit, 10mbit/s, 125MB/s, or 0 for unlimited';
+
+/** Bytes per second from a link speed: "1gbit", "100mbit", "10mbit/s", "10gbit", "125MB/s"; 0 = unlimited. */
+export function parseLink(value: string, what = '--link'): number {
   const v = value.trim().toLowerCase();
   const m = /^(\d+(?:\.\d+)?)\s*(k|m|g)?bit(?:\/s|ps)?$/.exec(v);
   if (m) {
     const mult = m[2] === 'g' ? 1e9 : m[2] === 'm' ? 1e6 : m[2] === 'k' ? 1e3 : 1;
     const bits = Number(m[1]) * mult;
-    if (bits <= 0) bad('link speed', value, '1gbit');
+    if (bits <= 0) bad(what, value, LINK_EXAMPLES);
     return bits / 8;
   }
   if (v === 'unlimited' || v === 'none') return 0;
-  return parseRate(value, 4096, 'link speed');
+  // Byte rates (125MB/s) too, but not pages/s: a link has no pages.
+  const m2 = /^(\d+(?:\.\d+)?)\s*([a-z]*)\/s$/.exec(v);
+  if (/^0+(\.0+)?$/.test(v)) return 0;
+  if (!m2 || SIZE[m2[2]!] === undefined) bad(what, value, LINK_EXAMPLES);
+  return Number(m2[1]) * SIZE[m2[2]!]!;
 }
 
 /** Milliseconds from "25ms", "3s", "0", "25". */
 export function parseDuration(value: string, what = 'duration'): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s)?$/.exec(value.trim().toLowerCase());
-  if (!m) bad(what, value, '25ms');
+  if (!m) bad(what, value, '300, 25ms or 2s');
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
