@@ -44,8 +44,13 @@ describe('pagewire simulate --mode', () => {
   });
 
   it('--auto-converge throttles a guest that outruns the link and reports the last throttle', async () => {
-    const r = await simulate(['--size', '4MiB', '--auto-converge', '--codecs', 'raw', '--workload', 'uniform', '--dirty-rate', '40MiB/s',
-      '--link', '100mbit', '--downtime-limit', '2', '--max-rounds', '6']);
+    // The throttle starts after 4 rounds whose dirty set did not shrink by 10%, so the guest must
+    // dirty all of its memory in every round, even on a loaded machine: 256 pages, whole-page
+    // writes at 40 MiB/s (10k pages/s) against a 10 Mbit/s link (0.84 s per round: ~8k writes).
+    // A 4 MiB guest with 64-byte writes on 100 Mbit/s dirtied 650-970 of its 1024 pages per round
+    // under load, a dip reset the stall count and no throttle came within 6 rounds.
+    const r = await simulate(['--size', '1MiB', '--auto-converge', '--codecs', 'raw', '--workload', 'uniform', '--dirty-rate', '40MiB/s',
+      '--write-size', '4096', '--link', '10mbit', '--downtime-limit', '2', '--max-rounds', '8']);
     expect(r.verified && r.identical).toBe(true);
     expect(r.throttlePct).toBeGreaterThanOrEqual(20);
     expect(r.rounds[r.rounds.length - 1]!.throttlePct).toBe(r.throttlePct);
