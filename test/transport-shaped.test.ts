@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../src/errors.js';
+import { MessageChannel } from 'node:worker_threads';
 import { memoryPair } from '../src/transport/memory.js';
+import { messagePortTransport } from '../src/transport/message-port.js';
 import { shapeTransport, shapedPair, type ShapedTransport } from '../src/transport/shaped.js';
 import { startShapingProxy, type ShapingProxy } from '../src/transport/shaped-proxy-node.js';
 import { connectTcp } from '../src/transport/tcp.js';
@@ -222,6 +224,28 @@ describe('shaped link (manual clock: exact and deterministic)', () => {
     expect(() => shapeTransport(ia, { seed: 1.5 })).toThrowError(expect.objectContaining({ code: ErrorCode.INVALID_ARGUMENT }));
     const s = shapeTransport(ia, { bandwidthBytesPerSec: 1e6, delayMs: 2000 });
     expect(s.highWaterBytes).toBe(4_000_000); // twice the bandwidth-delay product
+  });
+});
+
+describe('shaped link over a transport that takes the buffer away (MessagePort transfer)', () => {
+  it('counts delivered bytes although each whole chunk is detached when it is sent', async () => {
+    const ch = new MessageChannel();
+    const far = track(messagePortTransport(ch.port2, { label: 'p2' }));
+    // segments as large as the chunks: each chunk goes out whole, so its buffer is transferred
+    const a = track(shapeTransport(messagePortTransport(ch.port1, { label: 'p1' }), { segmentBytes: 1 << 20 }));
+    const reader = drain(far);
+    const chunks: Uint8Array[] = [];
+    for (let i = 0; i < 40; i++) {
+      const c = new Uint8Array(100_000).fill(i);
+      chunks.push(c);
+      await a.write(c);
+    }
+    await a.end();
+    const got = await reader;
+    expect(got.bytes).toBe(40 * 100_000);
+    expect(chunks.every((c) => c.byteLength === 0)).toBe(true); // transferred, not copied
+    expect(a.stats.bytesSent).toBe(40 * 100_000);
+    expect(a.stats.bytesDelivered).toBe(40 * 100_000);
   });
 });
 

@@ -336,8 +336,10 @@ export class ShapedTransport implements Transport {
         this.head++;
         this.queued -= seg.byteLength;
         if (this.queued < this.hwm) this.writers.wake();
+        // read the length first: a transport that transfers the buffer (MessagePort) detaches `seg`
+        const n = seg.byteLength;
         await this.inner.write(seg);
-        this.stats.bytesDelivered += seg.byteLength;
+        this.stats.bytesDelivered += n;
       }
     } catch (err) {
       this.fail(this.error ?? toTransportError(err, this.label));

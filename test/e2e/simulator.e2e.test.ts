@@ -81,8 +81,38 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
       await server?.close();
     });
 
+    /** Tick labels of each chart (the y-axis values and the x-axis label) and its "empty" note. */
+    type ChartTexts = Record<string, { ticks: string[]; yTicks: string[]; empty: string | null }>;
+    function chartTexts(): ChartTexts {
+      const out: ChartTexts = {};
+      for (const id of ['chart-pages', 'chart-wire', 'chart-bandwidth', 'chart-downtime']) {
+        const svg = document.getElementById(id)!;
+        const texts = (sel: string): string[] => [...svg.querySelectorAll(sel)].map((t) => t.textContent ?? '');
+        out[id] = { ticks: texts('text.tick'), yTicks: texts('text.tick.y'), empty: svg.querySelector('text.empty')?.textContent ?? null };
+      }
+      return out;
+    }
+
+    /**
+     * Records, in the page, every text the status line shows and the charts as they are right
+     * after Start (the first draw, before any worker reported anything).
+     */
+    async function recordPage(page: Page): Promise<void> {
+      await page.evaluate(`(() => {
+        const w = window;
+        w.__statuses = [];
+        const status = document.getElementById('status');
+        new MutationObserver(() => w.__statuses.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+        const chartTexts = ${chartTexts.toString()};
+        const pages = document.getElementById('chart-pages');
+        const mo = new MutationObserver(() => { w.__chartsAtStart = chartTexts(); mo.disconnect(); });
+        document.getElementById('start').addEventListener('click', () => mo.observe(pages, { childList: true }), { once: true });
+      })()`);
+    }
+
     async function runMigration(page: Page, choice: Record<string, string>): Promise<{ state: string; sim: Record<string, any> }> {
       await page.goto(server.url + '/');
+      await recordPage(page);
       for (const [id, value] of Object.entries(choice)) {
         const tag = await page.locator(`#${id}`).evaluate((e) => e.tagName);
         if (tag === 'SELECT') await page.selectOption(`#${id}`, value);
@@ -99,6 +129,82 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
         throw new Error(`migration did not verify: state ${state}; status: ${await page.locator('#status').textContent()}; summary: ${await page.locator('#summary').textContent()}`);
       }
       return { state: state!, sim };
+    }
+
+    const MIB = 1024 * 1024;
+    /** "21.7 MiB", "873 B", "12 KiB", "1.20 GiB" -> bytes. */
+    function parseBytes(text: string): number {
+      const m = /^([\d.]+) (B|KiB|MiB|GiB)$/.exec(text.trim());
+      if (!m) throw new Error(`not a byte figure: ${text}`);
+      return Number(m[1]) * { B: 1, KiB: 1024, MiB: MIB, GiB: 1024 * MIB }[m[2] as 'B'];
+    }
+    /** "875 ms", "2.18 s" -> ms. */
+    function parseMs(text: string): number {
+      const m = /^([\d.]+) (ms|s)$/.exec(text.trim());
+      if (!m) throw new Error(`not a duration: ${text}`);
+      return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+    }
+
+    /** What every finished run must show, whatever the engine (the issue 17 list). */
+    async function expectConsistentPage(page: Page, sim: Record<string, any>): Promise<void> {
+      const rep = sim['source'].report;
+      // Charts right after Start: a grid and a note, no made-up scale ("1,1,1,0,0" before).
+      const atStart = await page.evaluate(() => (window as unknown as { __chartsAtStart?: ChartTexts }).__chartsAtStart);
+      expect(atStart).toBeDefined();
+      for (const [id, c] of Object.entries(atStart!)) {
+        expect(c.empty ?? '(no note)', id).toMatch(/^(no|none|estimated)/);
+        expect(c.ticks.filter((t) => /\d/.test(t)), id).toEqual([]);
+      }
+      // Charts at the end: no two y-axis ticks read the same, and no empty note on the round charts.
+      const atEnd = await page.evaluate(chartTexts);
+      for (const id of ['chart-pages', 'chart-wire', 'chart-bandwidth']) {
+        const values = atEnd[id]!.yTicks;
+        expect(values.length, id).toBeGreaterThanOrEqual(5);
+        expect(new Set(values).size, `${id}: ${values.join('|')}`).toBe(values.length);
+        expect(atEnd[id]!.empty, id).toBeNull();
+      }
+      // The status line never showed a round before the first one, nor a figure it did not have.
+      const statuses = await page.evaluate(() => (window as unknown as { __statuses: string[] }).__statuses);
+      expect(statuses.length).toBeGreaterThan(3);
+      for (const st of statuses) {
+        expect(st).not.toMatch(/round -1/i);
+        expect(st).not.toMatch(/expected downtime 0\.0 ms/);
+        expect(st).not.toMatch(/(^|\D)0\.0 MB\/s/);
+      }
+      // "Done in" is the total time of the summary.
+      const status = (await page.locator('#status').textContent()) ?? '';
+      const done = /^Done in ([\d.]+ m?s):/.exec(status);
+      expect(done, status).not.toBeNull();
+      const total = (await page.locator('#sum-total').textContent()) ?? '';
+      expect(total.startsWith(`${done![1]} `)).toBe(true);
+      expect(Math.abs(parseMs(done![1]!) - rep.totalTimeMs)).toBeLessThanOrEqual(Math.max(10, rep.totalTimeMs * 0.01));
+      // Status and summary agree on convergence.
+      const converged = (await page.locator('#sum-converged').textContent()) ?? '';
+      if (sim['config'].engine === 'postcopy') {
+        expect(converged).toMatch(/^not applicable/);
+        expect(status).toMatch(/post-copy \(convergence does not apply\)/);
+      } else if (rep.converged) {
+        expect(converged).toMatch(/^yes/);
+        expect(status).toMatch(/, converged\.$/);
+      }
+      expect(status).not.toMatch(rep.converged || sim['config'].engine === 'postcopy' ? /did not converge/ : /, converged/);
+      // The codec line ends with the bytes after LZ4, which are the wire bytes less frame headers.
+      const codecs = (await page.locator('#sum-codecs').textContent()) ?? '';
+      const after = /; ([\d.]+ (?:B|KiB|MiB|GiB)) (?:after LZ4|in all \(no LZ4\))$/.exec(codecs);
+      expect(after, codecs).not.toBeNull();
+      const payload = parseBytes(after![1]!);
+      expect(payload).toBeLessThanOrEqual(rep.wireBytes * 1.01);
+      expect(payload).toBeGreaterThanOrEqual(rep.wireBytes * 0.97);
+      const lz4 = rep.codecStats?.lz4;
+      if (lz4?.pages > 0) expect(codecs).toMatch(/then LZ4 on the records of/);
+      // The link samples count every byte the source wrote (frames, handshake), no fewer.
+      const delivered = sim['source'].extra.deliveredBytes;
+      expect(delivered).toBeGreaterThanOrEqual(rep.wireBytes);
+      expect(delivered).toBeLessThan(rep.wireBytes + 64 * 1024);
+      // The bandwidth chart has the delivered rate, whatever the mode.
+      expect(sim['throughput'].length).toBeGreaterThanOrEqual(2);
+      expect(sim['throughput'].some(([, v]: [number, number]) => v > 0)).toBe(true);
+      expect(await page.locator('#chart-bandwidth path.data[data-series="delivered"]').count()).toBe(1);
     }
 
     it('bundles pagewire from its built JavaScript (the exports map), not from src/', () => {
@@ -138,6 +244,10 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
       // the charts were drawn: one bar per round and series in the per-round charts
       expect(await page.locator('#chart-pages rect.bar.s0').count()).toBe(sim['source'].report.rounds.length);
       expect(await page.locator('#chart-bandwidth path').count()).toBeGreaterThan(0);
+      await expectConsistentPage(page, sim);
+      // with an estimate, the status said so; before round 0 ended, it said when it would have one
+      const statuses = await page.evaluate(() => (window as unknown as { __statuses: string[] }).__statuses);
+      expect(statuses.some((x) => /^Round 0: .*expected downtime known after round 0$/.test(x))).toBe(true);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, 'simulator.png'), fullPage: true });
       expect(errors).toEqual([]);
@@ -159,9 +269,39 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
       expect(sim['target'].extra.guestAccesses).toBeGreaterThan(0);
       expect(t.faults).toBeGreaterThan(0);
       expect(await page.locator('#sum-postcopy').textContent()).toMatch(/faults/);
+      await expectConsistentPage(page, sim);
+      // no pre-copy round: no estimate, and the page says so instead of "0.0 ms"
+      expect(await page.locator('#sum-downtime').textContent()).toMatch(/no estimate/);
+      expect(await page.locator('#chart-downtime text.empty').textContent()).toMatch(/post-copy/);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'simulator-postcopy.png'), fullPage: true });
       expect(errors).toEqual([]);
       await page.close();
     }, 120_000);
+
+    it('every choice of every select is shown whole (no cut text)', async () => {
+      const { page, errors } = await openPage(browser!);
+      await page.goto(server.url + '/');
+      const cut = await page.evaluate(() => {
+        const out: string[] = [];
+        for (const sel of document.querySelectorAll('select')) {
+          const span = document.createElement('span');
+          span.style.font = getComputedStyle(sel).font;
+          span.style.whiteSpace = 'pre';
+          document.body.append(span);
+          for (const o of sel.options) {
+            span.textContent = o.text;
+            // room for the text plus the padding and the drop-down arrow
+            if (span.getBoundingClientRect().width + 16 > sel.clientWidth) out.push(`${sel.id}: "${o.text}" needs ${span.getBoundingClientRect().width.toFixed(0)} px, select ${sel.clientWidth} px`);
+          }
+          span.remove();
+        }
+        return out;
+      });
+      expect(cut).toEqual([]);
+      expect(errors).toEqual([]);
+      await page.close();
+    }, 60_000);
 
     it('Stop ends a running migration and Start is enabled again', async () => {
       const { page, errors } = await openPage(browser!);

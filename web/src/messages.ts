@@ -43,14 +43,22 @@ export interface StartMessage {
   port: MessagePort;
 }
 
+/** Interval of the source worker's link samples, ms. */
+export const LINK_SAMPLE_MS = 100;
+
 export interface ErrorInfo { code: string; message: string }
 
 /** Worker -> page. */
 export type WorkerMessage =
   | { type: 'ready'; role: 'source' | 'target'; pages: number }
   | { type: 'phase'; role: 'source' | 'target'; phase: string; round: number }
-  /** deliveredBytes: bytes out of the far end of the shaped link (bytes written when unshaped). */
-  | { type: 'progress'; t: number; progress: ProgressEvent; deliveredBytes: number }
+  | { type: 'progress'; t: number; progress: ProgressEvent }
+  /**
+   * A sample of the link, every LINK_SAMPLE_MS while the source migrates, in every phase (post-copy
+   * too): deliveredBytes out of the far end of the shaped link (bytes written when unshaped);
+   * `final` on the last one, sent when the migration ended.
+   */
+  | { type: 'link'; t: number; deliveredBytes: number; final?: boolean }
   | { type: 'round'; t: number; round: RoundReport }
   | { type: 'switchover'; round: number; reason: string; mode: string }
   | { type: 'done'; role: 'source' | 'target'; report: MigrationReport; memoryDigest: string; extra: Record<string, number> }
