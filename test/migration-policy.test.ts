@@ -27,6 +27,9 @@ describe('convergence policy (pure table)', () => {
     ['a higher downtime limit converges sooner', state([100000, 50000]), { downtimeLimitMs: 3000 }, 'switchover'],
     ['nothing dirty: switch over even when fixed costs exceed the limit', state([100000, 0], { verifyCostMs: 500 }), {}, 'switchover'],
     ['nothing dirty in hybrid: stop-and-copy, not post-copy', state([100000, 0], { mode: 'hybrid', verifyCostMs: 500 }), { hybridPrecopyRounds: 1 }, 'switchover'],
+    ['nothing dirty but a second of data in flight: wait for it (an empty round), do not switch over', state([100000, 0], { inFlightBytes: 100 * MB }), {}, 'continue'],
+    ['nothing dirty, data in flight, fixed costs over the limit anyway: switch over', state([100000, 0], { inFlightBytes: 100 * MB, verifyCostMs: 500 }), {}, 'switchover'],
+    ['nothing dirty, data in flight, out of rounds: switch over', state([100000, 0], { inFlightBytes: 100 * MB }), { maxRounds: 2 }, 'switchover'],
     ['fixed costs over the limit with pages dirty: continue', state([100000, 50], { verifyCostMs: 500 }), {}, 'continue'],
   ];
   for (const [name, s, o, action] of cases) {

@@ -18,24 +18,28 @@ function fakeHost(pages: number, missing: number[], requestsAfterFrame: Map<numb
   let queued: Uint32Array[] = [];
   let frames = 0;
   let committed = false;
+  const frame = (type: number, pages: Uint32Array | null): number => {
+    if (frames === failAtFrame) throw Object.assign(new Error('link down'), { code: ErrorCode.TRANSPORT_CLOSED });
+    types.push(type);
+    if (pages) sent.push(Array.from(pages));
+    const r = requestsAfterFrame.get(frames++);
+    if (r) queued.push(Uint32Array.from(r));
+    return 16;
+  };
+  let seq = 0;
   const host: PostcopySourceHost = {
     memory: { pageCount: pages, pageSize: 4096 } as GuestMemory,
-    encoder: { encode: (idx: Uint32Array, s: number, n: number) => new Uint8Array(idx.buffer.slice(idx.byteOffset + s * 4, idx.byteOffset + (s + n) * 4)), forget() {}, codecNames: () => ['raw'], stats: {}, dispose() {} },
-    pending, batchPages: 256, clock: () => 0,
-    sendFrame: async (type, _payload, p) => {
-      if (frames === failAtFrame) throw Object.assign(new Error('link down'), { code: ErrorCode.TRANSPORT_CLOSED });
-      types.push(type);
-      if (type === FrameType.PAGES) sent.push(Array.from(p!));
-      const r = requestsAfterFrame.get(frames++);
-      if (r) queued.push(Uint32Array.from(r));
-      return 16;
-    },
+    pending, batchPages: 256, clock: () => 0, pageRanges: true,
+    sendFrame: async (type) => { seq++; return frame(type, null); },
+    sendPages: async (p) => { seq++; return frame(FrameType.PAGES, p); },
     takeRequests: () => { const q = queued; queued = []; return q; },
     waitRequest: async () => {},
     setPostcopy: () => {},
+    forget: () => {},
     encoderCounts: () => ({}),
-    emitRound: () => {},
     commit: () => { committed = true; },
+    nextSeq: () => seq,
+    waitApplied: async () => {},
   };
   return { host, sent, types, committed: () => committed };
 }

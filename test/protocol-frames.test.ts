@@ -4,7 +4,7 @@ import xxhash from 'xxhash-wasm';
 import { createCore, type Core } from '../src/core/core.js';
 import { FrameReader, FrameWriter } from '../src/protocol/codec.js';
 import { encodePreamble, FrameType, FRAME_HEADER_BYTES, frameSeed } from '../src/protocol/frame.js';
-import { encodeAck, parseAck, parseHello, encodeJson, encodePageList, parsePageList, PAGE_LIST_RANGES } from '../src/protocol/messages.js';
+import { encodeAck, parseAck, parseHello, encodeJson, encodePageList, parsePageList, encodePing, parsePing, PAGE_LIST_RANGES } from '../src/protocol/messages.js';
 import { ErrorCode, PagewireError } from '../src/errors.js';
 
 let core: Core;
@@ -34,7 +34,7 @@ function readAll(reader: FrameReader): { type: number; seq: number; payload: str
 
 describe('frame layout', () => {
   it('writes the preamble and a PING frame byte for byte as documented', () => {
-    expect(hex(encodePreamble())).toBe('5047575201010000');
+    expect(hex(encodePreamble())).toBe('5047575201020000');
     const w = new FrameWriter(core);
     w.seq = 7;
     const payload = new Uint8Array([1, 2, 3]);
@@ -165,6 +165,15 @@ describe('messages', () => {
     expect(() => parseAck(bad)).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
   });
 
+  it('PING carries an f64 time stamp (protocol 1.2); other sizes and values are refused', () => {
+    const p = encodePing(1234.5);
+    expect(hex(p)).toBe('00000000004a9340'); // 1234.5 as f64 little-endian
+    expect(parsePing(p)).toBe(1234.5);
+    expect(() => parsePing(new Uint8Array(7))).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+    expect(() => parsePing(encodePing(Number.NaN))).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+    expect(() => parsePing(encodePing(-1))).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+  });
+
   it('HELLO validation names the bad field', () => {
     const good = { sessionId: 'a'.repeat(32), resume: false, pageSize: 4096, regions: [{ name: 'ram0', pageCount: 10 }], codecs: ['raw'], mode: 'precopy', nonce: '', options: {} };
     expect(parseHello(encodeJson(good)).regions[0]!.pageCount).toBe(10);
@@ -190,6 +199,10 @@ describe('messages', () => {
     expect(encodePageList([9, 5, 1]).byteLength).toBe(16); // not ascending: pages
     expect(encodePageList([1, 3, 5]).byteLength).toBe(16); // ranges would be larger
     expect(encodePageList([4, 5, 6, 7, 20, 21, 22]).byteLength).toBe(20); // 2 ranges < 7 pages
+    // a protocol 1.0 peer knows no ranges: the same list as pages
+    const plain = encodePageList(all, 0, all.length, false);
+    expect(plain.byteLength).toBe(4 + 4 * 65536);
+    expect(parsePageList(plain, 65536).every((v, i) => v === i)).toBe(true);
     fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 4095 }), { maxLength: 600 }), fc.boolean(), (list, sort) => {
       const pages = sort ? [...new Set(list)].sort((a, b) => a - b) : list;
       const enc = encodePageList(pages);

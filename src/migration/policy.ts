@@ -131,8 +131,13 @@ export function decide(s: PolicyState, o: PolicyOptions): PolicyDecision {
     return { action: 'switchover', expectedDowntimeMs: est, converged: true, reason: `expected downtime ${est.toFixed(1)} ms is within the ${o.downtimeLimitMs} ms limit` };
   }
   if (dirty === 0) {
-    // Nothing left to send: the estimate is the switch-over's fixed cost (verification, round
-    // trip, data still in flight), which more rounds cannot lower.
+    // Nothing left to send. Data still in flight drains while the guest runs (the next round is
+    // empty and waits for the link); the rest (verification, round trip) is the switch-over's
+    // fixed cost, which more rounds cannot lower.
+    const fixed = expectedDowntimeMs(0, { ...s, inFlightBytes: 0 }, o);
+    if (fixed <= o.downtimeLimitMs && s.rounds.length < o.maxRounds) {
+      return { action: 'continue', expectedDowntimeMs: est, reason: `no dirty pages left; waiting for the ${s.inFlightBytes ?? 0} bytes in flight to drain` };
+    }
     return { action: 'switchover', expectedDowntimeMs: est, converged: true, reason: `no dirty pages left; the expected downtime ${est.toFixed(1)} ms is the switch-over's fixed cost` };
   }
   if (s.mode === 'hybrid' && s.rounds.length >= o.hybridPrecopyRounds) {

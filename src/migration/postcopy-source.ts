@@ -20,9 +20,8 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { FrameType } from '../protocol/frame.js';
 import { encodeJson, encodePageList, type PostcopyMessage, type RoundEndMessage } from '../protocol/messages.js';
-import type { CodecCounts, RoundReport } from './report.js';
+import { codecCountsSince, type CodecCounts, type RoundReport } from './report.js';
 import { PageSet, type Clock } from './common.js';
-import type { EncoderLike } from './codec-adapter.js';
 
 /** Pages per PAGE_LIST frame (256 KiB of indices). */
 export const PAGE_LIST_CHUNK = 65536;
@@ -35,27 +34,31 @@ export const POSTCOPY_PUSH_BATCH = 32;
 /** What post-copy needs from the source endpoint (see MigrationSource.postcopyHost). */
 export interface PostcopySourceHost {
   memory: GuestMemory;
-  encoder: EncoderLike;
   /** Pages the target lacks or holds stale (drained here). */
   pending: PageSet;
   batchPages: number;
   clock: Clock;
-  /** Send a frame with flow control. @returns its wire bytes */
-  sendFrame(type: FrameType, payload: Uint8Array, pages: Uint32Array | null): Promise<number>;
+  /** The target reads page lists as ranges (protocol 1.1 and later). */
+  pageRanges: boolean;
+  /** Send a frame without pages, with flow control. @returns its wire bytes */
+  sendFrame(type: FrameType, payload: Uint8Array): Promise<number>;
+  /** Encode and send pages as post-copy records (the source's one page sender). @returns wire bytes */
+  sendPages(pages: Uint32Array): Promise<number>;
   /** Page requests received since the last call. */
   takeRequests(): Uint32Array[];
   /** Resolves at the next page request; rejects on a link failure or after `ms`. */
   waitRequest(ms: number): Promise<void>;
   /** Count wire bytes as post-copy bytes. */
   setPostcopy(on: boolean): void;
+  /** The encoder forgets what the target holds of these pages (no delta, no "unchanged"). */
+  forget(pages: Uint32Array): void;
   encoderCounts(): CodecCounts;
-  emitRound(r: RoundReport): void;
   /** The target's guest may run from now on: the source guest must never resume. */
-  commit?(): void;
+  commit(): void;
   /** Sequence number the next frame will carry. */
-  nextSeq?(): number;
+  nextSeq(): number;
   /** Resolves when the target has applied frame `seq` (rejects on a link failure). */
-  waitApplied?(seq: number): Promise<void>;
+  waitApplied(seq: number): Promise<void>;
 }
 
 /** Outcome of the post-copy phase. */
@@ -82,6 +85,9 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
   const start = host.clock();
   const before = host.encoderCounts();
   const missing = host.pending.drain();
+  // Every listed page must arrive as a record: a page the dirty log listed but that did not change
+  // would be "unchanged" (not sent) and the target would wait for it forever.
+  host.forget(missing);
   const left = new PageSet(host.memory.pageCount);
   left.addAll(missing);
   const batch = host.batchPages;
@@ -95,17 +101,14 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
     const msg: PostcopyMessage = { round, missingPages: missing.length };
     // The target's guest starts when it has the whole missing list: commit before the frame that
     // completes it leaves (POSTCOPY itself when nothing is missing).
-    if (missing.length === 0) { host.commit?.(); committed = true; }
-    wire += await host.sendFrame(FrameType.POSTCOPY, encodeJson(msg), null);
+    if (missing.length === 0) { host.commit(); committed = true; }
+    wire += await host.sendFrame(FrameType.POSTCOPY, encodeJson(msg));
     for (let i = 0; i < missing.length; i += PAGE_LIST_CHUNK) {
       const n = Math.min(PAGE_LIST_CHUNK, missing.length - i);
-      if (i + n === missing.length) { host.commit?.(); committed = true; }
-      wire += await host.sendFrame(FrameType.PAGE_LIST, encodePageList(missing, i, n), null);
+      if (i + n === missing.length) { host.commit(); committed = true; }
+      wire += await host.sendFrame(FrameType.PAGE_LIST, encodePageList(missing, i, n, host.pageRanges));
     }
-    const switchSeq = host.nextSeq ? host.nextSeq() - 1 : -1;
-    const switched = host.waitApplied && switchSeq >= 0
-      ? host.waitApplied(switchSeq).then(() => { switchedAt = host.clock(); })
-      : Promise.resolve().then(() => { switchedAt = host.clock(); });
+    const switched = host.waitApplied(host.nextSeq() - 1).then(() => { switchedAt = host.clock(); });
     switched.catch(() => undefined); // awaited below; a link failure surfaces in sendFrame first
 
     let lastYield = host.clock();
@@ -164,7 +167,7 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
       else break; // unreachable while pages are left: a full scan finds them
     }
     const end: RoundEndMessage = { round, pages: missing.length, wireBytes: wire, final: true };
-    wire += await host.sendFrame(FrameType.ROUND_END, encodeJson(end), null);
+    wire += await host.sendFrame(FrameType.ROUND_END, encodeJson(end));
     await switched;
   } catch (err) {
     if (!committed) throw err;
@@ -173,24 +176,17 @@ export async function runPostcopySource(host: PostcopySourceHost, round: number,
   } finally {
     host.setPostcopy(false);
   }
-  const after = host.encoderCounts();
-  const codecs: CodecCounts = {};
-  for (const [k, v] of Object.entries(after)) {
-    const b = before[k] ?? { pages: 0, bytes: 0 };
-    if (v.pages - b.pages > 0) codecs[k] = { pages: v.pages - b.pages, bytes: v.bytes - b.bytes };
-  }
+  const codecs = codecCountsSince(host.encoderCounts(), before);
   const durationMs = Math.max(0.001, host.clock() - start);
   const rr: RoundReport = {
     round, final: true, pages: missing.length, wireBytes: wire, rawBytes: missing.length * host.memory.pageSize, codecs,
     dirtyPages: 0, dirtyRateBytesPerSec: 0, bandwidthBytesPerSec: (wire * 1000) / durationMs, durationMs, expectedDowntimeMs: 0, throttlePct: 0,
   };
-  host.emitRound(rr);
   return { rounds: [rr], downtimeMs: Math.max(0, (switchedAt || host.clock()) - pausedAt), faults, latencies };
 }
 
-async function sendPages(host: PostcopySourceHost, pages: Uint32Array, n: number): Promise<number> {
-  const records = host.encoder.encode(pages, 0, n, { final: true, postcopy: true });
-  return host.sendFrame(FrameType.PAGES, records, pages.subarray(0, n));
+function sendPages(host: PostcopySourceHost, pages: Uint32Array, n: number): Promise<number> {
+  return host.sendPages(pages.subarray(0, n));
 }
 
 /** Resolve after pending I/O callbacks ran (setImmediate in Node; a zero timeout elsewhere). */

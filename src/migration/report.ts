@@ -47,6 +47,8 @@ export interface MigrationReport {
   downtimeMs: number;
   /** Last expected downtime the policy computed. */
   expectedDowntimeMs: number;
+  /** Round-trip time of the idle link as the source measured it (PING echoed in ACK), ms. */
+  rttMs?: number;
   /** Bytes on the wire, both directions of the page stream (source -> target). */
   wireBytes: number;
   /** Pages sent times page size: what plain pre-copy would send for the same pages. */
@@ -147,4 +149,14 @@ export function addCodecCounts(into: CodecCounts, add: CodecCounts): void {
     t.pages += v.pages;
     t.bytes += v.bytes;
   }
+}
+
+/** Per-codec counts in `after` and not in `before` (codecs with no new page left out). */
+export function codecCountsSince(after: CodecCounts, before: CodecCounts): CodecCounts {
+  const out: CodecCounts = {};
+  for (const [k, v] of Object.entries(after)) {
+    const b = before[k] ?? { pages: 0, bytes: 0 };
+    if (v.pages - b.pages > 0) out[k] = { pages: v.pages - b.pages, bytes: v.bytes - b.bytes };
+  }
+  return out;
 }

@@ -14,7 +14,7 @@ import type { Transport } from '../transport/types.js';
 import { Connection, withTimeout } from '../protocol/connection.js';
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import {
-  encodeAck, encodeJson, encodePageHashes, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList, PAGE_HASHES_PER_FRAME,
+  encodeAck, encodeJson, encodePageHashes, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList, parsePing, PAGE_HASHES_PER_FRAME,
   type ChallengeMessage, type DoneMessage, type HelloMessage, type WelcomeMessage,
 } from '../protocol/messages.js';
 import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
@@ -315,7 +315,9 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         await this.ack(conn, f, ackBase);
         return false;
       case FrameType.PING:
-        await conn.send(FrameType.PONG, f.payload.slice());
+        // protocol 1.2: acknowledged in order, echoing the source's time stamp (its RTT sample)
+        this.appliedSeq = f.seq;
+        await this.ack(conn, f, ackBase, parsePing(f.payload));
         return false;
       case FrameType.POSTCOPY:
       case FrameType.PAGE_LIST: {
@@ -368,10 +370,10 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     this.guestRunAt = this.clock();
   }
 
-  private async ack(conn: Connection, f: Frame, ackBase: number): Promise<void> {
+  private async ack(conn: Connection, f: Frame, ackBase: number, echoTimeMs = 0): Promise<void> {
     await conn.send(FrameType.ACK, encodeAck({
       appliedSeq: f.seq, round: this.round, bytesApplied: conn.bytesRead - ackBase,
-      pagesApplied: this.pagesApplied, targetTimeMs: this.clock(), echoTimeMs: 0,
+      pagesApplied: this.pagesApplied, targetTimeMs: this.clock(), echoTimeMs,
     }));
   }
 }

@@ -43,6 +43,11 @@ export class Connection {
     this.reader.maxFrameBytes = n;
   }
 
+  /** The peer's protocol minor version (-1 until its preamble was read). */
+  get peerMinor(): number {
+    return this.reader.peerMinor;
+  }
+
   /** Sequence number the next frame will carry. */
   get nextSeq(): number {
     return this.writer.seq;

@@ -16,7 +16,9 @@ export const PREAMBLE_MAGIC = 0x52574750; // "PGWR" read as u32 LE
 export const PREAMBLE_BYTES = 8;
 /** Protocol version. Major must match; minor may differ (features negotiated in HELLO). */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
+/** First minor that understands page lists as ranges (PAGE_LIST_RANGES). */
+export const MINOR_PAGE_RANGES = 1;
 export const FRAME_HEADER_BYTES = 16;
 /** Default ceiling for one frame's payload; larger frames are refused before any allocation. */
 export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;
@@ -53,8 +55,9 @@ export const FrameType = {
   PAGE_LIST: 14,
   /** target -> source: JSON per-page hashes the target already holds (skip known pages). */
   KNOWN_PAGES: 15,
-  /** either way: keep-alive / RTT probe (8-byte timestamp echoed). */
+  /** source -> target: RTT probe, f64 source clock; protocol 1.2 targets ACK it echoing the time. */
   PING: 16,
+  /** target -> source: answer to PING of protocol 1.0/1.1 targets (no 1.2 target sends it). */
   PONG: 17,
   /** target -> source: per-page hashes for a full verification pass (u32 first, u32 count, count x u64). */
   PAGE_HASHES: 18,

@@ -243,7 +243,8 @@ export function parsePostcopy(payload: Uint8Array): PostcopyMessage {
  *   f64 bytesApplied  frame bytes (header + payload) received and applied so far this session
  *   f64 pagesApplied  pages written so far this session
  *   f64 targetTimeMs  target's monotonic clock when it sent the ack
- *   f64 echoTimeMs    the source time stamp of the acked frame, if any (RTT estimate)
+ *   f64 echoTimeMs    when the acked frame is a PING: its time stamp (protocol 1.2; the source's RTT
+ *                     sample); 0 otherwise
  */
 export interface AckMessage {
   appliedSeq: number;
@@ -284,6 +285,24 @@ export function parseAck(payload: Uint8Array): AckMessage {
   return a;
 }
 
+/** PING payload: the sender's clock, f64 ms (little-endian). */
+export const PING_BYTES = 8;
+
+/** A PING carrying the sender's clock (protocol 1.2: the target's ACK echoes it). */
+export function encodePing(timeMs: number): Uint8Array {
+  const out = new Uint8Array(PING_BYTES);
+  new DataView(out.buffer).setFloat64(0, timeMs, true);
+  return out;
+}
+
+/** @throws PagewireError FRAME_CORRUPT unless 8 bytes holding a finite, non-negative time */
+export function parsePing(payload: Uint8Array): number {
+  if (payload.byteLength !== PING_BYTES) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `PING frame must be ${PING_BYTES} bytes, got ${payload.byteLength}`);
+  const t = new DataView(payload.buffer, payload.byteOffset, PING_BYTES).getFloat64(0, true);
+  if (!Number.isFinite(t) || t < 0) throw new PagewireError(ErrorCode.FRAME_CORRUPT, 'PING time stamp is not a finite non-negative number');
+  return t;
+}
+
 /** Set in a page list's count word: the list is `count` ranges (u32 first, u32 length), not pages. */
 export const PAGE_LIST_RANGES = 0x80000000;
 
@@ -291,9 +310,9 @@ export const PAGE_LIST_RANGES = 0x80000000;
  * Encode pages `pages[start .. start+count)` as a page list: `u32 count, count x u32 page`, or,
  * when the pages ascend and that is smaller, as ranges: `u32 (PAGE_LIST_RANGES | n), n x (u32
  * first, u32 length)` (a post-copy switch-over over a whole guest is one range instead of 4 bytes
- * a page).
+ * a page). `allowRanges: false` for a peer of protocol 1.0, which knows only the first form.
  */
-export function encodePageList(pages: ArrayLike<number>, start = 0, count = pages.length - start): Uint8Array {
+export function encodePageList(pages: ArrayLike<number>, start = 0, count = pages.length - start, allowRanges = true): Uint8Array {
   let ranges = count > 0 ? 1 : 0;
   let ascending = true;
   for (let i = 1; i < count && ascending; i++) {
@@ -302,7 +321,7 @@ export function encodePageList(pages: ArrayLike<number>, start = 0, count = page
     if (b <= a) ascending = false;
     else if (b !== a + 1) ranges++;
   }
-  if (ascending && count > 0 && ranges * 8 < count * 4) {
+  if (allowRanges && ascending && count > 0 && ranges * 8 < count * 4) {
     const out = new Uint8Array(4 + ranges * 8);
     const dv = new DataView(out.buffer);
     dv.setUint32(0, (PAGE_LIST_RANGES | ranges) >>> 0, true);

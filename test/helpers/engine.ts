@@ -11,30 +11,50 @@ import { PageSet } from '../../src/migration/common.js';
 
 export class SetDirtyLog implements DirtyLogLike {
   set: PageSet;
+  /** Runs before each sync (a guest lands the writes due by now). */
+  beforeSync: (() => void) | null = null;
   constructor(n: number) { this.set = new PageSet(n); }
   start(): void {}
   stop(): void {}
-  sync(): Uint32Array { return this.set.drain(); }
+  sync(): Uint32Array { this.beforeSync?.(); return this.set.drain(); }
 }
 
-/** A guest that writes `perTick` pages every ms until paused. */
+/**
+ * A guest that writes `perMs` pages per ms of real time while not paused. A 1 ms timer lands the
+ * writes, and so does every dirty sync (the writes due by then), so a round that holds the event
+ * loop still finds the pages written meanwhile.
+ */
 export class TimerGuest {
   writes = 0;
-  paused = false;
+  private isPaused = false;
+  private lastAt = performance.now();
   private timer: ReturnType<typeof setInterval>;
-  constructor(readonly memory: GuestMemory, readonly log: SetDirtyLog, perTick: number) {
-    const n = memory.pageCount;
-    this.timer = setInterval(() => {
-      if (this.paused) return;
-      for (let i = 0; i < perTick; i++) {
-        const w = this.writes++;
-        const p = (w * 7919 + (w >>> 3)) % n;
-        memory.page(p)[(w * 8) % memory.pageSize] = (w * 31) & 0xff;
-        log.set.add(p);
-      }
-    }, 1);
+  constructor(readonly memory: GuestMemory, readonly log: SetDirtyLog, readonly perMs: number) {
+    this.timer = setInterval(() => this.catchUp(), 1);
+    log.beforeSync = () => this.catchUp();
   }
-  stop(): void { clearInterval(this.timer); }
+  get paused(): boolean { return this.isPaused; }
+  set paused(on: boolean) {
+    if (on) this.catchUp();
+    this.isPaused = on;
+    this.lastAt = performance.now();
+  }
+  /** Land the writes due since the last call (at most two passes over memory). */
+  catchUp(): void {
+    const now = performance.now();
+    if (this.isPaused) { this.lastAt = now; return; }
+    const n = this.memory.pageCount;
+    const due = Math.min(2 * n, Math.floor((now - this.lastAt) * this.perMs));
+    if (due <= 0) return;
+    this.lastAt += due / this.perMs;
+    for (let i = 0; i < due; i++) {
+      const w = this.writes++;
+      const p = (w * 7919 + (w >>> 3)) % n;
+      this.memory.page(p)[(w * 8) % this.memory.pageSize] = (w * 31) & 0xff;
+      this.log.set.add(p);
+    }
+  }
+  stop(): void { clearInterval(this.timer); this.log.beforeSync = null; }
 }
 
 export async function makeMemories(pages: number, pageSize = 4096): Promise<{ src: GuestMemory; dst: GuestMemory }> {

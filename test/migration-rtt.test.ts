@@ -1,0 +1,97 @@
+/**
+ * The round trip as the source measures it (protocol 1.2: PING with the source's clock, echoed in
+ * the target's ACK), and what the source does not send to older targets: no PING to 1.1, no page
+ * ranges to 1.0.
+ */
+import { describe, it, expect } from 'vitest';
+import { MigrationSource } from '../src/migration/source.js';
+import { MigrationTarget } from '../src/migration/target.js';
+import { shapedPair } from '../src/transport/shaped.js';
+import { memoryPair } from '../src/transport/memory.js';
+import { FrameReader } from '../src/protocol/codec.js';
+import { FrameType, PROTOCOL_MINOR } from '../src/protocol/frame.js';
+import { PAGE_LIST_RANGES } from '../src/protocol/messages.js';
+import { createCore } from '../src/core/core.js';
+import type { Transport } from '../src/transport/types.js';
+import { SetDirtyLog, makeMemories, sameMemory } from './helpers/engine.js';
+
+/** The frames a transport's writer sent, as [type, payload] (the preamble skipped). */
+async function recording(t: Transport): Promise<{ t: Transport; frames: [number, Uint8Array][] }> {
+  const reader = new FrameReader(await createCore());
+  const frames: [number, Uint8Array][] = [];
+  const write = t.write.bind(t);
+  t.write = (chunk) => {
+    reader.push(chunk.slice());
+    for (let f = reader.next(); f; f = reader.next()) frames.push([f.type, f.payload.slice()]);
+    return write(chunk);
+  };
+  return { t, frames };
+}
+
+/** A target transport whose preamble announces protocol 1.`minor`. */
+function announcing(t: Transport, minor: number): Transport {
+  const write = t.write.bind(t);
+  let first = true;
+  t.write = (chunk) => {
+    if (first) {
+      first = false;
+      const c = chunk.slice();
+      c[5] = minor;
+      return write(c);
+    }
+    return write(chunk);
+  };
+  return t;
+}
+
+describe('round-trip time', () => {
+  it('is measured on a delayed link: 20 ms each way gives 40 ms, reported as rttMs', async () => {
+    const pages = 2048;
+    const { src, dst } = await makeMemories(pages);
+    const [a, b] = shapedPair({ bandwidthBytesPerSec: 64 * 1024 * 1024, delayMs: 20 });
+    const rec = await recording(a);
+    const [rs] = await Promise.all([new MigrationSource(src, new SetDirtyLog(pages), rec.t).migrate(), new MigrationTarget(dst).run(b)]);
+    expect(rs.verified).toBe(true);
+    // the delay is physical: no sample can be shorter; the minimum of idle-link samples is close
+    expect(rs.rttMs).toBeGreaterThanOrEqual(40);
+    expect(rs.rttMs).toBeLessThan(70);
+    // one PING after the handshake and one per round, each an 8-byte time stamp
+    const pings = rec.frames.filter(([type]) => type === FrameType.PING);
+    expect(pings.length).toBeGreaterThanOrEqual(1 + rs.rounds.length - 1);
+    for (const [, p] of pings) expect(p.byteLength).toBe(8);
+    expect(sameMemory(src, dst)).toBe(true);
+  });
+
+  it(`a target of protocol 1.1 is sent no PING (it would answer PONG); RTT comes from the handshake`, async () => {
+    expect(PROTOCOL_MINOR).toBe(2);
+    const pages = 512;
+    const { src, dst } = await makeMemories(pages);
+    const [a, b] = memoryPair();
+    const rec = await recording(a);
+    const [rs] = await Promise.all([new MigrationSource(src, new SetDirtyLog(pages), rec.t).migrate(), new MigrationTarget(dst).run(announcing(b, 1))]);
+    expect(rs.verified).toBe(true);
+    expect(rec.frames.some(([type]) => type === FrameType.PING)).toBe(false);
+    expect(rs.rttMs).toBeGreaterThan(0);
+  });
+
+  it('a target of protocol 1.0 gets post-copy page lists as pages, 1.2 as ranges', async () => {
+    const pages = 4096;
+    for (const minor of [0, 2]) {
+      const { src, dst } = await makeMemories(pages);
+      const [a, b] = memoryPair();
+      const rec = await recording(a);
+      const [rs] = await Promise.all([
+        new MigrationSource(src, new SetDirtyLog(pages), rec.t, { mode: 'postcopy' }).migrate(),
+        new MigrationTarget(dst).run(announcing(b, minor)),
+      ]);
+      expect(rs.verified).toBe(true);
+      const lists = rec.frames.filter(([type]) => type === FrameType.PAGE_LIST);
+      expect(lists.length).toBeGreaterThan(0);
+      for (const [, p] of lists) {
+        const head = new DataView(p.buffer, p.byteOffset).getUint32(0, true);
+        expect((head & PAGE_LIST_RANGES) !== 0).toBe(minor >= 1);
+      }
+      expect(sameMemory(src, dst)).toBe(true);
+    }
+  });
+});
