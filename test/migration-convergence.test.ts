@@ -26,16 +26,30 @@ describe('convergence', () => {
     const pages = 256;
     const { src, dst } = await makeMemories(pages);
     const log = new SetDirtyLog(pages);
-    const guest = new TimerGuest(src, log, 8); // ~8 pages per ms: far above a 2 MiB/s link of raw pages
-    // (raw pages: XBZRLE would carry these one-word writes in a few bytes each and converge)
+    // The guest rewrites every page before each dirty sync, whatever the machine's load: each
+    // round has 1 MiB of raw pages dirty, 500 ms at 2 MiB/s against a 20 ms limit. (A timer guest
+    // starves on a loaded machine and lets the migration converge.) Raw pages: XBZRLE would carry
+    // these one-word writes in a few bytes each and converge.
+    const guest = { paused: false, writes: 0 };
+    const dirtyAll = (): void => {
+      if (guest.paused) return;
+      for (let p = 0; p < pages; p++) {
+        const w = guest.writes++;
+        src.page(p)[(w * 8) % src.pageSize] = (w * 31) & 0xff;
+        log.set.add(p);
+      }
+    };
     const [a, b] = shapedPair({ bandwidthBytesPerSec: 2 * 1024 * 1024 });
     let paused = 0;
     let resumed = 0;
     const source = new MigrationSource(src, log, a, { codecs: 'raw', downtimeLimitMs: 20, maxRounds: 6, stallRounds: 2, onNonConvergence },
-      { pause: () => { paused++; guest.paused = true; }, resume: () => { resumed++; guest.paused = false; } });
+      {
+        pause: () => { paused++; guest.paused = true; },
+        resume: () => { resumed++; guest.paused = false; },
+        onRound: (_round, before) => { if (before) dirtyAll(); },
+      });
     const target = new MigrationTarget(dst);
     const res = await Promise.allSettled([source.migrate(), target.run(b)]);
-    guest.stop();
     return { res, paused, resumed, guest, src, dst };
   };
 
