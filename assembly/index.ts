@@ -7,7 +7,7 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-export { xxh64, xxh64Init, xxh64Update, xxh64Digest, hashPages } from './xxhash';
+export { xxh64, xxh64Init, xxh64Update, xxh64Digest, hashPages, hashPageList } from './xxhash';
 export { isZero, zeroPages } from './zero';
 export { xbzrleEncode, xbzrleDecode, xbzrleCheck } from './xbzrle';
 export { rleEncode, rleDecode, rleCheck, rleMaxEncodedSize } from './rle';

@@ -1,6 +1,7 @@
 // xxHash64 (Yann Collet, https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md):
 // seeded, any length, little-endian reads; and a batch form hashing every page of a buffer.
 // Values equal the reference (xxhash-wasm's h64) for the same bytes and seed.
+import { STATUS_BAD_ARGUMENT } from './status';
 
 // @ts-ignore: decorator
 @inline const P1: u64 = 0x9E3779B185EBCA87;
@@ -157,4 +158,23 @@ export function hashPages(ptr: usize, pageSize: usize, count: i32, seed: u64, ou
     p += pageSize;
     o += 8;
   }
+}
+
+/**
+ * Keep a per-page hash table current (the incremental memory digest, src/memory/page-hash-table.ts):
+ * for each k < count, `table[idx[k]] = xxh64(page, seed 0)` where the page is at `ptrs[k]` when
+ * `ptrs` is not 0, else at `base + idx[k] * pageSize`. Indices and pointers are u32 arrays.
+ * Returns count, or STATUS_BAD_ARGUMENT (before writing anything) when an index is >= pageCount,
+ * so the table is never written outside its pageCount entries.
+ */
+export function hashPageList(base: usize, pageSize: usize, idx: usize, ptrs: usize, count: i32, pageCount: u32, table: usize): i32 {
+  for (let k = 0; k < count; k++) {
+    if (load<u32>(idx + (<usize>k << 2)) >= pageCount) return STATUS_BAD_ARGUMENT;
+  }
+  for (let k = 0; k < count; k++) {
+    const page = load<u32>(idx + (<usize>k << 2));
+    const at: usize = ptrs != 0 ? <usize>load<u32>(ptrs + (<usize>k << 2)) : base + <usize>page * pageSize;
+    store<u64>(table + (<usize>page << 3), xxh64(at, pageSize, 0));
+  }
+  return count;
 }

@@ -13,7 +13,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WASM_BUDGET = 32 * 1024;
 
 const EXPECTED_FUNCTIONS = [
-  'heapBase', 'xxh64', 'xxh64Init', 'xxh64Update', 'xxh64Digest', 'hashPages', 'isZero', 'zeroPages',
+  'heapBase', 'xxh64', 'xxh64Init', 'xxh64Update', 'xxh64Digest', 'hashPages', 'hashPageList', 'isZero', 'zeroPages',
   'xbzrleEncode', 'xbzrleDecode', 'xbzrleCheck', 'rleEncode', 'rleDecode', 'rleCheck', 'rleMaxEncodedSize',
   'lz4Compress', 'lz4Decompress', 'lz4MaxCompressedSize',
 ];

@@ -20,6 +20,7 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { Arena, Core, createCore } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import type { PageHashTable } from '../memory/page-hash-table.js';
 import type { BatchExports } from './delta-cache.js';
 import { coreLz4Decompress, warmUpCoreLz4 } from './lz4.js';
 import { BLOCK_LZ4, BLOCK_PLAIN, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS, codecMask, readUleb, type RecordCodecName } from './format.js';
@@ -130,13 +131,20 @@ export class PageDecoder {
         if (kind !== BLOCK_PLAIN && kind !== BLOCK_LZ4) throw new PagewireError(ErrorCode.RECORD_CORRUPT, `unknown block kind ${kind}`);
         const rawLen = readUleb(records, cur);
         if (rawLen < 1 || rawLen > MAX_BLOCK_BYTES) throw new PagewireError(ErrorCode.RECORD_CORRUPT, `block length ${rawLen} out of range`);
-        const blk = this.blockArena(rawLen);
-        if (inCore && records.buffer !== this.core.exports.memory.buffer) records = new Uint8Array(this.core.exports.memory.buffer, inOff, inLen);
+        let blk: number;
         if (kind === BLOCK_PLAIN) {
           if (rawLen > records.byteLength - cur.pos) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'block runs past the payload');
-          this.core.u8().set(records.subarray(cur.pos, cur.pos + rawLen), blk);
+          if (inCore) {
+            // already in this core (a frame reader's arena): apply it where it is, no copy
+            blk = inOff + cur.pos;
+          } else {
+            blk = this.blockArena(rawLen);
+            this.core.u8().set(records.subarray(cur.pos, cur.pos + rawLen), blk);
+          }
           cur.pos += rawLen;
         } else {
+          blk = this.blockArena(rawLen);
+          if (inCore && records.buffer !== this.core.exports.memory.buffer) records = new Uint8Array(this.core.exports.memory.buffer, inOff, inLen);
           if (!this.lz4) throw new PagewireError(ErrorCode.CODEC_NOT_NEGOTIATED, 'LZ4 block but lz4 was not negotiated');
           const compLen = readUleb(records, cur);
           if (compLen > records.byteLength - cur.pos) throw new PagewireError(ErrorCode.RECORD_CORRUPT, 'LZ4 block runs past the payload');
@@ -151,6 +159,7 @@ export class PageDecoder {
           this.stats.lz4.inBytes += compLen;
         }
         this.applyBlock(blk, rawLen);
+        if (inCore && records.buffer !== this.core.exports.memory.buffer) records = new Uint8Array(this.core.exports.memory.buffer, inOff, inLen);
       }
     } finally {
       this.stats.payloads++;
@@ -164,6 +173,20 @@ export class PageDecoder {
   applyResult(records: Uint8Array): ApplyResult {
     const pages = this.apply(records);
     return { pages, written: this.lastPages() };
+  }
+
+  /**
+   * Keep a per-page hash table current with every page this decoder writes (the incremental
+   * memory digest). The table must live in {@link coreInstance}; it stays the caller's to dispose.
+   */
+  trackHashes(table: PageHashTable | null): void {
+    this.hashTable = table;
+  }
+  private hashTable: PageHashTable | null = null;
+
+  /** The core this decoder works in (where a hash table for it lives). */
+  get coreInstance(): Core {
+    return this.core;
   }
 
   /** Pages written by the last apply, in order (a view valid until the next apply). */
@@ -197,6 +220,12 @@ export class PageDecoder {
     }
     const buf = this.core.exports.memory.buffer;
     this.last.set(new Uint32Array(buf, this.pagesPtr, count), this.lastLen);
+    if (this.hashTable) {
+      // the incremental digest: hash the pages just written (in place in the core, else staged)
+      const written = this.last.subarray(this.lastLen, this.lastLen + count);
+      if (this.external) this.hashTable.update(written);
+      else this.hashTable.updateFromCore(this.pagesPtr, 0, count, written);
+    }
     if (!this.external) {
       const codecs = new Uint8Array(buf, this.tablePtr, count);
       const st = this.stats.codecs;

@@ -28,6 +28,7 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { Core, createCore } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import type { PageHashTable } from '../memory/page-hash-table.js';
 import { DeltaCache, DEFAULT_CACHE_BYTES, type BatchExports } from './delta-cache.js';
 import { coreLz4Compress, lz4MaxCompressedSize, warmUpCoreLz4 } from './lz4.js';
 import {
@@ -71,6 +72,9 @@ export interface CodecCounter {
   /** Time spent (core codecs share one figure: 'core'; lz4 its own). */
   timeMs: number;
 }
+
+/** What the encoder tells a page hash table (src/memory/page-hash-table.ts) after each batch. */
+export type PageHashSink = Pick<PageHashTable, 'updateFromCore'>;
 
 /** Encoder statistics (a plain object; counters only grow until dispose). */
 export interface CodecStats {
@@ -236,6 +240,8 @@ export class PageEncoder {
       const flags = this.flags(opts.final === true, opts.postcopy === true);
       const len = this.ex.encodeBatch(this.cache.st, this.idxPtr, this.ptrPtr, n, this.outPtr, this.outSize, flags);
       if (len < 0) throw new PagewireError(ErrorCode.WASM_FAILED, `core encodeBatch failed (${len})`);
+      // the pages as encoded, still in core memory (in place or staged): their hashes for the digest
+      this.hashTable?.updateFromCore(this.idxPtr, this.ptrPtr, n, idx);
       this.encodedPages += n;
       const t1 = performance.now();
       this.collect(n, t1 - t0);
@@ -370,6 +376,22 @@ export class PageEncoder {
     for (let c = 0; c < RECORD_CODECS.length; c++) n += dv.getUint32(st + 64 + 8 * c, true);
     return n;
   }
+
+  /**
+   * Keep a per-page hash table current with the pages as encoded (the incremental memory digest):
+   * every page encoded from now on is hashed in the same pass, in core memory. The table must
+   * live in {@link coreInstance} (`new PageHashTable(memory, encoder.coreInstance)`); it stays the
+   * caller's to dispose.
+   */
+  trackHashes(table: PageHashSink | null): void {
+    this.hashTable = table;
+  }
+
+  /** The core this encoder works in (where its batches and a hash table live). */
+  get coreInstance(): Core {
+    return this.core;
+  }
+  private hashTable: PageHashSink | null = null;
 
   /** Forget what the target holds of these pages (delivery unknown after a dropped link). */
   forget(pages: ArrayLike<number>): void {

@@ -21,6 +21,12 @@ export interface CoreExports {
   xxh64Digest(state: number, ptr: number, len: number): bigint;
   /** One xxHash64 per page, little-endian u64 at `outPtr + 8k`. */
   hashPages(ptr: number, pageSize: number, count: number, seed: bigint, outPtr: number): void;
+  /**
+   * `table[idx[k]] = xxh64(page)` (seed 0) for k < count; the page is at `ptrs[k]`, or at
+   * `base + idx[k] * pageSize` when `ptrs` is 0 (u32 arrays). Returns count, or a negative status
+   * (nothing written) when an index is >= pageCount.
+   */
+  hashPageList(base: number, pageSize: number, idx: number, ptrs: number, count: number, pageCount: number, table: number): number;
 
   /** 1 when `len` bytes at `ptr` are all zero, else 0. */
   isZero(ptr: number, len: number): number;

@@ -69,7 +69,7 @@ export class Connection {
     const frame = this.writer.frame(type, payload, flags);
     this.stats.bytesSent += frame.byteLength;
     this.stats.framesSent++;
-    await this.transport.write(frame);
+    await this.transport.write(frame, this.writer.release);
     return seq;
   }
 

@@ -79,11 +79,13 @@ export class SocketTransport implements Transport {
     return this.socket.writableLength;
   }
 
-  write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array, release?: (chunk: Uint8Array) => void): Promise<void> {
     if (this.error !== null) return Promise.reject(this.error);
     if (this.ended) return Promise.reject(closedError(this.label, 'write after end'));
     if (chunk.byteLength === 0) return Promise.resolve();
-    if (this.socket.write(chunk)) return Promise.resolve();
+    // Node calls the callback once the bytes went to the kernel (or the write failed): from
+    // then on the socket holds no reference to `chunk`.
+    if (this.socket.write(chunk, release === undefined ? undefined : () => release(chunk))) return Promise.resolve();
     return this.writers.wait();
   }
 

@@ -14,9 +14,13 @@ export interface Transport {
    * reuse it afterwards (TCP holds it until the kernel took it; the MessagePort transport may
    * transfer, i.e. detach, its ArrayBuffer when the chunk spans the whole buffer). Keep a copy if
    * you may need to send the bytes again. Resolves when more may be written.
+   * @param release optional: a transport that can tell calls it once it no longer refers to
+   *   `chunk` (TCP and TLS: when the socket has handed the bytes to the kernel, or failed), and the
+   *   writer may then reuse the chunk's memory. Transports that cannot tell (in-memory pairs hand
+   *   the chunk itself to the reader) never call it.
    * @throws PagewireError TRANSPORT_CLOSED if the transport is closed or fails
    */
-  write(chunk: Uint8Array): Promise<void>;
+  write(chunk: Uint8Array, release?: (chunk: Uint8Array) => void): Promise<void>;
   /**
    * Next chunk from the peer, or `null` at a clean end of stream.
    * @throws PagewireError TRANSPORT_CLOSED when the connection fails

@@ -1,0 +1,114 @@
+/**
+ * The incremental memory digest: per-page hash tables kept current by the encoder (pages as
+ * encoded) and the decoder (pages as written) must equal a full hash of memory whenever every
+ * change was reported, in both placements, and pages never reported are hashed at the digest.
+ */
+import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import { createCore } from '../src/core/core.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
+import { PageHashTable } from '../src/memory/page-hash-table.js';
+import { PageEncoder } from '../src/codec/encoder.js';
+import { PageDecoder } from '../src/codec/decoder.js';
+import { memoryDigest, pageHashes } from '../src/migration/digest.js';
+import { PagewireError } from '../src/errors.js';
+
+const PAGES = 96;
+
+async function memoryIn(placement: 'core' | 'external'): Promise<GuestMemory> {
+  if (placement === 'core') return GuestMemory.inCore(await createCore(), PAGES);
+  return GuestMemory.allocateExternal({ pageSize: 4096, regions: [{ name: 'a', pageCount: 40 }, { name: 'b', pageCount: PAGES - 40 }] });
+}
+
+/** Content by kind: zero, a run, a small edit of a shared pattern (XBZRLE, dup), noise. */
+function write(memory: GuestMemory, page: number, kind: number, salt: number): void {
+  const v = memory.page(page);
+  if (kind === 0) v.fill(0);
+  else if (kind === 1) v.fill(salt & 0xff);
+  else if (kind === 2) { for (let i = 0; i < v.length; i++) v[i] = (i >> 4) & 0xff; v[salt % 4096] ^= 0x5a; }
+  else for (let i = 0; i < v.length; i++) v[i] = (Math.imul(i + salt, 2654435761) >>> 13) & 0xff;
+}
+
+const edits = fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: PAGES - 1 }), fc.integer({ min: 0, max: 3 }), fc.nat(1 << 20)), { maxLength: 40 }), { minLength: 1, maxLength: 4 });
+
+describe('page hash tables', () => {
+  for (const [srcPlace, dstPlace] of [['core', 'external'], ['external', 'core']] as const) {
+    it(`encoder and decoder tables equal full hashes round after round (${srcPlace} -> ${dstPlace})`, async () => {
+      await fc.assert(fc.asyncProperty(edits, async (rounds) => {
+        const src = await memoryIn(srcPlace);
+        const dst = await memoryIn(dstPlace);
+        for (let p = 0; p < PAGES; p++) write(src, p, p % 4, p);
+        const enc = await PageEncoder.create(src, { codecs: 'all' });
+        const dec = await PageDecoder.create(dst, enc.codecNames());
+        const sent = new PageHashTable(src, enc.coreInstance);
+        const got = new PageHashTable(dst, dec.coreInstance);
+        enc.trackHashes(sent);
+        dec.trackHashes(got);
+        try {
+          // round 0: every page; then only the pages each round dirtied
+          let dirty = Uint32Array.from({ length: PAGES }, (_, i) => i);
+          for (const round of [...rounds, []]) {
+            for (let i = 0; i < dirty.length; i += 32) dec.apply(enc.encode(dirty, i, Math.min(32, dirty.length - i)).slice());
+            expect(sent.pendingPages).toBe(0);
+            expect(sent.digest()).toBe(memoryDigest(src, enc.coreInstance));
+            expect(got.digest()).toBe(memoryDigest(dst, dec.coreInstance));
+            expect(got.digest()).toBe(sent.digest());
+            const set = new Set<number>();
+            for (const [p, kind, salt] of round) { write(src, p, kind, salt); set.add(p); }
+            dirty = Uint32Array.from([...set]);
+          }
+          expect(got.hashes()).toEqual(pageHashes(dst, dec.coreInstance));
+        } finally {
+          sent.dispose();
+          got.dispose();
+          enc.dispose();
+          dec.dispose();
+        }
+      }), { seed: 13, numRuns: 12 });
+    });
+  }
+
+  it('pages never reported are hashed at the digest; update() reads memory as it is', async () => {
+    for (const placement of ['core', 'external'] as const) {
+      const m = await memoryIn(placement);
+      const core = m.core ?? (await createCore());
+      for (let p = 0; p < PAGES; p += 3) write(m, p, 3, p);
+      const t = new PageHashTable(m, core);
+      expect(t.pendingPages).toBe(PAGES);
+      expect(t.digest()).toBe(memoryDigest(m, core));
+      expect(t.pendingPages).toBe(0);
+      write(m, 5, 3, 99);
+      expect(t.digest()).not.toBe(memoryDigest(m, core)); // not reported: the table keeps the old hash
+      t.update([5]);
+      expect(t.digest()).toBe(memoryDigest(m, core));
+      t.invalidate();
+      expect(t.pendingPages).toBe(PAGES);
+      t.dispose();
+    }
+  });
+
+  it('an index outside the guest is a typed error and nothing is written', async () => {
+    const m = await memoryIn('core');
+    const t = new PageHashTable(m, m.core!);
+    const before = t.digest();
+    let err: unknown;
+    try {
+      t.update([1, 2, PAGES]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PagewireError);
+    expect((err as PagewireError).code).toBe('PAGE_OUT_OF_RANGE');
+    // the core refuses too, before writing: a list with a bad index leaves the table as it was
+    const core = m.core!;
+    const ex = core.exports;
+    const idx = core.alloc(8);
+    core.view().setUint32(idx, 3, true);
+    core.view().setUint32(idx + 4, 0xffffffff, true);
+    const table = core.alloc(PAGES * 8);
+    core.u8().fill(0xee, table, table + PAGES * 8);
+    expect(ex.hashPageList(m.basePtr, 4096, idx, 0, 2, PAGES, table)).toBeLessThan(0);
+    expect(core.u8().subarray(table, table + PAGES * 8).every((b) => b === 0xee)).toBe(true);
+    expect(t.digest()).toBe(before);
+  });
+});
