@@ -37,7 +37,7 @@ export function jsonReport(rep: MigrationReport, extra: Record<string, unknown> 
 }
 
 /** Wrap a source-side transport with link shaping (rate + one-way delay) and faults. */
-function shapeSource(t: Transport, g: GuestArgs, inj: FaultInjector | null): Transport {
+export function shapeSource(t: Transport, g: GuestArgs, inj: FaultInjector | null): Transport {
   let x = t;
   if (g.linkBytesPerSec > 0 || g.delayMs > 0 || g.jitterMs > 0) {
     x = shapeTransport(x, { bandwidthBytesPerSec: g.linkBytesPerSec || undefined, delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed, label: 'source link' });
@@ -51,7 +51,7 @@ function shapeTarget(t: Transport, g: GuestArgs): Transport {
   return t;
 }
 
-function attachOutput(src: Pick<MigrationSource, 'on'>, g: GuestArgs, totalPages: number): () => void {
+export function attachOutput(src: Pick<MigrationSource, 'on'>, g: GuestArgs, totalPages: number): () => void {
   if (g.json || g.quiet) return () => undefined;
   const progress = new ProgressLine(process.stderr);
   src.on('progress', (p) => progress.update(p, totalPages));
@@ -286,6 +286,7 @@ async function dumpMemory(memory: GuestMemory, path: string): Promise<void> {
 
 /** `pagewire serve`: a target that receives one migration (or many with --keep). */
 export async function serve(argv: string[]): Promise<number> {
+  if (argv.some((a) => a.startsWith('--qemu-'))) return (await import('./qemu.js')).serveQemu(argv);
   const v = parse(argv, {
     host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '4444' }, keep: { type: 'boolean', default: false },
     secret: { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
@@ -341,6 +342,7 @@ export function hostPort(value: string, what: string): { host: string; port: num
 
 /** `pagewire migrate --to HOST:PORT`: a source with a simulated guest. */
 export async function migrate(argv: string[]): Promise<number> {
+  if (argv.some((a) => a.startsWith('--qemu-'))) return (await import('./qemu.js')).migrateQemu(argv);
   const v = parse(argv, { ...GUEST_OPTIONS, to: { type: 'string' }, 'dump-memory': { type: 'string' } });
   if (v['help']) { out(MIGRATE_HELP); return EXIT.OK; }
   if (typeof v['to'] !== 'string') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--to HOST:PORT is required (where `pagewire serve` listens)');
@@ -476,6 +478,7 @@ export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] 
 Receives one migration (like QEMU -incoming), verifies it, prints its report and exits
 (--dump-memory FILE writes the received memory to FILE); --keep serves
 one migration after another. --port 0 picks a free port (printed on stderr as "listening on HOST:PORT").
+With --qemu-qmp/--qemu-ram/--qemu-incoming it receives a running QEMU guest (pagewire serve --qemu-qmp X --help).
 exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;
 
 export const DEMO_HELP = `pagewire demo [options]
@@ -487,5 +490,6 @@ exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verifi
 
 export const MIGRATE_HELP = `pagewire migrate --to HOST:PORT [options]
 A source with a simulated guest that migrates to a \`pagewire serve\` target.
+With --qemu-qmp/--qemu-ram it migrates a running QEMU guest instead (pagewire migrate --qemu-qmp X --help).
 ${commonHelp('migrate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;

@@ -83,6 +83,7 @@ export class QmpClient {
   private nextId = 1;
   private received = 0;
   private closedError: PagewireError | null = null;
+  private readonly closeWaiters: ((e: PagewireError) => void)[] = [];
   private chunks: Buffer[] = [];
   private buffered = 0;
   private greeting: ((line: Record<string, unknown>) => void) | null;
@@ -190,6 +191,12 @@ export class QmpClient {
   /** Events received so far (the `since` of {@link waitEvent}). */
   get eventCount(): number {
     return this.received;
+  }
+
+  /** Resolves with the reason when the connection closes (QEMU exited, a protocol error, {@link close}). */
+  whenClosed(): Promise<PagewireError> {
+    if (this.closedError) return Promise.resolve(this.closedError);
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
   }
 
   /** Events still in the history (the last `eventHistory`), oldest first. */
@@ -324,5 +331,6 @@ export class QmpClient {
       w.reject(err);
     }
     this.waiters.clear();
+    for (const w of this.closeWaiters.splice(0)) w(err);
   }
 }

@@ -16,6 +16,7 @@ import { createCore } from '../core/core.js';
 import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
 import { MigrationTarget, type TargetOptions, type TargetTransports } from '../migration/target.js';
 import type { MigrationReport } from '../migration/report.js';
+import type { Transport } from '../transport/types.js';
 import { QmpClient } from './qmp.js';
 import { RamFile } from './ram-file.js';
 import { setQemuCapabilities } from './control.js';
@@ -100,7 +101,8 @@ export class QemuTarget {
   async run(transports: TargetTransports): Promise<QemuTargetReport> {
     await this.qmp.execute('migrate-incoming', { uri: this.opts.incomingUri });
     const since = this.qmp.eventCount;
-    const rep = await this.target.run(transports);
+    const watched = this.failWithQemu(transports);
+    const rep = await this.target.run(watched.transports).finally(watched.stop);
     // The source lets QEMU send the device state once it has our verification.
     let resume;
     try {
@@ -116,6 +118,34 @@ export class QemuTarget {
         guestPauseMs: this.stopTimeMs > 0 ? resume.timeMs - this.stopTimeMs : -1, status: st.status,
       },
     };
+  }
+
+  /**
+   * The connections, cut when the destination QEMU goes away (its QMP connection closes): the
+   * migration then fails at once with QEMU_FAILED instead of running to a switch-over that cannot
+   * happen, and no reconnection is accepted.
+   */
+  private failWithQemu(transports: TargetTransports): { transports: TargetTransports; stop: () => void } {
+    let current: Transport | null = typeof transports === 'function' ? null : transports;
+    let watching = true;
+    const gone = this.qmp.whenClosed().then((cause) => new PagewireError(ErrorCode.QEMU_FAILED, `the destination QEMU went away (${cause.message})`, { cause }));
+    let goneError: PagewireError | null = null;
+    void gone.then((e) => {
+      if (!watching) return;
+      goneError = e;
+      current?.destroy(e);
+    });
+    const stop = (): void => { watching = false; };
+    if (typeof transports !== 'function') return { transports, stop };
+    return { stop, transports: async () => {
+      const t = await Promise.race([transports(), gone.then((e) => Promise.reject(e))]);
+      if (goneError) {
+        t.destroy(goneError);
+        throw goneError;
+      }
+      current = t;
+      return t;
+    } };
   }
 
   /** Close the QMP connection (if this endpoint opened it) and the RAM file. */
