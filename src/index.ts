@@ -89,6 +89,7 @@ export {
   type SnapshotInfo, type SnapshotHeader, type SnapshotKind, type SnapshotRoundEnd,
 } from './snapshot/index.js';
 export { PageEncoder, type EncoderOptions, type CodecStats, type CodecCounter, type Lz4Policy } from './codec/encoder.js';
+export { Lz4AutoPolicy, LZ4_PRIOR, type Lz4Prior, type Lz4PolicyOptions, type Lz4BlockSample, type Lz4DecisionStats } from './codec/lz4-policy.js';
 export { PageDecoder, type ApplyResult, type DecoderStats } from './codec/decoder.js';
 export { DeltaCache, DEFAULT_CACHE_BYTES } from './codec/delta-cache.js';
 export { RECORDS_VERSION, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, type CodecName } from './codec/format.js';

@@ -15,8 +15,9 @@
  * last sent (not sent, counted); duplicate of a page the target holds (hash match confirmed byte for
  * byte against the delta cache's copy, i.e. content the target is known to hold); XBZRLE against
  * the cached version; RLE; raw. Then per batch block: LZ4 over the block's records (raw pages and
- * XBZRLE residue together) when it pays (`lz4: 'auto'` compresses and keeps the result if it saves
- * >= 3%, backing off after blocks that did not pay; 'always'; 'never').
+ * XBZRLE residue together) with the core's LZ4 (assembly/lz4.ts) when it pays (`lz4: 'auto'`: the
+ * decision of src/codec/lz4-policy.ts from the link speed and running estimates, and a block is
+ * sent compressed only if it saves >= 3%; 'always'; 'never').
  *
  * Presets: 'raw' = every page raw; 'qemu' = zero pages + XBZRLE (64 MiB cache) + raw, XBZRLE and the
  * cache only after the first pass (the first `pageCount` pages encoded), as QEMU; 'all' = zero,
@@ -31,6 +32,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
 import { DeltaCache, DEFAULT_CACHE_BYTES, type BatchExports } from './delta-cache.js';
 import { coreLz4Compress, lz4MaxCompressedSize, warmUpCoreLz4 } from './lz4.js';
+import { Lz4AutoPolicy, type Lz4DecisionStats } from './lz4-policy.js';
 import {
   BLOCK_LZ4, BLOCK_PLAIN, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS,
   F_CACHE, F_DUP, F_FINAL, F_RAW, F_RLE, F_XBZRLE, F_XB_ACTIVE, F_ZERO, codecMask, writeUleb, type CodecName, type RecordCodecName,
@@ -52,9 +54,11 @@ export interface EncoderOptions {
   /** LZ4 policy when 'lz4' is enabled. Default 'auto'. */
   lz4?: Lz4Policy;
   /**
-   * With lz4 'auto': the link's bandwidth (bytes/s). When given, a block is compressed only while
-   * the bytes LZ4 saves are worth more link time than the compression costs (running estimates,
-   * re-probed every 16 blocks). Without it 'auto' compresses whenever it saves >= 3%.
+   * With lz4 'auto': the link's bandwidth (bytes/s). A block is compressed while the bytes LZ4
+   * saves are worth more link time than the compression costs (src/codec/lz4-policy.ts: estimates
+   * from a corpus prior, following the blocks, probing while off). Without it the send rate given
+   * to {@link PageEncoder.setSendRate} is used; with neither, every block is tried and sent
+   * compressed when it saves >= 3%.
    */
   linkBytesPerSec?: number;
   /** QEMU's rule: no XBZRLE and no cache during the first pass. Default true for 'qemu' only. */
@@ -97,8 +101,13 @@ export interface CodecStats {
   wireBytes: number;
   /** Time in the core batch calls and staging (ms). */
   coreMs: number;
-  /** Time in LZ4 (ms). */
+  /** Time in LZ4 and block framing (ms). */
   lz4Ms: number;
+  /**
+   * The LZ4 decision: blocks asked about, tried, probed, sent compressed, bytes saved, compressor
+   * time, and the estimates and link speed it decides with.
+   */
+  lz4Decision: Lz4DecisionStats;
 }
 
 function counter(): CodecCounter { return { pages: 0, inBytes: 0, outBytes: 0, timeMs: 0 }; }
@@ -142,12 +151,7 @@ export class PageEncoder {
   private lz4Ptr = 0;
   private lz4Size = 0;
   private encodedPages = 0;
-  private lz4Skip = 0;
-  private lz4Backoff = 0;
-  /** Running estimates for the bandwidth-aware policy: saved fraction and ms per input byte. */
-  private lz4SaveFrac = 0.5;
-  private lz4MsPerByte = 0;
-  private lz4Blocks = 0;
+  private readonly lz4Policy: Lz4AutoPolicy;
   private disposed = false;
   private readonly regionViews: Uint8Array[] | null;
 
@@ -175,12 +179,13 @@ export class PageEncoder {
       this.lz4Ptr = core.alloc(this.lz4Size);
       warmUpCoreLz4(core);
     }
+    this.lz4Policy = new Lz4AutoPolicy({ linkBytesPerSec: cfg.linkBps });
     const codecs = {} as Record<RecordCodecName | 'unchanged', CodecCounter>;
     for (const n of [...RECORD_CODECS, 'unchanged'] as const) codecs[n] = counter();
     this.stats = {
       codecs, lz4: counter(),
       cache: { slots: cfg.cache ? this.cache.slots : 0, hits: 0, misses: 0, overflows: 0, evictions: 0, inserts: 0 },
-      pages: 0, unchanged: 0, dup: 0, wireBytes: 0, coreMs: 0, lz4Ms: 0,
+      pages: 0, unchanged: 0, dup: 0, wireBytes: 0, coreMs: 0, lz4Ms: 0, lz4Decision: this.lz4Policy.stats,
     };
   }
 
@@ -245,7 +250,10 @@ export class PageEncoder {
       this.encodedPages += n;
       const t1 = performance.now();
       this.collect(n, t1 - t0);
-      if (len > 0) pos = this.emitBlock(pos, len);
+      if (len > 0) {
+        this.lz4Policy.noteEncode(len, t1 - t0);
+        pos = this.emitBlock(pos, len);
+      }
       this.stats.lz4Ms += performance.now() - t1;
     }
     this.stats.wireBytes += pos;
@@ -323,20 +331,18 @@ export class PageEncoder {
   /** Append the block of `len` record bytes at outPtr (LZ4 when it pays). */
   private emitBlock(pos: number, len: number): number {
     const recs = this.core.u8().subarray(this.outPtr, this.outPtr + len);
-    if (this.lz4Size > 0 && len >= 64 && this.wantLz4()) {
+    const always = this.cfg.lz4 === 'always';
+    if (this.lz4Size > 0 && len >= 64 && (always ? this.lz4Policy.force() : this.lz4Policy.next())) {
       const t = performance.now();
       // in 'auto' a block that does not save 3% is not sent compressed: let the core stop there
-      const always = this.cfg.lz4 === 'always';
       const cap = always ? this.lz4Size : Math.floor(len * 0.97);
-      let c = coreLz4Compress(this.core, this.outPtr, len, this.lz4Ptr, cap, 1);
-      if (c < 0) c = len;
+      const c = coreLz4Compress(this.core, this.outPtr, len, this.lz4Ptr, cap, 1);
       const k = this.stats.lz4;
       const dt = performance.now() - t;
       k.timeMs += dt;
-      this.lz4SaveFrac = 0.8 * this.lz4SaveFrac + 0.2 * Math.max(0, (len - c) / len);
-      this.lz4MsPerByte = this.lz4MsPerByte === 0 ? dt / len : 0.8 * this.lz4MsPerByte + 0.2 * (dt / len);
-      if (c < len * 0.97 || always) {
-        this.lz4Backoff = 0;
+      this.lz4Policy.record({ inBytes: len, outBytes: c < 0 ? len : c, ms: dt });
+      // c < 0: it would not fit the cap (in 'auto', would not save 3%)
+      if (c >= 0 && (c < len * 0.97 || always)) {
         pos = this.reserve(pos, 11 + c);
         this.out[pos++] = BLOCK_LZ4;
         pos = writeUleb(this.out, pos, len);
@@ -347,9 +353,6 @@ export class PageEncoder {
         k.outBytes += c;
         return pos + c;
       }
-      // did not pay: skip the next blocks, longer each time (probe again later)
-      this.lz4Backoff = Math.min(this.lz4Backoff * 2 || 1, 16);
-      this.lz4Skip = this.lz4Backoff;
     }
     pos = this.reserve(pos, 6 + len);
     this.out[pos++] = BLOCK_PLAIN;
@@ -358,15 +361,12 @@ export class PageEncoder {
     return pos + len;
   }
 
-  private wantLz4(): boolean {
-    if (this.cfg.lz4 === 'always') return true;
-    if (this.lz4Skip > 0) { this.lz4Skip--; return false; }
-    const bps = this.cfg.linkBps;
-    if (bps > 0 && this.lz4MsPerByte > 0 && (++this.lz4Blocks & 15) !== 0) {
-      // link ms saved per input byte vs compression ms per input byte
-      return (this.lz4SaveFrac / bps) * 1000 > this.lz4MsPerByte;
-    }
-    return true;
+  /**
+   * The send rate the source measured from acknowledgements (bytes/s): LZ4 'auto' decides with it
+   * when no `linkBytesPerSec` was given. Call it whenever the estimate changes; 0 = unknown.
+   */
+  setSendRate(bytesPerSec: number): void {
+    this.lz4Policy.setSendRate(bytesPerSec);
   }
 
   private lastBatchPagesSent(): number {

@@ -21,6 +21,11 @@ export interface EncoderLike {
   forget(pages: ArrayLike<number>): void;
   /** Names of the record codecs this encoder may emit (announced in HELLO). */
   codecNames(): string[];
+  /**
+   * The source's acknowledged send rate (bytes/s), whenever its estimate changes: LZ4 'auto'
+   * decides with it when the link's bandwidth was not given.
+   */
+  setSendRate?(bytesPerSec: number): void;
   readonly stats: unknown;
   dispose(): void;
 }

@@ -55,6 +55,8 @@ export class PageSender {
       const count = Math.min(this.batchPages, todo.length - i);
       const batch = todo.subarray(i, i + count);
       try {
+        // LZ4 'auto' decides with the acknowledged send rate when no link figure was given
+        this.encoder.setSendRate?.(this.session.flow.bandwidthBytesPerSec);
         const records = this.encoder.encode(todo, i, count, encodeOpts);
         wireBytes += await this.session.sendFrame(FrameType.PAGES, records, batch);
       } catch (err) {

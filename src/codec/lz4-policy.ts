@@ -1,0 +1,231 @@
+/**
+ * The LZ4 'auto' decision: before each block of records, compress it or send it plain? A pure
+ * object over block statistics and the link's speed (no clock of its own: the encoder reports the
+ * time each step took), so tests replay recorded block statistics through it.
+ *
+ * Model (per record byte): the encoder spends `b` ns on the page codecs and framing, plus `c` ns
+ * when it LZ4s the byte, which then saves `s` of it on the link; the link needs `L = 1e9 / bytes
+ * per second` ns per byte. Encoder and link work at the same time (the source keeps a window of
+ * frames in flight), so with a share `f` of blocks compressed a migration goes at the pace of the
+ * slower of `b + f c` (encoder) and `L (1 - f s)` (link). The best share balances the two:
+ *
+ *   f = 1                          while the link is the bottleneck even with every block compressed
+ *   f = (L - b) / (c + L s)        in between (0..1)
+ *   f = 0                          when the encoder is the bottleneck without LZ4 (L <= b)
+ *
+ * Blocks are compressed at that rate (a running credit: f = 0.5 compresses every other block).
+ * The estimates start from a prior measured on real memory (the shared corpus, {@link LZ4_PRIOR})
+ * and follow the blocks:
+ *
+ * - `s` is a moving average weighted by bytes in which one 1 MiB block has weight 0.35: one
+ *   incompressible block (kernel text, random or already compressed data) lowers it from the
+ *   corpus' 0.45 to 0.29, which changes nothing on a link where compression pays; only a long run
+ *   of them (s < 3%) stops compression, and the next compressible probe starts it again;
+ * - `c` and `b` are moving averages of measured times in which a block's sample counts at most 3x
+ *   the current estimate, so a slow block (a first call, a pause, a GC) cannot swing the decision;
+ * - while f = 0, every `probeEvery`-th block is compressed anyway to measure again (every 64th when
+ *   the encoder is the bottleneck even without LZ4);
+ * - the link speed is the caller's figure when given (`linkBytesPerSec`), else the send rate the
+ *   source measured from acknowledgements ({@link Lz4AutoPolicy.setSendRate}); with neither, every
+ *   block is tried (a block that saves < 3% is sent plain by the encoder).
+ */
+
+/** Where the estimates start (measured on the shared corpus, see {@link LZ4_PRIOR}). */
+export interface Lz4Prior {
+  /** Fraction of record bytes LZ4 saves, 0..1. */
+  saveFrac: number;
+  /** Compressor CPU per record byte (ns). */
+  nsPerByte: number;
+  /** Encoder CPU per record byte without LZ4 (ns): page codecs in the core. */
+  encodeNsPerByte: number;
+}
+
+/**
+ * Measured 2026-12-04 on ../shared/corpus (vm-redis, proc-redis; test/fixtures/lz4-blocks.json)
+ * with the core's compressor on the encoder's blocks of records (256 pages): LZ4 saved 0.45-0.54
+ * of round 0's record bytes and 0.36-0.49 of the dirty rounds'; the compressor took 1.6-1.8 ns per
+ * record byte and the core's page codecs ('all' without LZ4) about 1 ns, in process CPU time on
+ * this 2-core machine. The prior takes the low saving and the high cost.
+ */
+export const LZ4_PRIOR: Readonly<Lz4Prior> = Object.freeze({ saveFrac: 0.45, nsPerByte: 1.8, encodeNsPerByte: 1.0 });
+
+/** Options of {@link Lz4AutoPolicy}. */
+export interface Lz4PolicyOptions {
+  /** The link's bandwidth when known (bytes/s); 0 or absent: use the measured send rate. */
+  linkBytesPerSec?: number;
+  /** Starting estimates. Default {@link LZ4_PRIOR}. */
+  prior?: Lz4Prior;
+  /** While compression does not pay, compress every n-th block anyway to measure again. Default 4. */
+  probeEvery?: number;
+}
+
+/** One attempt the encoder made (what {@link Lz4AutoPolicy.record} takes). */
+export interface Lz4BlockSample {
+  /** Record bytes given to the compressor. */
+  inBytes: number;
+  /** Compressed bytes, or `inBytes` when the output would not have saved 3% (not sent compressed). */
+  outBytes: number;
+  /** Time the compressor took (ms). */
+  ms: number;
+}
+
+/** Counters of the decision, for reports (blocks compressed, bytes saved, CPU spent). */
+export interface Lz4DecisionStats {
+  /** Blocks the encoder asked about. */
+  blocks: number;
+  /** Blocks given to the compressor (whether or not they paid). */
+  tried: number;
+  /** Of those, tried only to measure again (compression was off). */
+  probes: number;
+  /** Blocks sent compressed. */
+  compressed: number;
+  /** Record bytes saved on the wire by the blocks sent compressed. */
+  savedBytes: number;
+  /** Compressor time over all tries (ms). */
+  cpuMs: number;
+  /** The estimates now: saving, compressor ns per byte, encoder ns per byte without LZ4. */
+  saveFrac: number;
+  nsPerByte: number;
+  encodeNsPerByte: number;
+  /** The share of blocks the last decision aimed to compress (0..1). */
+  share: number;
+  /** The link speed the last decision used (bytes/s; 0 = unknown). */
+  linkBytesPerSec: number;
+}
+
+/** Weight of one MiB of records in the saving estimate. */
+const SAVE_WEIGHT_PER_MIB = 0.35;
+/** Weight of one MiB of records in the cost estimate. */
+const COST_WEIGHT_PER_MIB = 0.25;
+/** A cost sample counts at most this many times the current estimate. */
+const COST_CLAMP = 3;
+/** Per record byte the source spends beyond the core's codecs (framing, checksum, send), ns. */
+const SEND_NS_PER_BYTE = 0.3;
+/** Below this saving a block is not worth compressing at any link speed (the encoder's 3% rule). */
+const MIN_SAVE = 0.03;
+/** Probe interval when even a perfect saving could not pay on this link. */
+const PROBE_HOPELESS = 64;
+
+/** The LZ4 'auto' decision (one per encoder). */
+export class Lz4AutoPolicy {
+  private saveFrac: number;
+  private nsPerByte: number;
+  private encodeNs: number;
+  private readonly linkBps: number;
+  private sendRate = 0;
+  private readonly probeEvery: number;
+  private sinceTry = 0;
+  private credit = 1;
+  private probing = false;
+  /** Counters and estimates (a plain object, updated in place). */
+  readonly stats: Lz4DecisionStats;
+
+  constructor(opts: Lz4PolicyOptions = {}) {
+    const prior = opts.prior ?? LZ4_PRIOR;
+    this.saveFrac = prior.saveFrac;
+    this.nsPerByte = prior.nsPerByte;
+    this.encodeNs = prior.encodeNsPerByte;
+    this.linkBps = opts.linkBytesPerSec !== undefined && opts.linkBytesPerSec > 0 ? opts.linkBytesPerSec : 0;
+    this.probeEvery = Math.max(1, Math.floor(opts.probeEvery ?? 4));
+    this.stats = {
+      blocks: 0, tried: 0, probes: 0, compressed: 0, savedBytes: 0, cpuMs: 0,
+      saveFrac: this.saveFrac, nsPerByte: this.nsPerByte, encodeNsPerByte: this.encodeNs, share: 1, linkBytesPerSec: this.linkBps,
+    };
+  }
+
+  /**
+   * The send rate the source measured (acknowledged bytes/s). Used when no link figure was given.
+   * @param bytesPerSec the estimate; 0 or less: unknown
+   */
+  setSendRate(bytesPerSec: number): void {
+    this.sendRate = Number.isFinite(bytesPerSec) && bytesPerSec > 0 ? bytesPerSec : 0;
+  }
+
+  /** The link speed decisions use now (bytes/s; 0 = unknown). */
+  linkBytesPerSec(): number {
+    return this.linkBps > 0 ? this.linkBps : this.sendRate;
+  }
+
+  /** The share of blocks to compress with the current estimates (0..1; see the file header). */
+  share(): number {
+    if (this.saveFrac < MIN_SAVE) return 0;
+    const bps = this.linkBytesPerSec();
+    if (bps <= 0) return 1;
+    const linkNs = 1e9 / bps;
+    const b = this.encodeNs + SEND_NS_PER_BYTE;
+    if (linkNs <= b) return 0;
+    return Math.min(1, (linkNs - b) / (this.nsPerByte + linkNs * this.saveFrac));
+  }
+
+  /** Decide for the next block: true = compress it (then {@link record} the attempt). */
+  next(): boolean {
+    const st = this.stats;
+    st.blocks++;
+    st.linkBytesPerSec = this.linkBytesPerSec();
+    this.probing = false;
+    const f = this.share();
+    st.share = f;
+    if (f > 0) {
+      this.sinceTry = 0;
+      this.credit = Math.min(1, this.credit + f);
+      if (this.credit < 1 - 1e-9) return false;
+      this.credit -= 1;
+      return true;
+    }
+    // the encoder is the bottleneck even without LZ4: measure again only rarely
+    const bps = st.linkBytesPerSec;
+    const hopeless = bps > 0 && 1e9 / bps <= this.encodeNs + SEND_NS_PER_BYTE;
+    if (++this.sinceTry >= (hopeless ? PROBE_HOPELESS : this.probeEvery)) {
+      this.sinceTry = 0;
+      this.probing = true;
+      st.probes++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Count a block compressed whatever the estimates say (policy 'always'); returns true. */
+  force(): true {
+    this.stats.blocks++;
+    this.probing = false;
+    return true;
+  }
+
+  /**
+   * Report the encoder's own time for a block of records (the page codecs, before any LZ4).
+   * @param recordBytes the block's record bytes
+   * @param ms time in the core for it
+   */
+  noteEncode(recordBytes: number, ms: number): void {
+    if (!(recordBytes > 0) || !(ms >= 0)) return;
+    this.encodeNs = follow(this.encodeNs, (ms * 1e6) / recordBytes, recordBytes, COST_WEIGHT_PER_MIB);
+    this.stats.encodeNsPerByte = this.encodeNs;
+  }
+
+  /** Report the attempt that follows a `true` from {@link next} or {@link force}. */
+  record(sample: Lz4BlockSample): void {
+    const n = sample.inBytes;
+    if (!(n > 0)) return;
+    const out = Math.min(Math.max(sample.outBytes, 0), n);
+    const ms = Math.max(0, sample.ms);
+    const st = this.stats;
+    st.tried++;
+    st.cpuMs += ms;
+    if (out < n * (1 - MIN_SAVE)) { st.compressed++; st.savedBytes += n - out; }
+    this.saveFrac += Math.min(1, (SAVE_WEIGHT_PER_MIB * n) / (1 << 20)) * ((n - out) / n - this.saveFrac);
+    this.nsPerByte = follow(this.nsPerByte, (ms * 1e6) / n, n, COST_WEIGHT_PER_MIB);
+    st.saveFrac = this.saveFrac;
+    st.nsPerByte = this.nsPerByte;
+  }
+
+  /** Whether the last `true` from {@link next} was a probe (compression was off). */
+  wasProbe(): boolean {
+    return this.probing;
+  }
+}
+
+/** Move a cost estimate towards a sample (clamped to COST_CLAMP x the estimate), weighted by bytes. */
+function follow(est: number, sample: number, bytes: number, weightPerMib: number): number {
+  const w = Math.min(1, (weightPerMib * bytes) / (1 << 20));
+  return est + w * (Math.min(sample, COST_CLAMP * est) - est);
+}

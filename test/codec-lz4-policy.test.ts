@@ -1,0 +1,205 @@
+// The LZ4 'auto' decision (src/codec/lz4-policy.ts) as a pure table: recorded block statistics of
+// the real corpus (test/fixtures/lz4-blocks.json: the encoder's blocks, what LZ4 made of each) are
+// replayed through it with a modelled compressor cost, at each link speed.
+import { readFileSync } from 'node:fs';
+import { describe, it, expect } from 'vitest';
+import { Lz4AutoPolicy, LZ4_PRIOR, type Lz4PolicyOptions } from '../src/codec/lz4-policy.js';
+import { PageEncoder } from '../src/codec/encoder.js';
+import { PageDecoder } from '../src/codec/decoder.js';
+import { GuestMemory } from '../src/memory/guest-memory.js';
+import { createCore } from '../src/core/core.js';
+import { loadCorpus } from './helpers/corpus.js';
+
+type Block = [inBytes: number, outBytes: number];
+const FIXTURE = JSON.parse(readFileSync(new URL('./fixtures/lz4-blocks.json', import.meta.url), 'utf8')) as Record<string, Block[][]>;
+const GUESTS = ['vm-redis', 'proc-redis'] as const;
+
+const MBIT = 1e6 / 8;
+const GBIT = 1e9 / 8;
+
+/** The compressor's cost model: 1.8 ns per byte on data that compresses, a third on data that does not (skipping). */
+function costMs([inBytes, outBytes]: Block, nsPerByte = 1.8): number {
+  const saved = 1 - outBytes / inBytes;
+  return (inBytes * (saved > 0.1 ? nsPerByte : nsPerByte / 3)) / 1e6;
+}
+
+interface Replay { compressed: number; tried: number; sentCompressedBytes: number; savedBytes: number; blocks: number; decisions: boolean[] }
+
+/** Replay blocks through a policy; `slow` blocks (by index) take 10x their modelled time. */
+function replay(p: Lz4AutoPolicy, blocks: Block[], opts: { slow?: number[]; nsPerByte?: number } = {}): Replay {
+  const r: Replay = { compressed: 0, tried: 0, sentCompressedBytes: 0, savedBytes: 0, blocks: 0, decisions: [] };
+  blocks.forEach((b, i) => {
+    r.blocks++;
+    const yes = p.next();
+    r.decisions.push(yes);
+    if (!yes) return;
+    r.tried++;
+    // the encoder sends it compressed only when it saves >= 3% (and reports the input size otherwise)
+    const pays = b[1] < b[0] * 0.97;
+    const ms = costMs(b, opts.nsPerByte) * (opts.slow?.includes(i) ? 10 : 1);
+    p.record({ inBytes: b[0], outBytes: pays ? b[1] : b[0], ms });
+    if (pays) { r.compressed++; r.sentCompressedBytes += b[0]; r.savedBytes += b[0] - b[1]; }
+  });
+  return r;
+}
+
+/** Record bytes of the blocks that pay on this link under the cost model (the best any policy can do). */
+function payingBytes(blocks: Block[], bps: number): { bytes: number; saved: number } {
+  let bytes = 0;
+  let saved = 0;
+  for (const b of blocks) {
+    const linkNsSaved = ((b[0] - b[1]) * 1e9) / bps;
+    if (b[1] < b[0] * 0.97 && linkNsSaved > costMs(b) * 1e6) { bytes += b[0]; saved += b[0] - b[1]; }
+  }
+  return { bytes, saved };
+}
+
+const policy = (o: Lz4PolicyOptions = {}): Lz4AutoPolicy => new Lz4AutoPolicy(o);
+
+describe('LZ4 auto decision on recorded corpus blocks', () => {
+  it("issue 14's case: vm-redis round 0 at 1 Gbit/s, an incompressible second block does not switch compression off", () => {
+    const blocks = FIXTURE['vm-redis']![0]!;
+    expect(blocks[1]![1]).toBeGreaterThanOrEqual(blocks[1]![0] * 0.97); // the recorded block really is incompressible
+    const r = replay(policy({ linkBytesPerSec: GBIT }), blocks);
+    const best = payingBytes(blocks, GBIT);
+    // the old estimates compressed 768 of 8192 pages here; every block after the second is worth it
+    expect(r.decisions.slice(2).every((d) => d)).toBe(true);
+    expect(r.savedBytes).toBeGreaterThanOrEqual(0.95 * best.saved);
+  });
+
+  it('at 100 Mbit/s and 1 Gbit/s (the link is the bottleneck) compresses every block that saves, every round of both guests', () => {
+    for (const g of GUESTS) {
+      for (const bps of [100 * MBIT, GBIT]) {
+        const p = policy({ linkBytesPerSec: bps });
+        for (const [k, blocks] of FIXTURE[g]!.entries()) {
+          const r = replay(p, blocks);
+          const available = blocks.reduce((a, b) => a + (b[1] < b[0] * 0.97 ? b[0] - b[1] : 0), 0);
+          expect(r.savedBytes, `${g} round ${k} at ${bps} B/s`).toBeGreaterThanOrEqual(0.97 * available);
+        }
+      }
+    }
+  });
+
+  it('between, compresses the share that balances encoder and link (pure table)', () => {
+    // prior: s 0.45, c 1.8 ns, b 1.0 + 0.3 ns; L = 1e9 / bps
+    const share = (bps: number, prior = LZ4_PRIOR): number => new Lz4AutoPolicy({ linkBytesPerSec: bps, prior }).share();
+    expect(share(100 * MBIT)).toBe(1);
+    expect(share(GBIT)).toBe(1);
+    expect(share(4 * GBIT)).toBeCloseTo((2 - 1.3) / (1.8 + 2 * 0.45), 6); // 0.26
+    expect(share(10 * GBIT)).toBe(0); // L = 0.8 ns <= b: the encoder is already the bottleneck
+    const fast = { saveFrac: 0.45, nsPerByte: 0.3, encodeNsPerByte: 0.2 }; // a faster machine
+    expect(share(10 * GBIT, fast)).toBeCloseTo((0.8 - 0.5) / (0.3 + 0.8 * 0.45), 6); // 0.45
+    expect(new Lz4AutoPolicy().share()).toBe(1); // no link figure, no measured rate: try every block
+    // replayed: at 4 Gbit/s about a quarter of the blocks go to the compressor
+    const blocks = FIXTURE['proc-redis']!.flat();
+    const r = replay(policy({ linkBytesPerSec: 4 * GBIT }), blocks);
+    expect(r.tried / r.blocks).toBeGreaterThan(0.15);
+    expect(r.tried / r.blocks).toBeLessThan(0.45);
+  });
+
+  it('at 10 Gbit/s with a 1.8 ns/byte compressor compresses nothing and probes at most once in 64 blocks', () => {
+    for (const g of GUESTS) {
+      const p = policy({ linkBytesPerSec: 10 * GBIT });
+      const all = FIXTURE[g]!.flat();
+      const r = replay(p, all);
+      expect(r.tried).toBeLessThanOrEqual(Math.ceil(all.length / 64));
+      expect(p.stats.probes).toBe(r.tried);
+    }
+  });
+
+  it('a slow first call (10x, a cold tier or a pause) does not turn compression off at 1 Gbit/s', () => {
+    const blocks = FIXTURE['proc-redis']![0]!;
+    const base = replay(policy({ linkBytesPerSec: GBIT }), blocks);
+    expect(base.tried).toBeGreaterThanOrEqual(blocks.length - 1);
+    const r = replay(policy({ linkBytesPerSec: GBIT }), blocks, { slow: [0] });
+    expect(r.tried).toBeGreaterThanOrEqual(base.tried - 1);
+    // three slow blocks in the first seven raise the cost estimate: still about 90% compressed
+    const r2 = replay(policy({ linkBytesPerSec: GBIT }), blocks, { slow: [0, 5, 6] });
+    expect(r2.tried).toBeGreaterThanOrEqual(Math.floor(0.85 * blocks.length));
+  });
+
+  it('stops on a long incompressible stretch and comes back at the first probe after it', () => {
+    const good: Block = [1 << 20, 500_000];
+    const bad: Block = [1 << 20, 1 << 20];
+    const blocks: Block[] = [...Array(4).fill(good), ...Array(16).fill(bad), ...Array(20).fill(good)];
+    const r = replay(policy({ linkBytesPerSec: GBIT }), blocks);
+    expect(r.decisions.slice(0, 4).every((d) => d)).toBe(true);
+    expect(r.decisions.slice(4, 20).filter((d) => !d).length).toBeGreaterThanOrEqual(4); // stopped, probing
+    const back = r.decisions.indexOf(true, 20);
+    expect(back).toBeLessThanOrEqual(20 + 4); // the first probe in the good stretch
+    expect(r.decisions.slice(back + 1).every((d) => d)).toBe(true);
+  });
+
+  it('uses the measured send rate when no link figure is given, and tries every block when there is none', () => {
+    const blocks = FIXTURE['vm-redis']![0]!;
+    const none = replay(policy(), blocks);
+    expect(none.tried).toBe(blocks.length);
+    const fast = policy();
+    fast.setSendRate(10 * GBIT);
+    expect(replay(fast, blocks).tried).toBeLessThanOrEqual(1);
+    expect(fast.linkBytesPerSec()).toBe(10 * GBIT);
+    const slow = policy();
+    slow.setSendRate(100 * MBIT);
+    expect(replay(slow, blocks).tried).toBe(blocks.length);
+    // a given link figure wins over the measured rate; nonsense rates are ignored
+    const given = policy({ linkBytesPerSec: 100 * MBIT });
+    given.setSendRate(10 * GBIT);
+    expect(given.linkBytesPerSec()).toBe(100 * MBIT);
+    const bad = policy();
+    bad.setSendRate(Number.NaN);
+    expect(bad.linkBytesPerSec()).toBe(0);
+  });
+
+  it('starts from the corpus prior and reports blocks compressed, bytes saved and CPU spent', () => {
+    const p = policy({ linkBytesPerSec: GBIT });
+    expect(p.stats.saveFrac).toBe(LZ4_PRIOR.saveFrac);
+    expect(p.stats.nsPerByte).toBe(LZ4_PRIOR.nsPerByte);
+    expect(p.share()).toBe(1); // the prior says compress at 1 Gbit/s from the first block
+    const r = replay(p, FIXTURE['proc-redis']![1]!);
+    expect(p.stats.blocks).toBe(r.blocks);
+    expect(p.stats.compressed).toBe(r.compressed);
+    expect(p.stats.savedBytes).toBe(r.savedBytes);
+    expect(p.stats.cpuMs).toBeGreaterThan(0);
+    expect(p.stats.linkBytesPerSec).toBe(GBIT);
+  });
+});
+
+describe('LZ4 auto decision in the encoder', () => {
+  /** Round 0 of vm-redis through a fresh encoder; the target checks the bytes. */
+  async function round0(configure: (e: PageEncoder) => void, linkBytesPerSec?: number) {
+    const c = loadCorpus('vm-redis');
+    const pages = c.snapshots[0]!.byteLength / c.pageSize;
+    const src = GuestMemory.inCore(await createCore(), pages, c.pageSize);
+    const dst = GuestMemory.inCore(await createCore(), pages, c.pageSize);
+    src.core!.u8().set(c.snapshots[0]!, src.basePtr);
+    const enc = await PageEncoder.create(src, { codecs: 'all', ...(linkBytesPerSec ? { linkBytesPerSec } : {}) });
+    const dec = await PageDecoder.create(dst, enc.codecNames());
+    configure(enc);
+    const all = Uint32Array.from({ length: pages }, (_, i) => i);
+    dec.apply(enc.encode(all));
+    expect(Buffer.from(dst.pages(0, pages)).equals(Buffer.from(c.snapshots[0]!))).toBe(true);
+    const s = enc.stats;
+    enc.dispose();
+    dec.dispose();
+    return s;
+  }
+
+  it('reports its decisions; on a slow link every block is tried (whatever this machine costs)', async () => {
+    const s = await round0(() => undefined, 10 * MBIT);
+    const d = s.lz4Decision;
+    expect(d.blocks).toBeGreaterThanOrEqual(30);
+    expect(d.tried).toBe(d.blocks);
+    expect(d.savedBytes).toBe(s.lz4.inBytes - s.lz4.outBytes);
+    expect(d.savedBytes).toBeGreaterThan(0.4 * s.lz4.inBytes);
+    expect(d.cpuMs).toBeGreaterThan(0);
+    expect(d.linkBytesPerSec).toBe(10 * MBIT);
+  });
+
+  it('without a link figure it follows the send rate handed to setSendRate()', async () => {
+    const fast = await round0((e) => e.setSendRate(1e12)); // far beyond any encoder: compression cannot pay
+    expect(fast.lz4Decision.linkBytesPerSec).toBe(1e12);
+    expect(fast.lz4Decision.tried).toBeLessThanOrEqual(1);
+    const slow = await round0((e) => e.setSendRate(10 * MBIT));
+    expect(slow.lz4Decision.tried).toBe(slow.lz4Decision.blocks);
+  });
+});
