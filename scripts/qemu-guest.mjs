@@ -4,13 +4,15 @@
 //
 //   node scripts/qemu-guest.mjs fetch     download and unpack the kernel into .cache/qemu (apt)
 //   node scripts/qemu-guest.mjs check     print what is found (qemu, busybox, kernel) and exit 0/1
+//   node scripts/qemu-guest.mjs initrd FILE [DATA_MB] [WRITE_MB]     write the initramfs
+//   node scripts/qemu-guest.mjs args INITRD RAMFILE QMPSOCK [incoming] [RAM_MIB]   print QEMU's arguments
 //
 // The initramfs is a cpio "newc" archive (the format the kernel unpacks: a 110-byte ASCII header
 // of 13 eight-digit hex fields after the magic 070701, the name, padding to 4 bytes, the data,
 // padding to 4 bytes; the archive ends with an entry named TRAILER!!!), written here so no cpio
 // binary is needed.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -145,6 +147,55 @@ export function qemuArgs(o) {
   ];
 }
 
+/**
+ * Start QEMU with the guest (or, with `incoming`, waiting for one), its RAM in `dir` (a tmpfs
+ * such as /dev/shm), a QMP socket there too, and its serial console collected line by line.
+ * @param {{ qemu: string, kernel: string }} tools
+ * @param {{ dir: string, name: string, initrd: string, ramMiB: number, incoming?: boolean }} o
+ */
+export async function startGuest(tools, o) {
+  const qmpPath = join(o.dir, `${o.name}.qmp`);
+  const ramPath = join(o.dir, `${o.name}.ram`);
+  const proc = spawn(tools.qemu, qemuArgs({ kernel: tools.kernel, initrd: o.initrd, ramPath, ramMiB: o.ramMiB, qmpPath, incoming: o.incoming }), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = [];
+  const waiters = new Set();
+  let partial = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => {
+    const parts = (partial + d.toString()).split(/\r?\n/);
+    partial = parts.pop();
+    lines.push(...parts);
+    for (const w of waiters) w();
+  });
+  proc.stderr.on('data', (d) => { stderr += d.toString(); });
+  proc.on('exit', () => { for (const w of waiters) w(); });
+  for (let i = 0; i < 400 && !existsSync(qmpPath) && proc.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
+  if (!existsSync(qmpPath)) {
+    proc.kill('SIGKILL');
+    throw new Error(`QEMU did not start: ${stderr}`);
+  }
+  const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+  return {
+    proc, qmpPath, ramPath, lines,
+    /** `PWTICK counter checksum` lines so far. */
+    ticks: () => lines.map((l) => /PWTICK (\d+) ([0-9a-f]{32})/.exec(l)).filter((m) => m !== null).map((m) => ({ n: Number(m[1]), sum: m[2] })),
+    /** Wait for a console line matching `re` (after `from` lines). */
+    waitLine(re, timeoutMs, from = 0) {
+      return new Promise((resolve, reject) => {
+        const done = () => { clearTimeout(timer); waiters.delete(check); };
+        const check = () => {
+          const hit = lines.slice(from).find((l) => re.test(l));
+          if (hit !== undefined) { done(); resolve(hit); } else if (exited()) { done(); reject(new Error(`QEMU exited before ${re}: ${stderr} ${lines.slice(-5).join(' | ')}`)); }
+        };
+        const timer = setTimeout(() => { done(); reject(new Error(`no ${re} within ${timeoutMs} ms; last lines: ${lines.slice(-5).join(' | ')} ${stderr}`)); }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    kill: () => { proc.kill('SIGKILL'); },
+  };
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const cmd = process.argv[2];
   if (cmd === 'fetch') {
@@ -153,8 +204,19 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const t = findGuestTools();
     console.log(JSON.stringify(t));
     process.exit('missing' in t ? 1 : 0);
+  } else if (cmd === 'initrd' && process.argv[3]) {
+    const t = findGuestTools();
+    if ('missing' in t) throw new Error(`missing ${t.missing}`);
+    writeFileSync(process.argv[3], buildInitramfs(t.busybox, { dataMb: Number(process.argv[4] ?? 4), writeMb: Number(process.argv[5] ?? 0) }));
+  } else if (cmd === 'args' && process.argv[5]) {
+    const kernel = findKernel();
+    if (!kernel) throw new Error('no kernel: node scripts/qemu-guest.mjs fetch');
+    const [initrd, ramPath, qmpPath, incoming, ramMiB] = process.argv.slice(3);
+    const args = qemuArgs({ kernel, initrd, ramPath, qmpPath, incoming: incoming === 'incoming', ramMiB: Number(ramMiB ?? 256) });
+    // one argument per line would lose nothing; print them shell-quoted on one line
+    console.log(args.map((x) => (/^[\w@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`)).join(' '));
   } else {
-    console.error('usage: node scripts/qemu-guest.mjs fetch|check');
+    console.error('usage: node scripts/qemu-guest.mjs fetch|check|initrd FILE|args INITRD RAMFILE QMPSOCK [incoming] [RAM_MIB]');
     process.exit(2);
   }
 }

@@ -142,7 +142,7 @@ describe.skipIf(!tools)('a running QEMU guest migrated by pagewire (x-ignore-sha
     expect(rt.qemu.guestPauseMs).toBeLessThan(10_000);
     expect(await qmpStatus(src.qmpPath)).toBe('postmigrate');
     const lastSrc = src.ticks().at(-1)!.n;
-    await dst.waitLine(/PWTICK \d+ /, 20_000);
+    await dst.waitLine(/PWTICK \d+ [0-9a-f]{32}/, 20_000);
     const first = dst.ticks()[0]!.n;
     await dst.waitLine(new RegExp(`PWTICK ${first + 3} `), 20_000);
     const after = dst.ticks();

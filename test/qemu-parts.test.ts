@@ -3,7 +3,7 @@
  * pages back at their offsets, the hash-scan dirty log over a file another process writes), the
  * incoming-URI line before the protocol, and the switch-over note.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -57,6 +57,7 @@ describe('RamFile', () => {
     const dpath = join(dir, 'b.ram');
     writeFileSync(dpath, new Uint8Array(pages * 4096));
     const dst = RamFile.open(dpath, true);
+    expect(dst.isEmpty()).toBe(false); // written with zeros: data blocks, not holes
     const dmem = GuestMemory.inCore(await createCore(), pages);
     dst.readInto(dmem);
     const list = [5, 6, 7, 299, 0, 1, 150, 149];
@@ -69,6 +70,20 @@ describe('RamFile', () => {
     }
     expect(() => dst.writePages(GuestMemory.inCore(dmem.core!, pages - 1), [0])).toThrow(/does not match/);
     dst.close();
+  });
+
+  it('knows a sparse file (what QEMU creates) holds nothing', () => {
+    const p = join(dir, 'sparse.ram');
+    const fd = openSync(p, 'w');
+    closeSync(fd);
+    truncateSync(p, 64 * 4096);
+    const f = RamFile.open(p, true);
+    expect(f.isEmpty()).toBe(true);
+    const fd2 = openSync(p, 'r+');
+    writeSync(fd2, Uint8Array.of(1), 0, 1, 5 * 4096);
+    closeSync(fd2);
+    expect(f.isEmpty()).toBe(false);
+    f.close();
   });
 
   it('refuses a missing file, an empty one and one that is not whole pages', () => {

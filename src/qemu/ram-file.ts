@@ -56,6 +56,14 @@ export class RamFile {
     return new RamFile(path, fd, st.size, pageSize);
   }
 
+  /**
+   * Whether the file holds no data at all (every byte a hole of a sparse file, e.g. a tmpfs file
+   * QEMU just created): its content is then all zero and need not be read.
+   */
+  isEmpty(): boolean {
+    return fs.fstatSync(this.fd).blocks === 0;
+  }
+
   /** Pages in the file. */
   get pageCount(): number {
     return this.byteLength / this.pageSize;

@@ -154,14 +154,15 @@ export class QemuTarget {
     this.file.close();
   }
 
-  /** Target memory: in a core, sized by the source's layout, starting as the RAM file holds. */
+  /** Target memory: in a core, sized by the source's layout, holding what the RAM file holds. */
   private async makeMemory(layout: MemoryLayout): Promise<GuestMemory> {
     const bytes = layout.regions.reduce((n, r) => n + r.pageCount, 0) * layout.pageSize;
     if (layout.pageSize !== this.file.pageSize || bytes !== this.file.byteLength) {
       throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `the source's guest is ${bytes} bytes in ${layout.pageSize}-byte pages; the destination's RAM file ${this.file.path} is ${this.file.byteLength} bytes in ${this.file.pageSize}-byte pages`);
     }
     const memory = GuestMemory.inCore(await createCore(), layout.regions, layout.pageSize);
-    this.file.readInto(memory);
+    // a fresh destination file is all holes: zeroed memory already equals it (no 256 MiB first touch)
+    if (!this.file.isEmpty()) this.file.readInto(memory);
     this.memory = memory;
     return memory;
   }

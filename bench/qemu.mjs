@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+// QEMU benchmark (npm run bench:qemu; not part of npm run bench: it boots a real guest under TCG).
+//
+// One writing guest (Debian kernel + busybox initramfs, RAM from a shared file; its init rewrites
+// a hot set of tmpfs with random data and prints a counter and a checksum) is migrated, chained
+// from QEMU to QEMU, by:
+//   qemu        QEMU's own pre-copy (RAM in QEMU's stream, defaults: downtime-limit 300 ms)
+//   qemu-xbzrle the same with the xbzrle capability (64 MiB cache)
+//   pagewire    pagewire carries the RAM file, QEMU only the device state (x-ignore-shared)
+// over the same shaped link: every TCP stream of a migration goes through the project's shaping
+// proxy (src/transport/shaped-proxy-node.ts) at the link rate (pagewire: its own connection and
+// QEMU's device-state stream, each through a proxy at that rate).
+// Measured per run: total time (QMP `migrate` to the destination's RESUME event; for pagewire
+// from the start of pagewire's migration), guest pause (source STOP to destination RESUME, from
+// QMP event timestamps), and bytes on the wire (what the proxies forwarded towards the destination).
+// Each run is checked before it counts: the destination's counter continues and its checksum is
+// the source's.
+//
+//   node bench/qemu.mjs [--ram 256] [--write-mb 2] [--links 100mbit,1gbit] [--cap-s 120] [--out FILE]
+import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import * as net from 'node:net';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { QmpClient, QemuSource, QemuTarget, listenTcp, connectTcp, startShapingProxy } from '../dist/node.js';
+import { buildInitramfs, findGuestTools, startGuest } from '../scripts/qemu-guest.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: a } = parseArgs({
+  options: {
+    ram: { type: 'string', default: '256' }, 'write-mb': { type: 'string', default: '2' },
+    links: { type: 'string', default: '100mbit,1gbit' }, engines: { type: 'string', default: 'qemu,qemu-xbzrle,pagewire' },
+    'cap-s': { type: 'string', default: '120' }, out: { type: 'string' },
+  },
+});
+const RAM_MIB = Number(a.ram);
+const CAP_MS = Number(a['cap-s']) * 1000;
+const LINKS = { '10gbit': 1.25e9, '1gbit': 125e6, '100mbit': 12.5e6 };
+const log = (...x) => console.error(...x);
+
+const tools = findGuestTools();
+if ('missing' in tools) {
+  console.error(`bench:qemu needs ${tools.missing}`);
+  process.exit(1);
+}
+
+async function freePort() {
+  const s = net.createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const port = s.address().port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Bytes the proxies forwarded towards the destination (and back, for acks). */
+function proxyBytes(proxies) {
+  let up = 0;
+  let down = 0;
+  for (const p of proxies) {
+    const s = p.stats();
+    up += s.upstream.bytesDelivered;
+    down += s.downstream.bytesDelivered;
+  }
+  return { up, down };
+}
+
+/** QEMU's own migration from `src` to a new destination, through a proxy at `rate`. */
+async function qemuRun(src, dst, rate, xbzrle) {
+  const sq = await QmpClient.connect(src.qmpPath);
+  const dq = await QmpClient.connect(dst.qmpPath);
+  const port = await freePort();
+  const caps = (on) => [
+    { capability: 'xbzrle', state: on }, { capability: 'x-ignore-shared', state: false },
+    { capability: 'pause-before-switchover', state: false }, { capability: 'events', state: true },
+  ];
+  await dq.execute('migrate-set-capabilities', { capabilities: caps(xbzrle) });
+  await dq.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${port}` });
+  const proxy = await startShapingProxy({ target: { host: '127.0.0.1', port }, bandwidthBytesPerSec: rate });
+  try {
+    await sq.execute('migrate-set-capabilities', { capabilities: caps(xbzrle) });
+    // QEMU's default cap is 128 MiB/s: lift it so the link alone limits (as for pagewire)
+    await sq.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3, 'downtime-limit': 300 });
+    const since = sq.eventCount;
+    const dsince = dq.eventCount;
+    const t0 = Date.now();
+    await sq.execute('migrate', { uri: `tcp:127.0.0.1:${proxy.port}` });
+    let info;
+    for (;;) {
+      info = await sq.execute('query-migrate');
+      if (['completed', 'failed', 'cancelled'].includes(info.status)) break;
+      if (Date.now() - t0 > CAP_MS) {
+        await sq.execute('migrate_cancel');
+        return { converged: false, totalTimeMs: Date.now() - t0, wireBytes: proxyBytes([proxy]).up, note: `did not complete within ${CAP_MS / 1000} s (status ${info.status}, expected downtime ${info['expected-downtime']} ms)` };
+      }
+      await sleep(20);
+    }
+    if (info.status !== 'completed') throw new Error(`QEMU migration ${info.status}: ${info['error-desc'] ?? ''}`);
+    const stop = await sq.waitEvent('STOP', 5000, { since });
+    const resume = await dq.waitEvent('RESUME', 10_000, { since: dsince });
+    return {
+      converged: true, totalTimeMs: resume.timeMs - t0, guestPauseMs: resume.timeMs - stop.timeMs, qemuDowntimeMs: info.downtime,
+      wireBytes: proxyBytes([proxy]).up, qemuTransferredBytes: info.ram?.transferred ?? 0, rounds: info.ram?.['dirty-sync-count'] ?? 0,
+      xbzrle: xbzrle ? info['xbzrle-cache'] : undefined,
+    };
+  } finally {
+    await proxy.close();
+    sq.close();
+    dq.close();
+  }
+}
+
+/** pagewire + x-ignore-shared from `src` to a new destination, both streams through proxies at `rate`. */
+async function pagewireRun(src, dst, rate) {
+  const qemuPort = await freePort();
+  const qemuProxy = await startShapingProxy({ target: { host: '127.0.0.1', port: qemuPort }, bandwidthBytesPerSec: rate });
+  const qt = await QemuTarget.open({ qmp: dst.qmpPath, ramPath: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
+  const listener = await listenTcp({ host: '127.0.0.1', port: 0 });
+  const pwProxy = await startShapingProxy({ target: { host: '127.0.0.1', port: listener.port }, bandwidthBytesPerSec: rate });
+  try {
+    const target = qt.run(() => listener.accept());
+    target.catch(() => undefined);
+    const qs = await QemuSource.open(() => connectTcp({ host: '127.0.0.1', port: pwProxy.port }), {
+      qmp: src.qmpPath, ramPath: src.ramPath, migrateUri: `tcp:127.0.0.1:${qemuProxy.port}`, linkBytesPerSec: rate, downtimeLimitMs: 300,
+    });
+    const t0 = Date.now();
+    let rs;
+    let rt;
+    try {
+      [rs, rt] = await Promise.all([qs.migrate(), target]);
+    } finally {
+      qs.close();
+      qt.close();
+    }
+    const wire = proxyBytes([pwProxy, qemuProxy]);
+    return {
+      converged: rs.converged, totalTimeMs: rt.qemu.resumeTimeMs - t0, guestPauseMs: rt.qemu.guestPauseMs, qemuDowntimeMs: rs.qemu.downtimeMs,
+      wireBytes: wire.up, ackBytes: wire.down, qemuTransferredBytes: rs.qemu.transferredBytes, pagewireWireBytes: rs.wireBytes,
+      rounds: rs.rounds.length, pagewireDowntimeMs: rs.downtimeMs, setupTimeMs: rs.setupTimeMs,
+    };
+  } finally {
+    await pwProxy.close();
+    await qemuProxy.close();
+    await listener.close();
+  }
+}
+
+const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'pagewire-bench-qemu-'));
+const rows = [];
+const procs = [];
+try {
+  const initrd = join(dir, 'initrd');
+  writeFileSync(initrd, buildInitramfs(tools.busybox, { dataMb: 4, writeMb: Number(a['write-mb']), tickMs: 100 }));
+  let k = 0;
+  let src = await startGuest(tools, { dir, name: `g${k++}`, initrd, ramMiB: RAM_MIB });
+  procs.push(src);
+  log(`booting a ${RAM_MIB} MiB guest...`);
+  await src.waitLine(/PWTICK 3 /, 120_000);
+  const sum = src.ticks().at(-1).sum;
+  for (const linkName of a.links.split(',')) {
+    const rate = LINKS[linkName];
+    if (!rate) throw new Error(`unknown link ${linkName}`);
+    for (const engine of a.engines.split(',')) {
+      const dst = await startGuest(tools, { dir, name: `g${k++}`, initrd, ramMiB: RAM_MIB, incoming: true });
+      procs.push(dst);
+      await sleep(1000); // the guest writes between runs
+      log(`${engine} over ${linkName}...`);
+      const r = engine === 'pagewire' ? await pagewireRun(src, dst, rate) : await qemuRun(src, dst, rate, engine === 'qemu-xbzrle');
+      const row = { engine, link: linkName, ramMiB: RAM_MIB, writeMbPerTick: Number(a['write-mb']), ...r };
+      if (r.converged !== false || engine === 'pagewire') {
+        // check before it counts: the guest runs on the destination with the same data
+        const lastSrc = src.ticks().at(-1)?.n ?? 0;
+        await dst.waitLine(/PWTICK \d+ [0-9a-f]{32}/, 60_000);
+        const first = dst.ticks()[0];
+        await dst.waitLine(new RegExp(`PWTICK ${first.n + 2} `), 60_000);
+        if (first.n <= lastSrc || first.n > lastSrc + 3) throw new Error(`${engine}: counter ${first.n} does not continue ${lastSrc}`);
+        if (!dst.ticks().every((t) => t.sum === sum)) throw new Error(`${engine}: checksum changed on the destination`);
+        src.kill();
+        src = dst;
+      } else {
+        dst.kill();
+      }
+      rows.push(row);
+      log(JSON.stringify(row));
+    }
+  }
+} finally {
+  for (const p of procs) p.kill();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const fmt = (n, d = 0) => (n === undefined ? '-' : Number(n).toFixed(d));
+const md = ['| link | engine | total time (s) | guest pause (ms) | wire (MB) | QEMU stream (MB) | rounds | note |', '|---|---|---:|---:|---:|---:|---:|---|'];
+for (const r of rows) {
+  md.push(`| ${r.link} | ${r.engine} | ${fmt(r.totalTimeMs / 1000, 2)} | ${fmt(r.guestPauseMs)} | ${fmt(r.wireBytes / 1e6, 1)} | ${fmt(r.qemuTransferredBytes / 1e6, 2)} | ${fmt(r.rounds)} | ${r.note ?? ''} |`);
+}
+const result = { date: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) }, node: process.version, rows };
+const out = a.out ?? join(ROOT, 'bench', 'results', `qemu-${result.date.slice(0, 10)}.json`);
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+console.log(md.join('\n'));
+console.error(`results: ${out}`);
