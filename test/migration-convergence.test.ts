@@ -9,7 +9,7 @@ import { MigrationTarget } from '../src/migration/target.js';
 import { shapedPair } from '../src/transport/shaped.js';
 import { memoryPair } from '../src/transport/memory.js';
 import { ErrorCode } from '../src/errors.js';
-import { SetDirtyLog, TimerGuest, makeMemories, sameMemory } from './helpers/engine.js';
+import { SetDirtyLog, TimerGuest, makeMemories, sameMemory, shapedEchoMs } from './helpers/engine.js';
 
 describe('convergence', () => {
   it('an idle guest converges right after the first pass', async () => {
@@ -17,8 +17,10 @@ describe('convergence', () => {
     const [a, b] = memoryPair();
     const [rs] = await Promise.all([new MigrationSource(src, new SetDirtyLog(2048), a).migrate(), new MigrationTarget(dst).run(b)]);
     expect(rs.converged).toBe(true);
-    expect(rs.rounds.length).toBe(2); // round 0 + an empty stop-and-copy round
-    expect(rs.rounds[1]!.pages).toBe(0);
+    // round 0, perhaps an empty round while its bytes drain (when they alone would exceed the
+    // limit), and an empty stop-and-copy round
+    expect(rs.rounds.length).toBeLessThanOrEqual(3);
+    expect(rs.rounds.slice(1).every((r) => r.pages === 0)).toBe(true);
     expect(sameMemory(src, dst)).toBe(true);
   });
 
@@ -72,19 +74,29 @@ describe('convergence', () => {
     expect(sameMemory(src, dst)).toBe(true);
   });
 
-  it('the measured downtime follows the model (expected downtime) on a rate-limited link', async () => {
+  it('on a delayed link: the round trip is measured, the downtime is what the policy expected and within the limit', async () => {
     const pages = 4096;
     const { src, dst } = await makeMemories(pages);
     const log = new SetDirtyLog(pages);
-    const guest = new TimerGuest(src, log, 1);
-    const [a, b] = shapedPair({ bandwidthBytesPerSec: 32 * 1024 * 1024, delayMs: 2 });
-    const limit = 150;
-    const source = new MigrationSource(src, log, a, { downtimeLimitMs: limit }, { pause: () => { guest.paused = true; } });
+    const guest = new TimerGuest(src, log, 2);
+    // 8 MiB/s, 40 ms each way: the round trip is a large part of the switch-over
+    const [a, b] = shapedPair({ bandwidthBytesPerSec: 8 * 1024 * 1024, delayMs: 40 });
+    const limit = 250;
+    const source = new MigrationSource(src, log, a, { downtimeLimitMs: limit, codecs: 'qemu' }, { pause: () => { guest.paused = true; } });
     const [rs] = await Promise.all([source.migrate(), new MigrationTarget(dst).run(b)]);
     guest.stop();
+    expect(rs.verified).toBe(true);
+    // what late timers add on this machine now (0 when idle): a byte's echo over the same delay
+    const lag = Math.max(0, (await shapedEchoMs(40)) - 80);
+    expect(rs.rttMs).toBeGreaterThanOrEqual(80);
+    expect(rs.rttMs).toBeLessThan(80 + 40 + lag);
     expect(rs.converged).toBe(true);
     expect(rs.expectedDowntimeMs).toBeLessThanOrEqual(limit);
-    // within the model's error: generous bounds for a shared, noisy machine
-    expect(rs.downtimeMs).toBeLessThan(limit * 2 + 200);
+    // the estimate counts the round trip: the switch-over cannot take less than one
+    expect(rs.expectedDowntimeMs).toBeGreaterThanOrEqual(rs.rttMs!);
+    expect(rs.downtimeMs).toBeGreaterThanOrEqual(80);
+    // expected vs actual: the bound (25 ms + 15%), plus the timer lag measured above
+    expect(Math.abs(rs.downtimeMs - rs.expectedDowntimeMs)).toBeLessThanOrEqual(25 + 0.15 * rs.expectedDowntimeMs + 2 * lag + 25);
+    expect(rs.downtimeMs).toBeLessThanOrEqual(limit + 25 + 2 * lag);
   });
 });

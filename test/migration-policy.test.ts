@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { decide, DEFAULT_POLICY, expectedDowntimeMs, stalledRounds, type RoundSample, type PolicyState } from '../src/migration/policy.js';
+import { decide, ConvergencePolicy, DEFAULT_POLICY, expectedDowntimeMs, stalledRounds, type RoundSample, type PolicyState } from '../src/migration/policy.js';
 
 const MB = 1e6;
 function rounds(dirtyAfter: number[]): RoundSample[] {
@@ -55,5 +55,61 @@ describe('convergence policy (pure table)', () => {
   it('counts stalled rounds from the end', () => {
     expect(stalledRounds(rounds([100, 50, 49, 48]))).toBe(2);
     expect(stalledRounds(rounds([100, 50, 20]))).toBe(0);
+  });
+
+  it('a switch-over whose fixed cost exceeds the limit is not converged, and says why', () => {
+    const d = decide(state([100000, 0], { verifyCostMs: 500 }), DEFAULT_POLICY);
+    expect(d).toMatchObject({ action: 'switchover', converged: false });
+    expect(d.reason).toMatch(/fixed cost .* exceeds the 300 ms limit/);
+    expect(decide(state([100000, 0], { verifyCostMs: 50 }), DEFAULT_POLICY)).toMatchObject({ action: 'switchover', converged: true });
+  });
+});
+
+describe('ConvergencePolicy (the one policy every engine feeds)', () => {
+  const m = (round: number, pagesSent: number, wireBytes: number, dirtyPagesAfter: number) => ({
+    round, pagesSent, wireBytes, durationMs: 100, dirtyPagesAfter, bandwidthBytesPerSec: 100 * MB, rttMs: 20, inFlightBytes: 0, verifyCostMs: 10,
+  });
+
+  it('costs a dirty page at the wire bytes per page of the latest round that sent pages', () => {
+    const p = new ConvergencePolicy('precopy', DEFAULT_POLICY, 4096);
+    // 1000 pages at 100 bytes: 5000 dirty pages cost 0.5 MB = 5 ms, alongside the source's 5 ms
+    // digest; then the target's digest 5, the round trip 20, the switch-over cost 5
+    expect(p.afterRound(m(0, 1000, 100_000, 5000)).expectedDowntimeMs).toBeCloseTo(35);
+    // an empty round keeps the last figure
+    expect(p.afterRound(m(1, 0, 100, 5000)).expectedDowntimeMs).toBeCloseTo(35);
+    expect(p.samples).toHaveLength(2);
+    expect(p.expectedDowntimeMs).toBeCloseTo(35);
+  });
+
+  it('before any page: a page costs a page size; a dirty set over the limit continues', () => {
+    const p = new ConvergencePolicy('precopy', DEFAULT_POLICY, 4096);
+    const d = p.afterRound({ ...m(0, 0, 0, 100_000), bandwidthBytesPerSec: 10 * MB });
+    expect(d.action).toBe('continue');
+    expect(d.expectedDowntimeMs).toBeCloseTo((100_000 * 4096 * 1000) / (10 * MB) + 30);
+  });
+
+  it('bytes in flight: those sent in the last half round trip have arrived; the digests overlap the transfer', () => {
+    const o = { switchoverCostMs: 5 };
+    const base = { bandwidthBytesPerSec: 1e6, rttMs: 100, wireBytesPerPage: 1000 };
+    // 30 KB in flight = 30 ms of link, less than half the round trip: nothing queued
+    expect(expectedDowntimeMs(0, { ...base, inFlightBytes: 30_000 }, o)).toBeCloseTo(105);
+    // 250 KB = 250 ms, 50 of them already arrived: 200 ms queued + 10 pages (10 ms)
+    expect(expectedDowntimeMs(10, { ...base, inFlightBytes: 250_000 }, o)).toBeCloseTo(200 + 10 + 100 + 5);
+    // a 400 ms verification: the source's 200 ms digest hides a 10 ms transfer
+    expect(expectedDowntimeMs(10, { ...base, verifyCostMs: 400 }, o)).toBeCloseTo(200 + 200 + 100 + 5);
+  });
+
+  it('a workload may force the switch-over or another round, never over "fail"', () => {
+    const p = new ConvergencePolicy('precopy', { ...DEFAULT_POLICY, maxRounds: 2, onNonConvergence: 'fail' }, 4096);
+    expect(p.afterRound({ ...m(0, 1000, 4_096_000, 900_000) }, 'switchover')).toMatchObject({ action: 'switchover', converged: true });
+    expect(p.afterRound({ ...m(1, 1000, 4_096_000, 900_000) }, 'continue').action).toBe('fail');
+  });
+
+  it('keeps the throttle it asked for and raises it step by step', () => {
+    const p = new ConvergencePolicy('precopy', { ...DEFAULT_POLICY, autoConverge: true, stallRounds: 1 }, 4096);
+    p.afterRound(m(0, 1000, 4_096_000, 900_000));
+    expect(p.afterRound(m(1, 1000, 4_096_000, 900_000))).toMatchObject({ action: 'throttle', throttlePct: 20 });
+    expect(p.afterRound(m(2, 1000, 4_096_000, 900_000))).toMatchObject({ action: 'throttle', throttlePct: 30 });
+    expect(p.throttlePct).toBe(30);
   });
 });

@@ -13,7 +13,7 @@ import { FrameType, PROTOCOL_MINOR } from '../src/protocol/frame.js';
 import { PAGE_LIST_RANGES } from '../src/protocol/messages.js';
 import { createCore } from '../src/core/core.js';
 import type { Transport } from '../src/transport/types.js';
-import { SetDirtyLog, makeMemories, sameMemory } from './helpers/engine.js';
+import { SetDirtyLog, makeMemories, sameMemory, shapedEchoMs } from './helpers/engine.js';
 
 /** The frames a transport's writer sent, as [type, payload] (the preamble skipped). */
 async function recording(t: Transport): Promise<{ t: Transport; frames: [number, Uint8Array][] }> {
@@ -53,8 +53,10 @@ describe('round-trip time', () => {
     const [rs] = await Promise.all([new MigrationSource(src, new SetDirtyLog(pages), rec.t).migrate(), new MigrationTarget(dst).run(b)]);
     expect(rs.verified).toBe(true);
     // the delay is physical: no sample can be shorter; the minimum of idle-link samples is close
+    // (allowing for late timers on a loaded machine: a byte's echo over such a link, measured now)
+    const echo = await shapedEchoMs(20);
     expect(rs.rttMs).toBeGreaterThanOrEqual(40);
-    expect(rs.rttMs).toBeLessThan(70);
+    expect(rs.rttMs).toBeLessThan(Math.max(70, 1.5 * echo + 20));
     // one PING after the handshake and one per round, each an 8-byte time stamp
     const pings = rec.frames.filter(([type]) => type === FrameType.PING);
     expect(pings.length).toBeGreaterThanOrEqual(1 + rs.rounds.length - 1);

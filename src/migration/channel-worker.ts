@@ -12,6 +12,7 @@ import type { Transport } from '../transport/types.js';
 import { messagePortTransport, type MessagePortLike } from '../transport/message-port.js';
 import { MigrationSource, type DirtyLogLike } from './source.js';
 import type { ChannelInit, ChannelLink, CoordinatorMessage, WorkerMessage } from './channels.js';
+import type { RoundMeasurement } from './policy.js';
 
 /** The worker's side of the control channel. */
 export interface ChannelControl {
@@ -50,7 +51,7 @@ export async function runChannelWorker(init: ChannelInit, ctl: ChannelControl, o
       f?.(m);
     });
     let bytesSent = 0;
-    const call = (op: 'round' | 'pause' | 'resume' | 'deviceState', extra: { round?: number; before?: boolean } = {}): Promise<CoordinatorMessage & { t: 'reply' }> => {
+    const call = (op: 'round' | 'decide' | 'pause' | 'resume' | 'deviceState', extra: { round?: number; measurement?: RoundMeasurement } = {}): Promise<CoordinatorMessage & { t: 'reply' }> => {
       if (aborted) return Promise.reject(aborted);
       const id = nextId++;
       return new Promise((resolve) => {
@@ -66,10 +67,15 @@ export async function runChannelWorker(init: ChannelInit, ctl: ChannelControl, o
     };
     const transport = await open(init.link);
     const source = new MigrationSource(memory, log, transport, init.options, {
+      // before each dirty sync: the coordinator syncs the guest's log once for all channels
       onRound: async (round, before) => {
-        const r = await call('round', { round, before });
-        if (before) { next = r.dirty ?? new Uint32Array(0); return undefined; }
-        return r.action;
+        if (before) next = (await call('round', { round })).dirty ?? new Uint32Array(0);
+      },
+      // after it: the coordinator decides for all channels from all channels' measurements
+      decide: async (m) => {
+        const r = await call('decide', { round: m.round, measurement: m });
+        if (!r.decision) throw new PagewireError(ErrorCode.ABORTED, 'the coordinator sent no decision');
+        return r.decision;
       },
       pause: async () => { next = (await call('pause')).dirty ?? new Uint32Array(0); },
       resume: async () => { await call('resume'); },

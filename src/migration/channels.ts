@@ -9,8 +9,10 @@
  *
  *   worker k: round r sent -> onRound(r, before)  --> coordinator: barrier over all channels,
  *             ONE dirty sync of the guest's log, each channel gets the pages of its range
- *   worker k: onRound(r, after)                   --> coordinator: barrier, global convergence
- *             decision (policy.ts over the summed figures) -> 'continue' | 'switchover' to all
+ *   worker k: decide(measurement)                 --> coordinator: barrier, the same
+ *             ConvergencePolicy as a single source over the channels' measurements combined
+ *             (pages, bytes, bandwidth and bytes in flight summed; duration, RTT and
+ *             verification cost the slowest channel's) -> the decision to all
  *   worker k: pause()                             --> coordinator: barrier, pauses the guest once,
  *             last dirty sync, each channel its pages; then every channel sends its final round
  *   worker k: deviceState()                       --> channel 0 carries the device state
@@ -29,7 +31,7 @@ import { GuestMemory } from '../memory/guest-memory.js';
 import type { Transport } from '../transport/types.js';
 import { MigrationTarget, type TargetHooks, type TargetOptions } from './target.js';
 import type { DirtyLogLike, SourceHooks, SourceOptions } from './source.js';
-import { decide, DEFAULT_POLICY, type PolicyOptions, type RoundSample } from './policy.js';
+import { ConvergencePolicy, DEFAULT_POLICY, type PolicyDecision, type PolicyOptions, type RoundMeasurement } from './policy.js';
 import { memoryDigest } from './digest.js';
 import { Emitter, addCodecCounts, type MigrationEvents, type MigrationReport, type RoundReport, type CodecCounts } from './report.js';
 import { defaultClock, type Clock } from './common.js';
@@ -60,14 +62,15 @@ export interface ChannelInit {
 
 /** Messages a worker sends to the coordinator. */
 export type WorkerMessage =
-  | { t: 'call'; id: number; op: 'round'; round: number; before: boolean; bytesSent: number }
+  | { t: 'call'; id: number; op: 'round'; round: number; bytesSent: number }
+  | { t: 'call'; id: number; op: 'decide'; round: number; measurement: RoundMeasurement; bytesSent: number }
   | { t: 'call'; id: number; op: 'pause' | 'resume' | 'deviceState'; bytesSent: number }
   | { t: 'done'; report: MigrationReport }
   | { t: 'error'; code: string; message: string };
 
 /** Replies of the coordinator. */
 export type CoordinatorMessage =
-  | { t: 'reply'; id: number; dirty?: Uint32Array; action?: 'continue' | 'switchover'; state?: Uint8Array }
+  | { t: 'reply'; id: number; dirty?: Uint32Array; decision?: PolicyDecision; state?: Uint8Array }
   | { t: 'abort'; message: string };
 
 /** What the coordinator needs of a worker (a Node Worker or a Web Worker, adapted). */
@@ -135,7 +138,7 @@ export interface ParallelSourceOptions extends SourceOptions {
   link(channel: number): ChannelLink;
 }
 
-interface Pending { id: number; k: number }
+interface Pending { id: number; k: number; measurement?: RoundMeasurement }
 
 /**
  * Source side of a parallel migration. Events: round (summed over channels), switchover,
@@ -154,15 +157,10 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
   private bytesSent: number[] = [];
   private paused = false;
   private pausedAt = 0;
-  private throttlePct = 0;
-  private samples: RoundSample[] = [];
+  private readonly convergence: ConvergencePolicy;
   private rounds: RoundReport[] = [];
-  private lastBarrierAt = 0;
-  private lastBytes = 0;
-  private lastPages = 0;
   private reason = '';
   private converged = false;
-  private expected = Infinity;
   private failed: ((e: PagewireError) => void) | null = null;
 
   constructor(memory: GuestMemory, dirtyLog: DirtyLogLike, options: ParallelSourceOptions, hooks: SourceHooks = {}) {
@@ -175,6 +173,7 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
     const pol: Partial<PolicyOptions> = {};
     for (const k of Object.keys(DEFAULT_POLICY) as (keyof PolicyOptions)[]) if (options[k] !== undefined) (pol as Record<string, unknown>)[k] = options[k];
     this.policy = { ...DEFAULT_POLICY, ...pol };
+    this.convergence = new ConvergencePolicy('precopy', this.policy, memory.pageSize);
     if (this.policy.onNonConvergence === 'postcopy' || (options.mode && options.mode !== 'precopy')) {
       throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'parallel channels support pre-copy only');
     }
@@ -196,17 +195,15 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
     this.ranges = split.map((s) => ({ first: s.first, count: s.count }));
     this.bytesSent = new Array<number>(n).fill(0);
     const { channels: _c, spawn: _s, link: _l, clock: _k, onPhase: _p, ...rest } = this.opts;
-    // The coordinator decides: each channel continues or switches over when told.
+    // The coordinator decides for every channel (hooks.decide in the worker).
     const perChannel: SourceOptions = {
-      ...rest, maxRounds: 1_000_000, stallRounds: 1_000_000, onNonConvergence: 'switchover', autoConverge: false, downtimeLimitMs: 1e-9,
+      ...rest,
       // a bandwidth cap is for the whole migration: each channel gets its share
       ...(rest.maxBandwidthBytesPerSec ? { maxBandwidthBytesPerSec: rest.maxBandwidthBytesPerSec / n } : {}),
       ...(rest.linkBytesPerSec ? { linkBytesPerSec: rest.linkBytesPerSec / n } : {}),
     };
     const reports: MigrationReport[] = new Array(n);
     this.dirtyLog.start();
-    this.lastBarrierAt = this.clock();
-    this.lastPages = this.memory.pageCount;
     try {
       await new Promise<void>((resolve, reject) => {
         let done = 0;
@@ -260,15 +257,16 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
       return {
         ...r0, pages: all.reduce((a, r) => a + r.pages, 0), wireBytes: all.reduce((a, r) => a + r.wireBytes, 0), rawBytes: all.reduce((a, r) => a + r.rawBytes, 0),
         codecs: c, durationMs: Math.max(...all.map((r) => r.durationMs)), bandwidthBytesPerSec: all.reduce((a, r) => a + r.bandwidthBytesPerSec, 0),
-        dirtyPages: this.rounds[i]?.dirtyPages ?? 0, expectedDowntimeMs: this.rounds[i]?.expectedDowntimeMs ?? 0, throttlePct: this.rounds[i]?.throttlePct ?? r0.throttlePct,
+        dirtyPages: this.rounds[i]?.dirtyPages ?? 0, dirtyRateBytesPerSec: this.rounds[i]?.dirtyRateBytesPerSec ?? 0,
+        expectedDowntimeMs: this.rounds[i]?.expectedDowntimeMs ?? 0, throttlePct: this.rounds[i]?.throttlePct ?? r0.throttlePct,
       };
     });
     const report: MigrationReport = {
       role: 'source', sessionId: reports.map((r) => r.sessionId).join(','), mode: 'precopy', verified: reports.every((r) => r.verified),
       converged: this.converged, totalTimeMs: this.clock() - t0, setupTimeMs: Math.max(...reports.map((r) => r.setupTimeMs)), downtimeMs,
-      expectedDowntimeMs: this.expected, wireBytes: sum((r) => r.wireBytes), rawBytes: sum((r) => r.rawBytes), pageSize: this.memory.pageSize,
+      expectedDowntimeMs: this.convergence.expectedDowntimeMs, rttMs: Math.max(...reports.map((r) => r.rttMs ?? 0)), wireBytes: sum((r) => r.wireBytes), rawBytes: sum((r) => r.rawBytes), pageSize: this.memory.pageSize,
       guestPages: this.memory.pageCount, rounds, codecs, precopyBytes: sum((r) => r.precopyBytes), downtimeBytes: sum((r) => r.downtimeBytes),
-      postcopyBytes: 0, digest, throttlePct: this.throttlePct, drops: sum((r) => r.drops), resentBytes: sum((r) => r.resentBytes),
+      postcopyBytes: 0, digest, throttlePct: this.convergence.throttlePct, drops: sum((r) => r.drops), resentBytes: sum((r) => r.resentBytes),
       corruptionsDetected: sum((r) => r.corruptionsDetected), channels: n, reason: this.reason,
       options: { ...reports[0]!.options, channels: n, ...this.policy }, codecStats: reports.map((r) => r.codecStats),
     };
@@ -303,9 +301,9 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
       this.reply(k, { t: 'reply', id: m.id });
       return;
     }
-    const key = m.op === 'round' ? `round${m.round}:${m.before}` : 'pause';
+    const key = m.op === 'round' || m.op === 'decide' ? `${m.op}${m.round}` : 'pause';
     const list = this.waiting.get(key) ?? [];
-    list.push({ id: m.id, k });
+    list.push({ id: m.id, k, ...(m.op === 'decide' ? { measurement: m.measurement } : {}) });
     this.waiting.set(key, list);
     if (list.length < this.opts.channels) return;
     this.waiting.delete(key);
@@ -320,17 +318,18 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
       this.dirtyLog.stop();
       return;
     }
-    const round = (m as { round: number }).round;
-    if ((m as { before: boolean }).before) {
-      await this.hooks.onRound?.(round, true);
+    if (m.op === 'round') {
+      await this.hooks.onRound?.(m.round, true);
       const dirty = this.dirtyLog.sync();
       this.pendingDirty = dirty.length;
       this.distribute(dirty, ids);
       return;
     }
-    const forced = await this.hooks.onRound?.(round, false);
-    const action = await this.decideRound(round, forced ?? undefined);
-    for (let c = 0; c < ids.length; c++) this.reply(c, { t: 'reply', id: ids[c]!, action });
+    if (m.op !== 'decide') return;
+    const ms = list.map((p) => p.measurement!);
+    const decision = await this.decideRound(m.round, ms);
+    for (let c = 0; c < ids.length; c++) this.reply(c, { t: 'reply', id: ids[c]!, decision });
+    if (decision.action === 'fail') throw new PagewireError(ErrorCode.NOT_CONVERGED, decision.reason);
   }
 
   private pendingDirty = 0;
@@ -361,47 +360,31 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
     for (let c = 0; c < n; c++) this.reply(c, { t: 'reply', id: ids[c]!, dirty: lists[c]! }, [lists[c]!.buffer]);
   }
 
-  /** Global convergence decision over the summed channel figures. */
-  private async decideRound(round: number, forced: 'switchover' | 'continue' | undefined): Promise<'continue' | 'switchover'> {
-    const now = this.clock();
-    const bytes = this.bytesSent.reduce((a, b) => a + b, 0);
-    const wire = Math.max(0, bytes - this.lastBytes);
-    const durationMs = Math.max(0.001, now - this.lastBarrierAt);
-    const pagesSent = this.lastPages;
-    this.samples.push({ round, pagesSent, wireBytes: wire, durationMs, dirtyPagesAfter: this.pendingDirty });
-    const bw = (wire * 1000) / durationMs;
-    let d = decide({
-      mode: 'precopy', rounds: this.samples, bandwidthBytesPerSec: bw, rttMs: 1, wireBytesPerPage: pagesSent > 0 ? wire / pagesSent : this.memory.pageSize,
-      throttlePct: this.throttlePct,
-    }, this.policy);
-    if (forced === 'switchover' && d.action !== 'switchover') d = { action: 'switchover', expectedDowntimeMs: d.expectedDowntimeMs, converged: true, reason: 'the workload ended' };
-    else if (forced === 'continue' && d.action !== 'fail') d = { action: 'continue', expectedDowntimeMs: d.expectedDowntimeMs, reason: 'the workload asks for another round' };
-    this.expected = d.expectedDowntimeMs;
+  /** The decision for all channels: the channels' measurements combined, one policy. */
+  private async decideRound(round: number, ms: RoundMeasurement[]): Promise<PolicyDecision> {
+    const sum = (f: (x: RoundMeasurement) => number): number => ms.reduce((a, x) => a + f(x), 0);
+    const max = (f: (x: RoundMeasurement) => number): number => Math.max(...ms.map(f));
+    const m: RoundMeasurement = {
+      round, pagesSent: sum((x) => x.pagesSent), wireBytes: sum((x) => x.wireBytes), durationMs: max((x) => x.durationMs),
+      dirtyPagesAfter: sum((x) => x.dirtyPagesAfter), bandwidthBytesPerSec: sum((x) => x.bandwidthBytesPerSec),
+      rttMs: max((x) => x.rttMs), inFlightBytes: sum((x) => x.inFlightBytes), verifyCostMs: max((x) => x.verifyCostMs),
+    };
+    const forced = await this.hooks.onRound?.(round, false);
+    const d = this.convergence.afterRound(m, forced ?? undefined);
     const rr: RoundReport = {
-      round, final: false, pages: pagesSent, wireBytes: wire, rawBytes: pagesSent * this.memory.pageSize, codecs: {}, dirtyPages: this.pendingDirty,
-      dirtyRateBytesPerSec: (this.pendingDirty * this.memory.pageSize * 1000) / durationMs, bandwidthBytesPerSec: bw, durationMs,
-      expectedDowntimeMs: d.expectedDowntimeMs, throttlePct: this.throttlePct,
+      round, final: false, pages: m.pagesSent, wireBytes: m.wireBytes, rawBytes: m.pagesSent * this.memory.pageSize, codecs: {}, dirtyPages: this.pendingDirty,
+      dirtyRateBytesPerSec: (this.pendingDirty * this.memory.pageSize * 1000) / m.durationMs, bandwidthBytesPerSec: m.bandwidthBytesPerSec, durationMs: m.durationMs,
+      expectedDowntimeMs: d.expectedDowntimeMs, throttlePct: this.convergence.throttlePct,
     };
     this.rounds.push(rr);
     this.emit('round', rr);
-    this.lastBarrierAt = now;
-    this.lastBytes = bytes;
-    this.lastPages = this.pendingDirty;
-    switch (d.action) {
-      case 'continue':
-        return 'continue';
-      case 'throttle':
-        this.throttlePct = d.throttlePct;
-        await this.hooks.throttle?.(d.throttlePct);
-        return 'continue';
-      case 'fail':
-        throw new PagewireError(ErrorCode.NOT_CONVERGED, d.reason);
-      default:
-        this.reason = d.reason;
-        this.converged = d.action === 'switchover' ? d.converged : false;
-        this.emit('switchover', { round: round + 1, reason: d.reason, expectedDowntimeMs: d.expectedDowntimeMs, mode: 'precopy' });
-        return 'switchover';
+    if (d.action === 'throttle') await this.hooks.throttle?.(d.throttlePct);
+    if (d.action === 'switchover' || d.action === 'postcopy') {
+      this.reason = d.reason;
+      this.converged = d.action === 'switchover' ? d.converged : false;
+      this.emit('switchover', { round: round + 1, reason: d.reason, expectedDowntimeMs: d.expectedDowntimeMs, mode: 'precopy' });
     }
+    return d;
   }
 }
 

@@ -3,8 +3,9 @@
  * the link estimates the convergence policy decides on (bandwidth and round-trip time).
  *
  *   window:    sent - acked <= windowBytes before the next frame leaves (per connection)
- *   bandwidth: acknowledged bytes over windows of >= 100 ms during which the link stayed busy,
- *              EWMA-smoothed (0.7 old, 0.3 new)
+ *   bandwidth: acknowledged bytes over windows of >= 100 ms; a window during which the link never
+ *              waited for the sender is EWMA-smoothed in (0.7 old, 0.3 new); other windows (small
+ *              rounds, idle gaps) count only until the first such window
  *   rtt:       smallest of the last RTT_SAMPLES samples (handshake HELLO -> WELCOME, then PING ->
  *              ACK echo); queueing behind data only adds to a sample, so the minimum is the
  *              round trip of an idle link, which is what the switch-over pays once
@@ -35,6 +36,8 @@ export class FlowControl {
   bandwidthSamples = 0;
   private bwWindowStart = -1;
   private bwWindowBytes = 0;
+  private bwWindowSent = 0;
+  private linkLimitedSamples = 0;
   private readonly rtts: number[] = [];
   private pacerNextMs = 0;
 
@@ -116,20 +119,32 @@ export class FlowControl {
   private sampleBandwidth(ackedNow: number): void {
     const now = this.clock();
     if (this.bwWindowStart < 0 || ackedNow < this.bwWindowBytes) {
-      this.bwWindowStart = now;
-      this.bwWindowBytes = ackedNow;
+      this.startWindow(now, ackedNow);
       return;
     }
     const dt = now - this.bwWindowStart;
     if (dt < BW_WINDOW_MS) return;
-    // busy: bytes were in flight beyond what this window acknowledged
-    const busy = this.sentOnConn - this.bwWindowBytes > 64 * 1024;
-    const bw = ((ackedNow - this.bwWindowBytes) * 1000) / dt;
-    if (busy && bw > 0) {
-      this.bandwidthBytesPerSec = this.bandwidthSamples === 0 ? bw : 0.7 * this.bandwidthBytesPerSec + 0.3 * bw;
+    const delivered = ackedNow - this.bwWindowBytes;
+    const bw = (delivered * 1000) / dt;
+    if (bw > 0) {
+      // Link-limited: more was in flight at the window's start than the window delivered, so the
+      // link never waited for the sender. Otherwise the sample is sender-limited (small rounds,
+      // idle gaps: it says little of the link) and serves only while there is no other figure.
+      const linkLimited = this.bwWindowSent - this.bwWindowBytes > delivered + 64 * 1024;
+      if (linkLimited) {
+        this.bandwidthBytesPerSec = this.linkLimitedSamples === 0 ? bw : 0.7 * this.bandwidthBytesPerSec + 0.3 * bw;
+        this.linkLimitedSamples++;
+      } else if (this.linkLimitedSamples === 0) {
+        this.bandwidthBytesPerSec = Math.max(this.bandwidthBytesPerSec, bw);
+      }
       this.bandwidthSamples++;
     }
+    this.startWindow(now, ackedNow);
+  }
+
+  private startWindow(now: number, acked: number): void {
     this.bwWindowStart = now;
-    this.bwWindowBytes = ackedNow;
+    this.bwWindowBytes = acked;
+    this.bwWindowSent = this.sentOnConn;
   }
 }

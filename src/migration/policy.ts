@@ -6,10 +6,14 @@
  * many wire bytes a page costs (measured on the last rounds), the link bandwidth (measured from
  * the target's acknowledgements) and the round trip. Then
  *
- *   expectedDowntimeMs = (inFlightBytes + dirtyPages * wireBytesPerPage) / bandwidth + rtt
- *                        + verification (both digests, measured) + fixed cost
+ *   transfer           = max(0, inFlightBytes / bandwidth - rtt / 2)      (still queued)
+ *                        + dirtyPages * wireBytesPerPage / bandwidth         (the last round)
+ *   expectedDowntimeMs = max(transfer, digest) + digest + rtt + switchoverCostMs
  *
- * (bytes already sent but not yet acknowledged must cross the link before the last round does)
+ * where digest is one side's memory digest (half the measured verification cost): the source
+ * hashes while its last pages cross the link, COMPLETE follows them, the target hashes, DONE comes
+ * back (one round trip). Unacknowledged bytes sent within the last half round trip have arrived
+ * already (their ACKs are on the way), the rest must cross before the last round does.
  *
  * and the guest is stopped as soon as that is within `downtimeLimitMs`. The migration is "not
  * converging" when, for `stallRounds` rounds in a row, the dirty set did not shrink by at least
@@ -96,10 +100,15 @@ export type PolicyDecision =
   | { action: 'postcopy'; expectedDowntimeMs: number; reason: string }
   | { action: 'fail'; expectedDowntimeMs: number; reason: string };
 
-/** Expected downtime if the guest were stopped now, ms. */
+/** Expected downtime if the guest were stopped now, ms (see the file header). */
 export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage' | 'inFlightBytes' | 'verifyCostMs'>, o: Pick<PolicyOptions, 'switchoverCostMs'>): number {
   const bw = Math.max(1, s.bandwidthBytesPerSec);
-  return (((s.inFlightBytes ?? 0) + dirtyPages * s.wireBytesPerPage) * 1000) / bw + s.rttMs + o.switchoverCostMs + (s.verifyCostMs ?? 0);
+  // unacknowledged bytes sent in the last half round trip have arrived; their ACKs are on the way
+  const queuedMs = Math.max(0, ((s.inFlightBytes ?? 0) * 1000) / bw - s.rttMs / 2);
+  const transferMs = queuedMs + (dirtyPages * s.wireBytesPerPage * 1000) / bw;
+  const digestMs = (s.verifyCostMs ?? 0) / 2;
+  // the source hashes its memory while the last pages cross the link; the target hashes after
+  return Math.max(transferMs, digestMs) + digestMs + s.rttMs + o.switchoverCostMs;
 }
 
 /** Rounds at the end of `rounds` whose dirty set did not shrink by at least 10%. */
@@ -138,7 +147,11 @@ export function decide(s: PolicyState, o: PolicyOptions): PolicyDecision {
     if (fixed <= o.downtimeLimitMs && s.rounds.length < o.maxRounds) {
       return { action: 'continue', expectedDowntimeMs: est, reason: `no dirty pages left; waiting for the ${s.inFlightBytes ?? 0} bytes in flight to drain` };
     }
-    return { action: 'switchover', expectedDowntimeMs: est, converged: true, reason: `no dirty pages left; the expected downtime ${est.toFixed(1)} ms is the switch-over's fixed cost` };
+    const within = est <= o.downtimeLimitMs;
+    return {
+      action: 'switchover', expectedDowntimeMs: est, converged: within,
+      reason: within ? `no dirty pages left; expected downtime ${est.toFixed(1)} ms` : `no dirty pages left, but the switch-over's fixed cost (${est.toFixed(1)} ms: round trip, verification, data in flight) exceeds the ${o.downtimeLimitMs} ms limit`,
+    };
   }
   if (s.mode === 'hybrid' && s.rounds.length >= o.hybridPrecopyRounds) {
     return { action: 'postcopy', expectedDowntimeMs: est, reason: `hybrid: ${s.rounds.length} pre-copy rounds done, switching to post-copy` };
@@ -161,4 +174,65 @@ export function decide(s: PolicyState, o: PolicyOptions): PolicyDecision {
     }
   }
   return { action: 'continue', expectedDowntimeMs: est, reason: `expected downtime ${est.toFixed(1)} ms is above the ${o.downtimeLimitMs} ms limit` };
+}
+
+/** What an engine measured over one pre-copy round: the policy's input, the same for every engine. */
+export interface RoundMeasurement {
+  round: number;
+  /** Pages sent in the round. */
+  pagesSent: number;
+  /** Wire bytes of the round. */
+  wireBytes: number;
+  durationMs: number;
+  /** Pages pending after the round's dirty sync. */
+  dirtyPagesAfter: number;
+  /** Measured link bandwidth, bytes/s. */
+  bandwidthBytesPerSec: number;
+  /** Measured round trip of the idle link, ms. */
+  rttMs: number;
+  /** Bytes sent and not yet acknowledged. */
+  inFlightBytes: number;
+  /** Measured cost of both digests at switch-over, ms. */
+  verifyCostMs: number;
+}
+
+/**
+ * The convergence policy of one migration with its history: every engine (the source, the
+ * parallel-channel coordinator, the virtual-clock model) feeds it one {@link RoundMeasurement}
+ * per round and does what it answers. It keeps the rounds, the wire cost of a page (of the latest
+ * round that sent pages) and the throttle in force, and applies a workload's forced action.
+ */
+export class ConvergencePolicy {
+  readonly samples: RoundSample[] = [];
+  /** Throttle in force, percent. */
+  throttlePct = 0;
+  /** The latest estimate (Infinity before the first round). */
+  expectedDowntimeMs = Infinity;
+  private wireBytesPerPage: number;
+
+  constructor(private readonly mode: PolicyState['mode'], readonly options: PolicyOptions, pageSize: number) {
+    this.wireBytesPerPage = pageSize;
+  }
+
+  /**
+   * Record a finished round and decide.
+   * @param forced a workload's wish (corpus replay): 'switchover' after its last snapshot, or
+   *   'continue'; it never overrides 'fail' and a 'switchover' the policy made itself
+   */
+  afterRound(m: RoundMeasurement, forced?: 'switchover' | 'continue'): PolicyDecision {
+    this.samples.push({ round: m.round, pagesSent: m.pagesSent, wireBytes: m.wireBytes, durationMs: m.durationMs, dirtyPagesAfter: m.dirtyPagesAfter });
+    if (m.pagesSent > 0) this.wireBytesPerPage = m.wireBytes / m.pagesSent;
+    let d = decide({
+      mode: this.mode, rounds: this.samples, bandwidthBytesPerSec: m.bandwidthBytesPerSec, rttMs: m.rttMs,
+      wireBytesPerPage: this.wireBytesPerPage, throttlePct: this.throttlePct, inFlightBytes: m.inFlightBytes, verifyCostMs: m.verifyCostMs,
+    }, this.options);
+    if (forced === 'switchover' && d.action !== 'switchover') {
+      d = { action: 'switchover', expectedDowntimeMs: d.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };
+    } else if (forced === 'continue' && d.action !== 'fail') {
+      d = { action: 'continue', expectedDowntimeMs: d.expectedDowntimeMs, reason: 'the workload asks for another round' };
+    }
+    if (d.action === 'throttle') this.throttlePct = d.throttlePct;
+    this.expectedDowntimeMs = d.expectedDowntimeMs;
+    return d;
+  }
 }

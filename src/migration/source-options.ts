@@ -2,7 +2,7 @@
  * Options and hooks of the migration source, their defaults and their validation.
  */
 import { PagewireError, ErrorCode } from '../errors.js';
-import { DEFAULT_POLICY, type PolicyOptions } from './policy.js';
+import { DEFAULT_POLICY, type PolicyDecision, type PolicyOptions, type RoundMeasurement } from './policy.js';
 import type { CodecChoice } from './codec-adapter.js';
 import type { ReorderOptions } from './reorder.js';
 import type { Clock } from './common.js';
@@ -30,6 +30,11 @@ export interface SourceHooks {
    * (corpus replay: one snapshot per round, switch-over after the last one).
    */
   onRound?(round: number, before: boolean): void | 'switchover' | 'continue' | Promise<void | 'switchover' | 'continue'>;
+  /**
+   * Decide after each round in place of this source's own policy, from its measurements (the
+   * parallel-channel coordinator decides over all channels with the same policy).
+   */
+  decide?(m: RoundMeasurement): PolicyDecision | Promise<PolicyDecision>;
 }
 
 /** Options of {@link MigrationSource}. */

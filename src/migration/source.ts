@@ -28,7 +28,7 @@ import { FrameType, MINOR_PAGE_RANGES, type Frame } from '../protocol/frame.js';
 import { encodeJson, parseDone, parsePageList, parsePageHashes, type HelloMessage, type RoundEndMessage, type CompleteMessage } from '../protocol/messages.js';
 import { randomHex } from '../protocol/auth.js';
 import { memoryDigest, pageHashes } from './digest.js';
-import { decide, type PolicyOptions, type RoundSample, type PolicyDecision } from './policy.js';
+import { ConvergencePolicy, type PolicyOptions, type PolicyDecision, type RoundMeasurement } from './policy.js';
 import { Emitter, addCodecCounts, codecCountsSince, type MigrationEvents, type MigrationReport, type RoundReport, type CodecCounts } from './report.js';
 import { Signal, PageSet, defaultClock, percentile, type Clock } from './common.js';
 import { createEncoder, encoderCounts, type EncoderLike } from './codec-adapter.js';
@@ -78,7 +78,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
 
   // the rounds so far
   private readonly rounds: RoundReport[] = [];
-  private readonly samples: RoundSample[] = [];
+  private readonly convergence: ConvergencePolicy;
   private readonly totals: CodecCounts = {};
   private expectedMs = Infinity;
   private paused = false;
@@ -100,6 +100,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     this.hooks = hooks;
     this.opts = opts;
     this.policy = policy;
+    this.convergence = new ConvergencePolicy(opts.mode, policy, memory.pageSize);
     this.clock = options.clock ?? defaultClock;
   }
 
@@ -229,19 +230,18 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     const dirty = this.dirtyLog.sync();
     this.pending.addAll(dirty);
     this.reorderer?.noteDirty(dirty);
-    const forced = await this.hooks.onRound?.(round, false);
     rr.dirtyPages = dirty.length;
     rr.dirtyRateBytesPerSec = rr.durationMs > 0 ? (dirty.length * this.memory.pageSize * 1000) / rr.durationMs : 0;
-    this.samples.push({ round, pagesSent: rr.pages, wireBytes: rr.wireBytes, durationMs: rr.durationMs, dirtyPagesAfter: this.pending.size });
-    let decision = decide({
-      mode: this.opts.mode, rounds: this.samples, bandwidthBytesPerSec: flow.bandwidthBytesPerSec, rttMs: flow.rttMs,
-      wireBytesPerPage: this.wireBytesPerPage(rr), throttlePct: this.stats.throttlePct,
-      inFlightBytes: flow.inFlightBytes, verifyCostMs: this.verifyCostMs,
-    }, this.policy);
-    if (forced === 'switchover' && decision.action !== 'switchover') {
-      decision = { action: 'switchover', expectedDowntimeMs: decision.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };
-    } else if (forced === 'continue' && decision.action !== 'fail') {
-      decision = { action: 'continue', expectedDowntimeMs: decision.expectedDowntimeMs, reason: 'the workload asks for another round' };
+    const m: RoundMeasurement = {
+      round, pagesSent: rr.pages, wireBytes: rr.wireBytes, durationMs: rr.durationMs, dirtyPagesAfter: this.pending.size,
+      bandwidthBytesPerSec: flow.bandwidthBytesPerSec, rttMs: flow.rttMs, inFlightBytes: flow.inFlightBytes, verifyCostMs: this.verifyCostMs,
+    };
+    let decision: PolicyDecision;
+    if (this.hooks.decide) {
+      decision = await this.hooks.decide(m);
+    } else {
+      const forced = await this.hooks.onRound?.(round, false);
+      decision = this.convergence.afterRound(m, forced ?? undefined);
     }
     rr.expectedDowntimeMs = decision.expectedDowntimeMs;
     this.expectedMs = decision.expectedDowntimeMs;
@@ -253,16 +253,6 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     this.rounds.push(rr);
     addCodecCounts(this.totals, rr.codecs);
     this.emit('round', rr);
-  }
-
-  /** Wire bytes per page of the latest round that sent pages (a page size before any). */
-  private wireBytesPerPage(current: RoundReport): number {
-    if (current.pages > 0) return current.wireBytes / current.pages;
-    for (let i = this.rounds.length - 1; i >= 0; i--) {
-      const r = this.rounds[i]!;
-      if (r.pages > 0) return r.wireBytes / r.pages;
-    }
-    return this.memory.pageSize;
   }
 
   /** Order of a round's pages; the reordering policy may hold hot pages back (they stay pending). */

@@ -99,3 +99,25 @@ export function sameMemory(a: GuestMemory, b: GuestMemory): boolean {
   }
   return true;
 }
+
+/**
+ * Round trip of one byte over a fresh shaped pair with `delayMs` each way, as this process's
+ * event loop delivers it now (the largest of `n` tries): on a loaded machine timers fire late,
+ * and timing assertions allow for what this measures beyond 2 x delayMs.
+ */
+export async function shapedEchoMs(delayMs: number, n = 3): Promise<number> {
+  const { shapedPair } = await import('../../src/transport/shaped.js');
+  const [a, b] = shapedPair({ delayMs });
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await a.write(Uint8Array.of(i));
+    const got = await b.read();
+    await b.write(got!);
+    await a.read();
+    worst = Math.max(worst, performance.now() - t0);
+  }
+  a.destroy();
+  b.destroy();
+  return worst;
+}

@@ -7,8 +7,10 @@
  *   the guest memory as it is at that moment of virtual time;
  * - the guest: a `SimulatedGuest` on the simulated clock (`advanceBy`), writing real bytes into the
  *   memory and marking its dirty log while the round's chunks cross the link;
- * - the convergence logic: `decide()` of src/migration/policy.ts, fed the same statistics the
- *   real source feeds it; reordering is `DirtyFrequencyOrder` of src/migration/reorder.ts;
+ * - the convergence logic: the `ConvergencePolicy` of src/migration/policy.ts, the real source's,
+ *   fed the measurements the real source would take on this link (bandwidth from what the
+ *   pipeline moved, the link's round trip, bytes in flight, the digest cost); reordering is
+ *   `DirtyFrequencyOrder` of src/migration/reorder.ts;
  * - the post-copy push order: the source's (requested pages first, then 32-page push frames from a
  *   cursor that jumps to the page after the last fault).
  *
@@ -30,7 +32,7 @@
 import { GuestMemory } from '../../memory/guest-memory.js';
 import { PageEncoder, type EncoderOptions } from '../../codec/encoder.js';
 import { PageDecoder } from '../../codec/decoder.js';
-import { decide, DEFAULT_POLICY, type PolicyDecision, type PolicyOptions, type RoundSample } from '../../migration/policy.js';
+import { ConvergencePolicy, DEFAULT_POLICY, type PolicyDecision, type PolicyOptions } from '../../migration/policy.js';
 import { DirtyFrequencyOrder } from '../../migration/reorder.js';
 import { PageSet } from '../../migration/common.js';
 import { memoryDigest } from '../../migration/digest.js';
@@ -230,7 +232,7 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
   let postcopyBytes = 0;
   let timedOut = false;
   const rounds: VirtualRound[] = [];
-  const samples: RoundSample[] = [];
+  const convergence = new ConvergencePolicy(engine.mode, policy, ps);
 
   /** Encode `count` pages of `indices` from `start`; CPU/link/decoder pipeline time and wire bytes. */
   const encodeChunk = (indices: Uint32Array, start: number, count: number, flags: { final?: boolean; postcopy?: boolean }) => {
@@ -324,20 +326,14 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
     pending.addAll(dirty);
     reorderer?.noteDirty(dirty);
     const forced = hooks.onRound(round, false);
-    samples.push({ round, pagesSent: indices.length, wireBytes: wire, durationMs, dirtyPagesAfter: pending.size });
     // the real source measures bandwidth from acknowledgements: what the pipeline really moved
     if (wire >= 256 * 1024 && durationMs > 0) lastBandwidth = Math.min(bw, (wire * 1000) / durationMs);
-    const lastSent = [...samples].reverse().find((s) => s.pagesSent > 0);
-    decision = decide({
-      mode: engine.mode, rounds: samples, bandwidthBytesPerSec: lastBandwidth, rttMs: link.rttMs,
-      wireBytesPerPage: lastSent ? lastSent.wireBytes / lastSent.pagesSent : ps, throttlePct: 0,
-      inFlightBytes: Math.min(window, (bw * link.rttMs) / 1000, wire), verifyCostMs,
-    }, policy);
-    if (forced === 'switchover' && decision.action !== 'switchover') {
-      decision = { action: 'switchover', expectedDowntimeMs: decision.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };
-    } else if (forced === 'continue' && decision.action !== 'fail') {
-      decision = { action: 'continue', expectedDowntimeMs: decision.expectedDowntimeMs, reason: 'the workload asks for another round' };
-    }
+    // the same policy as the real source, fed what the source would have measured: the link's
+    // round trip (PING echo), the bandwidth above, the bytes still in flight
+    decision = convergence.afterRound({
+      round, pagesSent: indices.length, wireBytes: wire, durationMs, dirtyPagesAfter: pending.size,
+      bandwidthBytesPerSec: lastBandwidth, rttMs: link.rttMs, inFlightBytes: Math.min(window, (bw * link.rttMs) / 1000, wire), verifyCostMs,
+    }, forced ?? undefined);
     rounds.push({ round, final: false, postcopy: false, pages: indices.length, wireBytes: wire, durationMs, dirtyPagesAfter: pending.size, expectedDowntimeMs: decision.expectedDowntimeMs });
     if (t > maxMs) {
       timedOut = true;
