@@ -87,8 +87,13 @@ describe('LZ4 auto decision on recorded corpus blocks', () => {
     expect(share(GBIT)).toBe(1);
     expect(share(4 * GBIT)).toBeCloseTo((2 - 1.3) / (1.8 + 2 * 0.45), 6); // 0.26
     expect(share(10 * GBIT)).toBe(0); // L = 0.8 ns <= b: the encoder is already the bottleneck
-    const fast = { saveFrac: 0.45, nsPerByte: 0.3, encodeNsPerByte: 0.2 }; // a faster machine
-    expect(share(10 * GBIT, fast)).toBeCloseTo((0.8 - 0.5) / (0.3 + 0.8 * 0.45), 6); // 0.45
+    const fast = { saveFrac: 0.45, nsPerByte: 0.4, encodeNsPerByte: 0.2 }; // a faster machine
+    expect(share(10 * GBIT, fast)).toBeCloseTo((0.8 - 0.5) / (0.4 + 0.8 * 0.45), 6); // 0.39
+    // a busy machine (encoder 60 ns and LZ4 9 ns per record byte) still compresses everything on
+    // 100 Mbit/s, where a byte LZ4 saves is worth 36 ns of link; on 1 Gbit/s it stops
+    const busy = { saveFrac: 0.45, nsPerByte: 9, encodeNsPerByte: 60 };
+    expect(share(100 * MBIT, busy)).toBe(1);
+    expect(share(GBIT, busy)).toBe(0);
     expect(new Lz4AutoPolicy().share()).toBe(1); // no link figure, no measured rate: try every block
     // replayed: at 4 Gbit/s about a quarter of the blocks go to the compressor
     const blocks = FIXTURE['proc-redis']!.flat();

@@ -13,6 +13,11 @@
  *   f = (L - b) / (c + L s)        in between (0..1)
  *   f = 0                          when the encoder is the bottleneck without LZ4 (L <= b)
  *
+ * and f = 1 whenever the link time a compressed byte saves exceeds its CPU time (`s L > c`): then
+ * compressing shortens the migration even if encoding and sending did not overlap at all, and
+ * the encoder's own cost `b` (inflated when the machine is busy or the blocks are small XBZRLE
+ * residue) cannot talk compression out of a slow link.
+ *
  * Blocks are compressed at that rate (a running credit: f = 0.5 compresses every other block).
  * The estimates start from a prior measured on real memory (the shared corpus, {@link LZ4_PRIOR})
  * and follow the blocks:
@@ -152,6 +157,8 @@ export class Lz4AutoPolicy {
     const bps = this.linkBytesPerSec();
     if (bps <= 0) return 1;
     const linkNs = 1e9 / bps;
+    // the link time a compressed byte saves exceeds its CPU time: a win even with no overlap
+    if (this.saveFrac * linkNs > this.nsPerByte) return 1;
     const b = this.encodeNs + SEND_NS_PER_BYTE;
     if (linkNs <= b) return 0;
     return Math.min(1, (linkNs - b) / (this.nsPerByte + linkNs * this.saveFrac));
