@@ -134,13 +134,23 @@ describe('installed in a consumer project', () => {
   });
 
   it('installs no runtime dependency it does not use (ws not installed)', () => {
-    const lock = JSON.parse(readFileSync(join(consumer, 'package-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+    const lock = JSON.parse(readFileSync(join(consumer, 'package-lock.json'), 'utf8')) as
+      { packages: Record<string, { dependencies?: Record<string, string> }> };
     const installed = Object.keys(lock.packages).filter((p) => p !== '').map((p) => p.replace(/^node_modules\//, ''));
     expect(installed).not.toContain('ws');
     expect(installed).not.toContain('lz4-wasm');
     expect(installed).not.toContain('lz4-wasm-nodejs');
-    expect(installed.filter((p) => !p.startsWith('pagewire') && !Object.keys(PKG.dependencies ?? {}).includes(p.split('/node_modules/').pop()!)
-      && !p.includes('/node_modules/'))).toEqual([]);
+    // everything installed is pagewire or reachable from its declared dependencies
+    const reachable = new Set<string>(['pagewire']);
+    const queue = ['pagewire'];
+    while (queue.length > 0) {
+      const name = queue.pop()!;
+      for (const dep of Object.keys(lock.packages[`node_modules/${name}`]?.dependencies ?? {})) {
+        if (!reachable.has(dep)) { reachable.add(dep); queue.push(dep); }
+      }
+    }
+    expect(installed.filter((p) => !reachable.has(p.split('/node_modules/').pop()!))).toEqual([]);
+    expect(Object.keys(lock.packages['node_modules/pagewire']?.dependencies ?? {})).toEqual(Object.keys(PKG.dependencies ?? {}));
   });
 
   it('WebSocket transports: NOT_READY naming ws until it is installed, then a working listener', () => {

@@ -27,6 +27,7 @@ import { createCliGuest, type CliGuest } from './guest.js';
 import { ProgressLine, roundLine, summary } from './output.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatBytes } from './units.js';
+import type { MetricsServer } from './metrics.js';
 
 const out = (s: string): void => { process.stdout.write(s + '\n'); };
 const err = (s: string): void => { process.stderr.write(s + '\n'); };
@@ -290,7 +291,7 @@ export async function serve(argv: string[]): Promise<number> {
   const v = parse(argv, {
     host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '4444' }, keep: { type: 'boolean', default: false },
     secret: { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
-    'dump-memory': { type: 'string' },
+    'dump-memory': { type: 'string' }, metrics: { type: 'string' },
     quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   });
   if (v['help']) { out(SERVE_HELP); return EXIT.OK; }
@@ -299,8 +300,9 @@ export async function serve(argv: string[]): Promise<number> {
   const json = v['json'] === true;
   const { parseSize } = await import('./units.js');
   const maxGuestBytes = parseSize(String(v['max-guest']), '--max-guest');
-  const listener = await listenTcp({ host: String(v['host']), port });
-  // The bound port on stderr (machine-readable first line), so callers can use --port 0.
+  const metrics = await startMetrics(v['metrics']);
+  const listener = await listenTcp({ host: String(v['host']), port }).catch(async (e: unknown) => { await metrics?.close(); throw e; });
+  // The bound port on stderr (machine-readable), so callers can use --port 0.
   err(`listening on ${listener.host}:${listener.port}`);
   let code: number = EXIT.OK;
   try {
@@ -309,6 +311,7 @@ export async function serve(argv: string[]): Promise<number> {
       if (!json && v['quiet'] !== true) {
         target.on('drop', (d) => err(`connection dropped (${d.error}); waiting for the source to resume`));
       }
+      const unwatch = metrics?.metrics.watch('target', target);
       try {
         const rep = await target.run(() => listener.accept());
         if (typeof v['dump-memory'] === 'string' && target.guestMemory) await dumpMemory(target.guestMemory, v['dump-memory']);
@@ -320,10 +323,14 @@ export async function serve(argv: string[]): Promise<number> {
         if (json) out(JSON.stringify({ role: 'target', verified: false, error: { code: pe.code ?? 'INTERNAL', message: pe.message } }));
         else err(`migration failed: ${pe.code ?? ''} ${pe.message}`);
         code = exitCodeFor(e);
+        metrics?.metrics.failed('target');
+      } finally {
+        unwatch?.();
       }
     } while (v['keep'] === true);
   } finally {
     await listener.close();
+    await metrics?.close();
   }
   return code;
 }
@@ -332,18 +339,31 @@ export async function serve(argv: string[]): Promise<number> {
  * HOST:PORT (IPv6 as [::1]:PORT) from an option value.
  * @throws PagewireError INVALID_ARGUMENT saying what is wrong with the value
  */
-export function hostPort(value: string, what: string): { host: string; port: number } {
+export function hostPort(value: string, what: string, allowPortZero = false): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d+)$/.exec(value);
   if (!m) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${what} "${value}" is not HOST:PORT (example: ${what} 10.0.0.2:4444)`);
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${what} "${value}": the port must be 1..65535`);
+  if (port < (allowPortZero ? 0 : 1) || port > 65535) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${what} "${value}": the port must be ${allowPortZero ? 0 : 1}..65535`);
   return { host: m[1] ?? m[2]!, port };
+}
+
+/**
+ * `--metrics HOST:PORT`: serve Prometheus metrics there (prom-client is loaded only then); the
+ * address goes to stderr as "metrics on http://HOST:PORT/metrics" (port 0 picks one).
+ */
+async function startMetrics(value: unknown): Promise<MetricsServer | null> {
+  if (typeof value !== 'string') return null;
+  const { host, port } = hostPort(value, '--metrics', true);
+  const { serveMetrics } = await import('./metrics.js');
+  const server = await serveMetrics(host, port);
+  err(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${server.port}/metrics`);
+  return server;
 }
 
 /** `pagewire migrate --to HOST:PORT`: a source with a simulated guest. */
 export async function migrate(argv: string[]): Promise<number> {
   if (argv.some((a) => a.startsWith('--qemu-'))) return (await import('./qemu.js')).migrateQemu(argv);
-  const v = parse(argv, { ...GUEST_OPTIONS, to: { type: 'string' }, 'dump-memory': { type: 'string' } });
+  const v = parse(argv, { ...GUEST_OPTIONS, to: { type: 'string' }, 'dump-memory': { type: 'string' }, metrics: { type: 'string' } });
   if (v['help']) { out(MIGRATE_HELP); return EXIT.OK; }
   if (typeof v['to'] !== 'string') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--to HOST:PORT is required (where `pagewire serve` listens)');
   const { host, port } = hostPort(v['to'], '--to');
@@ -354,6 +374,8 @@ export async function migrate(argv: string[]): Promise<number> {
   const connect = async () => shapeSource(await connectTcp({ host, port, timeoutMs: 10_000 }), g, inj);
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
   const done = attachOutput(source, g, guest.memory.pageCount);
+  const metrics = await startMetrics(v['metrics']);
+  metrics?.metrics.watch('source', source);
   if (!g.json && !g.quiet) out(`migrate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs} -> ${host}:${port}`);
   guest.start();
   try {
@@ -370,9 +392,11 @@ export async function migrate(argv: string[]): Promise<number> {
     const pe = e as PagewireError;
     if (g.json) out(JSON.stringify({ role: 'source', verified: false, guestRunning: guest.running(), error: { code: pe.code ?? 'INTERNAL', message: pe.message } }));
     else err(`migration failed: ${pe.code ?? ''} ${pe.message}; the source guest keeps running`);
+    metrics?.metrics.failed('source');
     return exitCodeFor(e);
   } finally {
     guest.stop();
+    await metrics?.close();
   }
 }
 
@@ -474,11 +498,13 @@ Runs a source and a target in this process with a simulated guest that keeps wri
 ${commonHelp('simulate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
-export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S] [--json] [--max-guest 16GiB]
+export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S] [--json] [--max-guest 16GiB] [--metrics HOST:PORT]
 Receives one migration (like QEMU -incoming), verifies it, prints its report and exits
 (--dump-memory FILE writes the received memory to FILE); --keep serves
 one migration after another. --port 0 picks a free port (printed on stderr as "listening on HOST:PORT").
 With --qemu-qmp/--qemu-ram/--qemu-incoming it receives a running QEMU guest (pagewire serve --qemu-qmp X --help).
+--metrics HOST:PORT serves Prometheus metrics at http://HOST:PORT/metrics (pagewire_migration_*:
+the current or last migration; pagewire_*_total: counters over all of them; docs/METRICS.md).
 exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;
 
 export const DEMO_HELP = `pagewire demo [options]
@@ -491,5 +517,6 @@ exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verifi
 export const MIGRATE_HELP = `pagewire migrate --to HOST:PORT [options]
 A source with a simulated guest that migrates to a \`pagewire serve\` target.
 With --qemu-qmp/--qemu-ram it migrates a running QEMU guest instead (pagewire migrate --qemu-qmp X --help).
+  --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics while it runs
 ${commonHelp('migrate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;

@@ -295,6 +295,11 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         this.hooks.pagesWritten?.(this.decoder!.lastPages());
         this.appliedSeq = f.seq;
         await this.ack(conn, f, ackBase);
+        // pagesSent: applied so far; a target does not know how many remain
+        this.emit('progress', {
+          round: this.round, pagesSent: this.pagesApplied, pagesRemaining: 0, bytesSent: this.wireBytes, bandwidthBytesPerSec: 0,
+          expectedDowntimeMs: 0, phase: this.postcopyActive ? 'postcopy' : 'precopy',
+        });
         return false;
       }
       case FrameType.ROUND_END: {
@@ -305,6 +310,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         });
         this.round = m.round + 1;
         if (!m.final) this.lastPrecopyEndAt = this.clock();
+        this.emit('round', this.rounds[this.rounds.length - 1]!);
         this.appliedSeq = f.seq;
         await this.ack(conn, f, ackBase);
         return false;
