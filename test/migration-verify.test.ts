@@ -9,7 +9,7 @@ import { MigrationTarget } from '../src/migration/target.js';
 import { ErrorCode } from '../src/errors.js';
 import { SetDirtyLog, makeMemories, sameMemory } from './helpers/engine.js';
 
-async function run(verify: 'digest' | 'full') {
+async function run(verify: 'memory' | 'full') {
   const { src, dst } = await makeMemories(512);
   const [a, b] = memoryPair();
   let ran = false;
@@ -24,8 +24,8 @@ async function run(verify: 'digest' | 'full') {
 }
 
 describe('verification', () => {
-  it('a damaged target page fails the digest: VERIFY_FAILED on both sides, target guest never runs, source resumes', async () => {
-    const r = await run('digest');
+  it('a damaged target page fails the memory digest (verify: memory): VERIFY_FAILED on both sides, target guest never runs, source resumes', async () => {
+    const r = await run('memory');
     expect(r.s.status).toBe('rejected');
     expect((r.s as PromiseRejectedResult).reason.code).toBe(ErrorCode.VERIFY_FAILED);
     expect((r.t as PromiseRejectedResult).reason.code).toBe(ErrorCode.VERIFY_FAILED);

@@ -12,6 +12,10 @@ import { PageEncoder } from '../src/codec/encoder.js';
 import { PageDecoder } from '../src/codec/decoder.js';
 import { memoryDigest, pageHashes } from '../src/migration/digest.js';
 import { PagewireError } from '../src/errors.js';
+import { MigrationSource } from '../src/migration/source.js';
+import { MigrationTarget } from '../src/migration/target.js';
+import { memoryPair } from '../src/transport/memory.js';
+import { SetDirtyLog, TimerGuest, makeMemories, sameMemory } from './helpers/engine.js';
 
 const PAGES = 96;
 
@@ -110,5 +114,24 @@ describe('page hash tables', () => {
     expect(ex.hashPageList(m.basePtr, 4096, idx, 0, 2, PAGES, table)).toBeLessThan(0);
     expect(core.u8().subarray(table, table + PAGES * 8).every((b) => b === 0xee)).toBe(true);
     expect(t.digest()).toBe(before);
+  });
+});
+
+describe('the incremental digest in whole migrations', () => {
+  it('a guest writing during pre-copy: both sides report the digest a full hash of their memory gives', async () => {
+    const { src, dst } = await makeMemories(1024);
+    const log = new SetDirtyLog(1024);
+    const guest = new TimerGuest(src, log, 2);
+    const [a, b] = memoryPair();
+    const source = new MigrationSource(src, log, a, { downtimeLimitMs: 50 }, { pause: () => { guest.paused = true; } });
+    const target = new MigrationTarget(dst);
+    const [rs, rt] = await Promise.all([source.migrate(), target.run(b)]);
+    guest.stop();
+    expect(guest.writes).toBeGreaterThan(0);
+    expect(rs.verified).toBe(true);
+    expect(rs.rounds.length).toBeGreaterThan(1);
+    expect(rs.digest).toBe(memoryDigest(src, src.core!));
+    expect(rt.digest).toBe(memoryDigest(dst, dst.core!));
+    expect(sameMemory(src, dst)).toBe(true);
   });
 });

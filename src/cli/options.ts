@@ -63,8 +63,8 @@ export interface GuestArgs {
   source: SourceOptions;
 }
 
-function verifyMode(v: string): 'digest' | 'full' {
-  if (v !== 'digest' && v !== 'full') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--verify must be digest or full, got "${v}"`);
+function verifyMode(v: string): 'digest' | 'memory' | 'full' {
+  if (v !== 'digest' && v !== 'memory' && v !== 'full') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--verify must be digest, memory or full, got "${v}"`);
   return v;
 }
 

@@ -487,7 +487,9 @@ const COMMON_HELP = `guest and policy options:
   --channels 1             parallel channels: worker threads over shared guest memory (pre-copy
                            only; the link rate is paced per channel)
   --secret S               shared secret (both sides must have it)
-  --verify digest          digest | full (on a mismatch, compare per-page hashes and re-send what differs)
+  --verify digest          digest (incremental: per-page hashes kept as pages are sent and written) | memory (hash
+                           all memory at the switch-over on both sides) | full (memory, and on a mismatch compare
+                           per-page hashes and re-send what differs)
   --dump-memory FILE       write guest memory at pause time to FILE
   --inject SPEC            faults: drop@handshake, drop@roundN, drop@stop-and-copy, drop@complete, corrupt@roundN, stall@roundN:3s
   --json                   print the final report as one JSON object

@@ -6,6 +6,7 @@ import { PagewireError, ErrorCode, isPagewireError } from '../errors.js';
 import { PageEncoder, type EncoderOptions } from '../codec/encoder.js';
 import { PageDecoder } from '../codec/decoder.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import { PageHashTable } from '../memory/page-hash-table.js';
 import type { CodecCounts } from './report.js';
 
 /** A codec preset name or detailed codec options. */
@@ -78,4 +79,24 @@ export async function createDecoder(memory: GuestMemory, codecs: string[]): Prom
     }
     throw e;
   }
+}
+
+/**
+ * The incremental digest of the source: a per-page hash table the encoder keeps current with the
+ * pages as it encodes them (in its core, same pass). Null for encoders that cannot (then the
+ * switch-over hashes all memory).
+ */
+export function trackEncodedHashes(e: EncoderLike, memory: GuestMemory): PageHashTable | null {
+  if (!(e instanceof PageEncoder)) return null;
+  const table = new PageHashTable(memory, e.coreInstance);
+  e.trackHashes(table);
+  return table;
+}
+
+/** The incremental digest of the target: a per-page hash table of the pages the decoder wrote. */
+export function trackAppliedHashes(d: DecoderLike, memory: GuestMemory): PageHashTable | null {
+  if (!(d instanceof PageDecoder)) return null;
+  const table = new PageHashTable(memory, d.coreInstance);
+  d.trackHashes(table);
+  return table;
 }

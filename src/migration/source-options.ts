@@ -76,11 +76,16 @@ export interface SourceOptions extends Partial<PolicyOptions> {
   /** Give up resuming after this long in total, ms (default 60 000). */
   resumeDeadlineMs?: number;
   /**
-   * 'digest' (default): the target checks the memory digest. 'full': on a mismatch the target
+   * 'digest' (default): the target checks the memory digest, computed incrementally on both sides
+   * (per-page hashes taken as pages are encoded and as they are written), so the switch-over costs
+   * 8 bytes per page, not a pass over memory; it proves the target holds what the source sent for
+   * its memory at pause time (the dirty log reports every change), not memory changed behind the
+   * engine's back. 'memory': both sides hash all memory at the switch-over (about 130 ms per GiB
+   * each, in the downtime) and catch that too. 'full': like 'memory', and on a mismatch the target
    * sends its per-page hashes and the source re-sends the pages that differ (for links not
    * trusted to be error-free), up to two passes.
    */
-  verify?: 'digest' | 'full';
+  verify?: 'digest' | 'memory' | 'full';
   /** Clock (ms); injectable for tests. */
   clock?: Clock;
   /** Called when a phase starts: handshake, round0..N, stop-and-copy, complete (fault injection, logs). */
@@ -138,8 +143,8 @@ export function validateSourceOptions(o: SourceOptions): void {
   if (o.onNonConvergence !== undefined && !['switchover', 'fail', 'postcopy'].includes(o.onNonConvergence)) {
     throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option onNonConvergence must be switchover, fail or postcopy, got ${String(o.onNonConvergence)}`);
   }
-  if (o.verify !== undefined && o.verify !== 'digest' && o.verify !== 'full') {
-    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option verify must be digest or full, got ${String(o.verify)}`);
+  if (o.verify !== undefined && o.verify !== 'digest' && o.verify !== 'memory' && o.verify !== 'full') {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option verify must be digest, memory or full, got ${String(o.verify)}`);
   }
   if (o.batchPages !== undefined && o.batchPages > 65536) {
     throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option batchPages must be at most 65536, got ${o.batchPages}`);

@@ -19,9 +19,10 @@ import {
 } from '../protocol/messages.js';
 import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
 import { memoryDigest, pageHashes } from './digest.js';
+import type { PageHashTable } from '../memory/page-hash-table.js';
 import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport } from './report.js';
 import { defaultClock, type Clock } from './common.js';
-import { createDecoder, type DecoderLike } from './codec-adapter.js';
+import { createDecoder, trackAppliedHashes, type DecoderLike } from './codec-adapter.js';
 import { sendKnownPages } from './known-pages.js';
 import { DEFAULT_MAX_GUEST_BYTES, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, checkGuestBytes } from '../limits.js';
 
@@ -81,6 +82,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   private memory: GuestMemory | null = null;
   private core: Core | null = null;
   private decoder: DecoderLike | null = null;
+  /** Per-page hashes of the pages as written (pre-copy's incremental digest), or null. */
+  private hashTable: PageHashTable | null = null;
   private sessionId = '';
   private hello: HelloMessage | null = null;
   private appliedSeq = -1;
@@ -160,6 +163,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       this.emit('error', e);
       throw e;
     } finally {
+      this.hashTable?.dispose();
       this.decoder?.dispose();
     }
     const report = this.report(t0, setupTimeMs);
@@ -279,6 +283,9 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     this.memory = memory;
     if (memory.core) this.core = memory.core;
     this.decoder = await createDecoder(memory, hello.codecs);
+    // the incremental digest: hashes of the pages as written (pages never written are hashed at
+    // COMPLETE); post-copy digests what it received instead
+    this.hashTable = hello.mode === 'precopy' && hello.options['verifyMemory'] !== true ? trackAppliedHashes(this.decoder, memory) : null;
     this.sessionId = hello.sessionId;
     this.hello = hello;
   }
@@ -341,7 +348,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       case FrameType.COMPLETE: {
         const m = parseComplete(f.payload);
         // Post-copy: the guest runs and writes, so the digest is over the content as received.
-        this.digest = this.postcopy ? this.postcopy.receivedDigest() : memoryDigest(this.memory!, this.core!);
+        this.digest = this.postcopy ? this.postcopy.receivedDigest() : this.hashTable ? this.hashTable.digest() : memoryDigest(this.memory!, this.core!);
         const ok = this.digest === m.digest;
         this.appliedSeq = f.seq;
         // (never in post-copy: the guest wrote its memory, a repair would overwrite its writes)
