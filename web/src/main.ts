@@ -22,7 +22,9 @@ function fmtBytes(n: number): string {
 }
 const fmtCount = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(0)}k` : String(Math.round(n)));
 const fmtMs = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 1 : 0)} ms`);
-const fmtRate = (bps: number): string => `${(bps / 1e6).toFixed(bps >= 1e8 ? 0 : 1)} MB/s`;
+/** A rate in MB/s, in kB/s below 0.1 MB/s (a small figure never reads "0.0 MB/s"). */
+const fmtRate = (bps: number): string => (bps >= 1e5 ? `${(bps / 1e6).toFixed(bps >= 1e8 ? 0 : 1)} MB/s`
+  : bps >= 1e3 ? `${(bps / 1e3).toFixed(bps >= 1e4 ? 0 : 1)} kB/s` : `${Math.round(bps)} B/s`);
 
 /** `?window=KiB` in the page's address overrides the MessagePort credit window (for experiments). */
 function portWindow(): number {
