@@ -1,6 +1,7 @@
 /**
- * Flow control of the source: the window of unacknowledged bytes, pacing to a bandwidth cap, and
- * the link estimates the convergence policy decides on (bandwidth and round-trip time).
+ * Flow control of the source: the window of unacknowledged bytes, pacing to a bandwidth cap and to
+ * the host's event loop (a turn every yieldIntervalMs of work), and the link estimates the
+ * convergence policy decides on (bandwidth and round-trip time).
  *
  *   window:    sent - acked <= windowBytes before the next frame leaves (per connection)
  *   bandwidth: acknowledged bytes over windows of >= 100 ms; a window during which the link never
@@ -12,7 +13,7 @@
  *
  * No I/O: the link session feeds acknowledgements in and awaits `ackSignal`.
  */
-import { Signal, sleep, type Clock } from './common.js';
+import { DEFAULT_YIELD_INTERVAL_MS, EventLoopTurns, Signal, sleep, type Clock } from './common.js';
 
 /** RTT samples the minimum is taken over. */
 const RTT_SAMPLES = 16;
@@ -41,7 +42,12 @@ export class FlowControl {
   private readonly rtts: number[] = [];
   private pacerNextMs = 0;
 
-  constructor(private readonly clock: Clock, readonly windowBytes: number, private readonly maxBandwidthBytesPerSec?: number) {}
+  /** Turns of the host's event loop between frames (real time, whatever `clock` is). */
+  private readonly turns: EventLoopTurns;
+
+  constructor(private readonly clock: Clock, readonly windowBytes: number, private readonly maxBandwidthBytesPerSec?: number, yieldIntervalMs = DEFAULT_YIELD_INTERVAL_MS) {
+    this.turns = new EventLoopTurns(yieldIntervalMs);
+  }
 
   /** A new connection: nothing sent or acknowledged on it yet. */
   newConnection(): void {
@@ -95,8 +101,14 @@ export class FlowControl {
     this.sentOnConn += bytes;
   }
 
-  /** Token-bucket pacing to `maxBandwidthBytesPerSec` (burst 64 KiB); no-op without a cap. */
+  /**
+   * Before a frame leaves: a turn of the event loop when one is due (over memoryPair nothing else
+   * would run until the migration ends: common.ts), then token-bucket pacing to
+   * `maxBandwidthBytesPerSec` (burst 64 KiB; none without a cap).
+   */
   async pace(bytes: number): Promise<void> {
+    const turn = this.turns.due();
+    if (turn) await turn;
     const rate = this.maxBandwidthBytesPerSec;
     if (!rate) return;
     const now = this.clock();

@@ -35,6 +35,7 @@ export interface LinkSessionOptions {
   resumeDeadlineMs: number;
   windowBytes: number;
   maxBandwidthBytesPerSec?: number;
+  yieldIntervalMs?: number;
   secret?: string;
 }
 
@@ -84,7 +85,7 @@ export class LinkSession {
     private readonly opts: LinkSessionOptions,
     private readonly clock: Clock,
   ) {
-    this.flow = new FlowControl(clock, opts.windowBytes, opts.maxBandwidthBytesPerSec);
+    this.flow = new FlowControl(clock, opts.windowBytes, opts.maxBandwidthBytesPerSec, opts.yieldIntervalMs);
   }
 
   /** The peer's protocol minor (-1 before a handshake). */

@@ -5,7 +5,7 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import { DEFAULT_POLICY, type PolicyDecision, type PolicyOptions, type RoundMeasurement } from './policy.js';
 import type { CodecChoice } from './codec-adapter.js';
 import type { ReorderOptions } from './reorder.js';
-import type { Clock } from './common.js';
+import { checkYieldInterval, type Clock } from './common.js';
 
 /** Something that tells which pages the guest wrote since the last sync (sync-and-clear). */
 export interface DirtyLogLike {
@@ -88,6 +88,8 @@ export interface SourceOptions extends Partial<PolicyOptions> {
   verify?: 'digest' | 'memory' | 'full';
   /** Clock (ms); injectable for tests. */
   clock?: Clock;
+  /** Most ms of work before the host's event loop gets a turn (default 4; Infinity: never; common.ts). */
+  yieldIntervalMs?: number;
   /** Called when a phase starts: handshake, round0..N, stop-and-copy, complete (fault injection, logs). */
   onPhase?(phase: string, round: number): void;
 }
@@ -134,6 +136,7 @@ export function validateSourceOptions(o: SourceOptions): void {
   pos('handshakeTimeoutMs', o.handshakeTimeoutMs);
   pos('ackTimeoutMs', o.ackTimeoutMs);
   pos('resumeDeadlineMs', o.resumeDeadlineMs);
+  if (o.yieldIntervalMs !== undefined) checkYieldInterval(o.yieldIntervalMs);
   if (o.maxRetries !== undefined && (!Number.isInteger(o.maxRetries) || o.maxRetries < 0)) {
     throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `option maxRetries must be a non-negative integer, got ${String(o.maxRetries)}`);
   }
