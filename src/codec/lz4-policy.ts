@@ -26,8 +26,9 @@
  *   incompressible block (kernel text, random or already compressed data) lowers it from the
  *   corpus' 0.45 to 0.29, which changes nothing on a link where compression pays; only a long run
  *   of them (s < 3%) stops compression, and the next compressible probe starts it again;
- * - `c` and `b` are moving averages of measured times in which a block's sample counts at most 3x
- *   the current estimate, so a slow block (a first call, a pause, a GC) cannot swing the decision;
+ * - `c` and `b` are the lowest per-byte cost of the last 8 blocks (of >= 64 KiB; the window starts
+ *   full of the prior): a slow block (a first call, a pause, a GC, another process on the core)
+ *   only adds time, so it cannot swing the decision, and a slower machine raises every sample;
  * - while f = 0, every `probeEvery`-th block is compressed anyway to measure again (every 64th when
  *   the encoder is the bottleneck even without LZ4);
  * - the link speed is the caller's figure when given (`linkBytesPerSec`), else the send rate the
@@ -100,10 +101,10 @@ export interface Lz4DecisionStats {
 
 /** Weight of one MiB of records in the saving estimate. */
 const SAVE_WEIGHT_PER_MIB = 0.35;
-/** Weight of one MiB of records in the cost estimate. */
-const COST_WEIGHT_PER_MIB = 0.25;
-/** A cost sample counts at most this many times the current estimate. */
-const COST_CLAMP = 3;
+/** Cost samples the estimate is the minimum of (the window slides one per block of >= 64 KiB). */
+const COST_WINDOW = 8;
+/** Blocks smaller than this give no cost sample (timer resolution, fixed overheads). */
+const COST_MIN_BYTES = 64 * 1024;
 /** Per record byte the source spends beyond the core's codecs (framing, checksum, send), ns. */
 const SEND_NS_PER_BYTE = 0.3;
 /** Below this saving a block is not worth compressing at any link speed (the encoder's 3% rule). */
@@ -116,6 +117,8 @@ export class Lz4AutoPolicy {
   private saveFrac: number;
   private nsPerByte: number;
   private encodeNs: number;
+  private readonly lz4Cost: CostWindow;
+  private readonly encodeCost: CostWindow;
   private readonly linkBps: number;
   private sendRate = 0;
   private readonly probeEvery: number;
@@ -130,6 +133,8 @@ export class Lz4AutoPolicy {
     this.saveFrac = prior.saveFrac;
     this.nsPerByte = prior.nsPerByte;
     this.encodeNs = prior.encodeNsPerByte;
+    this.lz4Cost = new CostWindow(prior.nsPerByte);
+    this.encodeCost = new CostWindow(prior.encodeNsPerByte);
     this.linkBps = opts.linkBytesPerSec !== undefined && opts.linkBytesPerSec > 0 ? opts.linkBytesPerSec : 0;
     this.probeEvery = Math.max(1, Math.floor(opts.probeEvery ?? 4));
     this.stats = {
@@ -205,7 +210,7 @@ export class Lz4AutoPolicy {
    */
   noteEncode(recordBytes: number, ms: number): void {
     if (!(recordBytes > 0) || !(ms >= 0)) return;
-    this.encodeNs = follow(this.encodeNs, (ms * 1e6) / recordBytes, recordBytes, COST_WEIGHT_PER_MIB);
+    this.encodeNs = this.encodeCost.add((ms * 1e6) / recordBytes, recordBytes);
     this.stats.encodeNsPerByte = this.encodeNs;
   }
 
@@ -220,7 +225,7 @@ export class Lz4AutoPolicy {
     st.cpuMs += ms;
     if (out < n * (1 - MIN_SAVE)) { st.compressed++; st.savedBytes += n - out; }
     this.saveFrac += Math.min(1, (SAVE_WEIGHT_PER_MIB * n) / (1 << 20)) * ((n - out) / n - this.saveFrac);
-    this.nsPerByte = follow(this.nsPerByte, (ms * 1e6) / n, n, COST_WEIGHT_PER_MIB);
+    this.nsPerByte = this.lz4Cost.add((ms * 1e6) / n, n);
     st.saveFrac = this.saveFrac;
     st.nsPerByte = this.nsPerByte;
   }
@@ -231,8 +236,25 @@ export class Lz4AutoPolicy {
   }
 }
 
-/** Move a cost estimate towards a sample (clamped to COST_CLAMP x the estimate), weighted by bytes. */
-function follow(est: number, sample: number, bytes: number, weightPerMib: number): number {
-  const w = Math.min(1, (weightPerMib * bytes) / (1 << 20));
-  return est + w * (Math.min(sample, COST_CLAMP * est) - est);
+/**
+ * A CPU cost estimate robust to a busy machine: the lowest per-byte cost of the last
+ * COST_WINDOW samples (the window starts full of the prior). Preemption, pauses and GC only ever
+ * add time to a sample, so the minimum is what the work costs when it runs; a machine that is
+ * really slower raises every sample and the minimum follows within COST_WINDOW blocks.
+ */
+class CostWindow {
+  private readonly samples = new Float64Array(COST_WINDOW);
+  private next = 0;
+  constructor(prior: number) { this.samples.fill(prior); }
+
+  /** Add a sample (ns per byte over `bytes`); returns the estimate. */
+  add(nsPerByte: number, bytes: number): number {
+    if (bytes >= COST_MIN_BYTES && nsPerByte > 0 && Number.isFinite(nsPerByte)) {
+      this.samples[this.next] = nsPerByte;
+      this.next = (this.next + 1) % COST_WINDOW;
+    }
+    let m = this.samples[0]!;
+    for (let i = 1; i < COST_WINDOW; i++) m = Math.min(m, this.samples[i]!);
+    return m;
+  }
 }
