@@ -307,13 +307,17 @@ export async function serve(argv: string[]): Promise<number> {
   let code: number = EXIT.OK;
   try {
     do {
-      const target = new MigrationTarget(targetMemoryFactory(), { secret: typeof v['secret'] === 'string' ? v['secret'] : undefined, maxGuestBytes, resumeDeadlineMs: 30_000 });
+      const target = new MigrationTarget(targetMemoryFactory(), {
+        secret: typeof v['secret'] === 'string' ? v['secret'] : undefined, maxGuestBytes, resumeDeadlineMs: 30_000,
+        // a connection turned away before admission ends only itself; say so (one line each)
+        onRejected: (r) => { if (!json && v['quiet'] !== true) err(`rejected a connection from ${r.remote}: ${r.error.code}: ${r.error.message}`); },
+      });
       if (!json && v['quiet'] !== true) {
         target.on('drop', (d) => err(`connection dropped (${d.error}); waiting for the source to resume`));
       }
       const unwatch = metrics?.metrics.watch('target', target);
       try {
-        const rep = await target.run(() => listener.accept());
+        const rep = await target.run((signal) => listener.accept({ signal }));
         if (typeof v['dump-memory'] === 'string' && target.guestMemory) await dumpMemory(target.guestMemory, v['dump-memory']);
         if (json) out(JSON.stringify(rep));
         else out(`received ${rep.guestPages} pages in ${rep.rounds.length} rounds, ${formatBytes(rep.wireBytes)} on the wire; verified: ${rep.verified ? 'yes' : 'NO'} (digest ${rep.digest})`);

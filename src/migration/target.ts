@@ -9,7 +9,7 @@
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { createCore, type Core } from '../core/core.js';
-import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
+import { GuestMemory, checkPageSize, type MemoryLayout } from '../memory/guest-memory.js';
 import type { Transport } from '../transport/types.js';
 import { Connection, withTimeout } from '../protocol/connection.js';
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
@@ -24,6 +24,7 @@ import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport }
 import { defaultClock, type Clock } from './common.js';
 import { createDecoder, trackAppliedHashes, type DecoderLike } from './codec-adapter.js';
 import { sendKnownPages } from './known-pages.js';
+import { ConnectionGate, DEFAULT_GATE_LIMITS, type Admitted, type RejectedConnection } from './target-gate.js';
 import { DEFAULT_MAX_GUEST_BYTES, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, checkGuestBytes } from '../limits.js';
 
 /** Hypervisor hooks of the target. All optional. */
@@ -55,6 +56,12 @@ export interface TargetOptions {
   maxGuestBytes?: number;
   /** Largest frame accepted before the source is authenticated, bytes (default 1 MiB). */
   maxHandshakeFrameBytes?: number;
+  /** Handshakes in progress at once when accepting connections (default 64; the oldest is dropped beyond). */
+  maxPendingHandshakes?: number;
+  /** Handshakes in progress at once from one source address (default 8; the oldest is dropped beyond). */
+  maxPendingPerAddress?: number;
+  /** Told of each connection turned away before admission (garbage, silence, wrong secret, unknown session). */
+  onRejected?(r: RejectedConnection): void;
   /**
    * Advertise the non-zero pages this memory already holds (an earlier snapshot, a page cache)
    * when the source asks, so it skips them (src/migration/known-pages.ts).
@@ -66,8 +73,12 @@ export interface TargetOptions {
 /** Memory given up front, or made from the layout the source announces. */
 export type TargetMemory = GuestMemory | ((layout: MemoryLayout) => GuestMemory | Promise<GuestMemory>);
 
-/** Where the target gets its connections: one transport, or a function returning the next one. */
-export type TargetTransports = Transport | (() => Promise<Transport>);
+/**
+ * Where the target gets its connections: one transport, or a function returning the next one (it
+ * is called again as soon as a connection arrives, so connections are admitted concurrently; the
+ * signal, when the function honours it, cancels a pending accept once the target is done).
+ */
+export type TargetTransports = Transport | ((signal?: AbortSignal) => Promise<Transport>);
 
 const MiB = 1024 * 1024;
 /** Full-verification repair passes a target grants before it gives up. */
@@ -77,7 +88,7 @@ const MAX_REPAIRS = 2;
 export class MigrationTarget extends Emitter<MigrationEvents> {
   private readonly memorySource: TargetMemory;
   private readonly hooks: TargetHooks;
-  private readonly opts: Required<Omit<TargetOptions, 'secret' | 'clock'>> & TargetOptions;
+  private readonly opts: Required<Omit<TargetOptions, 'secret' | 'clock' | 'onRejected'>> & TargetOptions;
   private readonly clock: Clock;
   private memory: GuestMemory | null = null;
   private core: Core | null = null;
@@ -100,6 +111,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   private guestRunAt = 0;
   private digest = '';
   private postcopyActive = false;
+  /** The transport of the connection being served, if any. */
+  private active: Transport | null = null;
   /** Post-copy state (set by postcopy-target when the source switches over early). */
   postcopy: import('./postcopy-target.js').PostcopyTargetState | null = null;
 
@@ -109,7 +122,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     this.hooks = hooks;
     this.opts = {
       maxFrameBytes: 32 * MiB, handshakeTimeoutMs: 10_000, idleTimeoutMs: 60_000, resumeDeadlineMs: 60_000,
-      maxGuestBytes: DEFAULT_MAX_GUEST_BYTES, maxHandshakeFrameBytes: DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, advertiseKnownPages: false, ...options,
+      maxGuestBytes: DEFAULT_MAX_GUEST_BYTES, maxHandshakeFrameBytes: DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, advertiseKnownPages: false,
+      maxPendingHandshakes: DEFAULT_GATE_LIMITS.maxPending, maxPendingPerAddress: DEFAULT_GATE_LIMITS.maxPendingPerAddress, ...options,
     };
     this.clock = options.clock ?? defaultClock;
   }
@@ -129,18 +143,24 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   async run(transports: TargetTransports): Promise<MigrationReport> {
     const t0 = this.clock();
     let setupTimeMs = 0;
+    // With a way to accept connections, each one is admitted by the gate first (its own deadline
+    // and frame ceiling); one that fails before admission ends only itself.
+    const gate = typeof transports === 'function'
+      ? new ConnectionGate(transports, (t) => this.admit(t), { maxPending: this.opts.maxPendingHandshakes, maxPendingPerAddress: this.opts.maxPendingPerAddress },
+        (r) => this.opts.onRejected?.(r), (a) => this.supersede(a))
+      : null;
     try {
       for (let first = true; ; first = false) {
-        let transport: Transport;
-        if (typeof transports === 'function') {
-          transport = first ? await transports() : await withTimeout(transports(), this.opts.resumeDeadlineMs, 'waiting for the source to reconnect');
+        let admitted: Admitted;
+        if (gate) {
+          admitted = first ? await gate.next() : await withTimeout(gate.next(), this.opts.resumeDeadlineMs, 'waiting for the source to reconnect');
         } else if (first) {
-          transport = transports;
+          admitted = await this.admit(transports as Transport);
         } else {
           throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'the connection dropped and this target has no way to accept another');
         }
         try {
-          await this.serveConnection(transport, first);
+          await this.serveConnection(admitted);
           if (first) setupTimeMs = 0;
           break;
         } catch (err) {
@@ -163,6 +183,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       this.emit('error', e);
       throw e;
     } finally {
+      gate?.close();
       this.hashTable?.dispose();
       this.decoder?.dispose();
     }
@@ -190,12 +211,58 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
 
   // ---------------------------------------------------------------- one connection
 
-  private async serveConnection(transport: Transport, first: boolean): Promise<void> {
-    // Until the handshake is done the peer is a stranger: its frames are held to a small ceiling.
-    const conn = new Connection(transport, this.core ?? (this.core = await createCore()), { maxFrameBytes: Math.min(this.opts.maxFrameBytes, this.opts.maxHandshakeFrameBytes) });
+  /**
+   * Admission of one connection: preamble, HELLO, authentication, then the session checks, all
+   * within the handshake deadline and with frames capped at `maxHandshakeFrameBytes`. The session
+   * checks come after authentication: a stranger learns nothing of the session and changes nothing.
+   * @throws PagewireError (the connection is closed)
+   */
+  private async admit(transport: Transport): Promise<Admitted> {
+    const conn = new Connection(transport, this.core ?? (this.core = await createCore()), {
+      maxFrameBytes: Math.min(this.opts.maxFrameBytes, this.opts.maxHandshakeFrameBytes), writeTimeoutMs: this.opts.idleTimeoutMs,
+    });
     try {
-      await conn.open();
-      const welcomeBytes = await withTimeout(this.handshake(conn, first), this.opts.handshakeTimeoutMs, 'handshake');
+      const hello = await withTimeout((async () => {
+        await conn.open();
+        const h = parseHello((await conn.expect(FrameType.HELLO)).payload);
+        await this.authenticate(conn, h);
+        await this.checkSession(conn, h);
+        return h;
+      })(), this.opts.handshakeTimeoutMs, 'handshake');
+      return { conn, hello, transport };
+    } catch (err) {
+      await closeAfter(conn, err);
+      conn.dispose();
+      throw err;
+    }
+  }
+
+  /** Whether `hello` may continue or start the session. @throws PagewireError RESUME_FAILED, PROTOCOL_VIOLATION */
+  private async checkSession(conn: Connection, hello: HelloMessage): Promise<void> {
+    if (hello.resume) {
+      if (!this.hello || hello.sessionId !== this.sessionId) {
+        // Unknown session: tell the (authenticated) source there is nothing to resume.
+        await conn.send(FrameType.WELCOME, encodeJson({ sessionId: hello.sessionId, resume: null, maxFrameBytes: this.opts.maxFrameBytes } satisfies WelcomeMessage));
+        throw new PagewireError(ErrorCode.RESUME_FAILED, `source asked to resume session ${hello.sessionId}, which this target does not hold`);
+      }
+    } else if (this.hello && (hello.sessionId !== this.sessionId || this.appliedSeq >= 0)) {
+      // The same session may start over only if nothing was applied yet (its handshake dropped).
+      throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'a new session was offered while another one is in progress');
+    }
+  }
+
+  /** An admitted connection of the session in progress replaces the one in use (the source reconnected). */
+  private supersede(a: Admitted): void {
+    if (this.active && a.hello.sessionId === this.sessionId && this.active !== a.transport) {
+      this.active.destroy(new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'the source reconnected: this connection is replaced by the new one'));
+    }
+  }
+
+  private async serveConnection(a: Admitted): Promise<void> {
+    const { conn, hello, transport } = a;
+    this.active = transport;
+    try {
+      const welcomeBytes = await withTimeout(this.welcome(conn, hello), this.opts.handshakeTimeoutMs, 'handshake');
       conn.maxFrameBytes = this.opts.maxFrameBytes;
       // Acks count the bytes of frames after the handshake on this connection, as the source does.
       const ackBase = welcomeBytes;
@@ -213,32 +280,16 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         }
       }
     } catch (err) {
-      if (!(err instanceof PagewireError) || (err.code !== ErrorCode.TRANSPORT_CLOSED && err.code !== ErrorCode.TIMEOUT)) {
-        await conn.fail(err);
-      } else {
-        transport.destroy();
-      }
+      await closeAfter(conn, err);
       throw err;
     } finally {
+      if (this.active === transport) this.active = null;
       conn.dispose();
     }
   }
 
-  /** @returns bytes read on this connection up to and including the handshake */
-  private async handshake(conn: Connection, first: boolean): Promise<number> {
-    const f = await conn.expect(FrameType.HELLO);
-    const hello = parseHello(f.payload);
-    if (hello.resume) {
-      if (!this.hello || hello.sessionId !== this.sessionId) {
-        // Unknown session: tell the source there is nothing to resume.
-        await conn.send(FrameType.WELCOME, encodeJson({ sessionId: hello.sessionId, resume: null, maxFrameBytes: this.opts.maxFrameBytes } satisfies WelcomeMessage));
-        throw new PagewireError(ErrorCode.RESUME_FAILED, `source asked to resume session ${hello.sessionId}, which this target does not hold`);
-      }
-    } else if (this.hello && (hello.sessionId !== this.sessionId || this.appliedSeq >= 0)) {
-      // The same session may start over only if nothing was applied yet (its handshake dropped).
-      throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'a new session was offered while another one is in progress');
-    }
-    await this.authenticate(conn, hello);
+  /** After admission: make the session (first HELLO), send WELCOME. @returns bytes read up to and including the handshake */
+  private async welcome(conn: Connection, hello: HelloMessage): Promise<number> {
     if (!hello.resume && !this.hello) await this.setup(hello);
     const welcome: WelcomeMessage = {
       sessionId: hello.sessionId,
@@ -271,6 +322,12 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   /** First handshake of a session: check or make the memory, make the decoder. */
   private async setup(hello: HelloMessage): Promise<void> {
     const layout: MemoryLayout = { pageSize: hello.pageSize, regions: hello.regions };
+    try {
+      checkPageSize(hello.pageSize);
+    } catch (cause) {
+      // the peer's mistake, not a usage error of this side
+      throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `the source's page size ${hello.pageSize} is not a power of two in 512..65536`, { cause });
+    }
     const total = hello.regions.reduce((n, r) => n + r.pageCount, 0) * hello.pageSize;
     let memory: GuestMemory;
     if (typeof this.memorySource === 'function') {
@@ -388,6 +445,15 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       appliedSeq: f.seq, round: this.round, bytesApplied: conn.bytesRead - ackBase,
       pagesApplied: this.pagesApplied, targetTimeMs: this.clock(), echoTimeMs,
     }));
+  }
+}
+
+/** Close a connection after `err`: tell the peer why unless the link itself failed. Never throws. */
+async function closeAfter(conn: Connection, err: unknown): Promise<void> {
+  if (!(err instanceof PagewireError) || (err.code !== ErrorCode.TRANSPORT_CLOSED && err.code !== ErrorCode.TIMEOUT)) {
+    await conn.fail(err);
+  } else {
+    conn.transport.destroy();
   }
 }
 

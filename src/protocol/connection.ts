@@ -24,10 +24,41 @@ export class Connection {
   private eof = false;
   private lastSeq = -1;
 
-  constructor(readonly transport: Transport, core: Core, options: FrameReaderOptions & { firstSeq?: number } = {}) {
+  private readonly writeTimeoutMs: number;
+  /** When the write in progress started (Date.now()), 0 when none is pending. */
+  private writeSince = 0;
+  private watchdog: ReturnType<typeof setInterval> | null = null;
+
+  /**
+   * @param options frame reader options; `firstSeq` of the writer; `writeTimeoutMs`: a write
+   *   (the transport's backpressure) pending longer than this destroys the transport with TIMEOUT,
+   *   so a peer that stops reading cannot hold this side for ever (default: no limit)
+   */
+  constructor(readonly transport: Transport, core: Core, options: FrameReaderOptions & { firstSeq?: number; writeTimeoutMs?: number } = {}) {
     this.reader = new FrameReader(core, options);
     this.writer = new FrameWriter(core);
     if (options.firstSeq !== undefined) this.writer.seq = options.firstSeq >>> 0;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? 0;
+  }
+
+  /** One write with the write deadline (one watchdog timer per connection, not one per frame). */
+  private async write(bytes: Uint8Array, release?: (chunk: Uint8Array) => void): Promise<void> {
+    if (this.writeTimeoutMs <= 0) return this.transport.write(bytes, release);
+    if (!this.watchdog) {
+      const period = Math.max(10, Math.floor(this.writeTimeoutMs / 4));
+      this.watchdog = setInterval(() => {
+        if (this.writeSince > 0 && Date.now() - this.writeSince > this.writeTimeoutMs) {
+          this.transport.destroy(new PagewireError(ErrorCode.TIMEOUT, `the peer stopped reading: a write waited more than ${this.writeTimeoutMs} ms`));
+        }
+      }, period);
+      (this.watchdog as { unref?: () => void }).unref?.();
+    }
+    this.writeSince = Date.now();
+    try {
+      await this.transport.write(bytes, release);
+    } finally {
+      this.writeSince = 0;
+    }
   }
 
   /** Bytes of whole frames read so far (preamble included). */
@@ -57,7 +88,7 @@ export class Connection {
   async open(): Promise<void> {
     const pre = encodePreamble();
     this.stats.bytesSent += pre.byteLength;
-    await this.transport.write(pre);
+    await this.write(pre);
   }
 
   /**
@@ -69,7 +100,7 @@ export class Connection {
     const frame = this.writer.frame(type, payload, flags);
     this.stats.bytesSent += frame.byteLength;
     this.stats.framesSent++;
-    await this.transport.write(frame, this.writer.release);
+    await this.write(frame, this.writer.release);
     return seq;
   }
 
@@ -140,6 +171,8 @@ export class Connection {
   }
 
   dispose(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
     this.reader.dispose();
     this.writer.dispose();
   }

@@ -9,6 +9,8 @@ import type { Transport } from './types.js';
 export interface AcceptOptions {
   /** Reject with TIMEOUT when no connection arrives within this many milliseconds. */
   timeoutMs?: number;
+  /** Give up waiting (reject with ABORTED) when this signal aborts; no connection is taken then. */
+  signal?: AbortSignal;
 }
 
 /** A listening endpoint that hands out one Transport per incoming connection. */
@@ -76,8 +78,22 @@ export class AcceptQueue {
     if (this.closedWith !== null) return Promise.reject(this.closedWith);
     const t = this.pending.shift();
     if (t !== undefined) return Promise.resolve(t);
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(new PagewireError(ErrorCode.ABORTED, `${this.label}: accept aborted`));
     return new Promise<Transport>((resolve, reject) => {
       const w: AcceptWaiter = { resolve, reject, timer: undefined };
+      if (signal) {
+        const onAbort = (): void => {
+          const i = this.waiters.indexOf(w);
+          if (i < 0) return;
+          this.waiters.splice(i, 1);
+          if (w.timer !== undefined) clearTimeout(w.timer);
+          reject(new PagewireError(ErrorCode.ABORTED, `${this.label}: accept aborted`));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        w.resolve = (t) => { signal.removeEventListener('abort', onAbort); resolve(t); };
+        w.reject = (e) => { signal.removeEventListener('abort', onAbort); reject(e); };
+      }
       const timeoutMs = options.timeoutMs;
       if (timeoutMs !== undefined) {
         w.timer = setTimeout(() => {
