@@ -2,6 +2,7 @@
  * Command-line options shared by `simulate`, `migrate` and `snapshot`: guest, workload, link and
  * migration policy. Parsed with node:util parseArgs (strict: unknown options are usage errors).
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { SourceOptions } from '../migration/source.js';
@@ -31,6 +32,7 @@ export const GUEST_OPTIONS = {
   'auto-converge': { type: 'boolean', default: false },
   channels: { type: 'string', default: '1' },
   secret: { type: 'string' },
+  'secret-file': { type: 'string' },
   verify: { type: 'string', default: 'digest' },
   inject: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -108,8 +110,9 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
     verify: verifyMode(s('verify')),
     ...(maxBw ? { maxBandwidthBytesPerSec: maxBw } : {}),
     ...(linkBps > 0 ? { linkBytesPerSec: linkBps } : {}),
-    ...(typeof v['secret'] === 'string' ? { secret: v['secret'] } : {}),
   };
+  const secret = resolveSecret(v);
+  if (secret !== undefined) source.secret = secret;
   return {
     sizeBytes, pageSize, workload: corpusDir ? 'corpus' : workload, corpusDir,
     dirtyRateBytesPerSec: parseRate(s('dirty-rate'), pageSize, '--dirty-rate'),
@@ -123,7 +126,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
     codecs: codecs as 'raw' | 'qemu' | 'all', cacheBytes,
     json: v['json'] === true, quiet: v['quiet'] === true,
     inject: typeof v['inject'] === 'string' ? v['inject'] : '',
-    secret: typeof v['secret'] === 'string' ? v['secret'] : undefined,
+    secret,
     channels: parseCount(s('channels'), '--channels', 1, 64),
     source,
   };
@@ -179,6 +182,34 @@ function usageMessage(err: Error & { code?: string }, options: OptionTable): str
     if (/does not take an argument/.test(msg)) return `${opt} takes no value`;
   }
   return msg;
+}
+
+/**
+ * The shared secret: `--secret S` (visible in `ps`), `--secret-file FILE` (its first line), or
+ * the environment variable PAGEWIRE_SECRET, in that order. An empty secret is refused: it would
+ * silently turn authentication off.
+ * @throws PagewireError INVALID_ARGUMENT
+ */
+export function resolveSecret(v: Record<string, string | boolean | undefined>): string | undefined {
+  const flag = v['secret'];
+  const file = v['secret-file'];
+  if (typeof flag === 'string' && typeof file === 'string') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--secret and --secret-file exclude each other');
+  let secret: string | undefined;
+  let from = '';
+  if (typeof flag === 'string') { secret = flag; from = '--secret'; }
+  else if (typeof file === 'string') {
+    try {
+      secret = readFileSync(file, 'utf8').split(/\r?\n/, 1)[0] ?? '';
+    } catch (cause) {
+      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--secret-file ${file}: ${(cause as Error).message}`, { cause });
+    }
+    from = `--secret-file ${file}`;
+  } else if (process.env['PAGEWIRE_SECRET'] !== undefined) {
+    secret = process.env['PAGEWIRE_SECRET'];
+    from = 'PAGEWIRE_SECRET';
+  }
+  if (secret === '') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${from} gives an empty secret: authentication would be off (omit it to run without a secret)`);
+  return secret;
 }
 
 /**

@@ -22,12 +22,13 @@ import { memoryPair } from '../transport/memory.js';
 import { shapeTransport } from '../transport/shaped.js';
 import { connectTcp, listenTcp } from '../transport/tcp.js';
 import type { TransportListener } from '../transport/listener.js';
-import { GUEST_OPTIONS, guestArgs, parse, type GuestArgs } from './options.js';
+import { GUEST_OPTIONS, guestArgs, parse, resolveSecret, type GuestArgs } from './options.js';
 import { createCliGuest, type CliGuest } from './guest.js';
 import { ProgressLine, roundLine, summary } from './output.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatBytes } from './units.js';
 import type { MetricsServer } from './metrics.js';
+import { peerText } from '../protocol/messages.js';
 
 const out = (s: string): void => { process.stdout.write(s + '\n'); };
 const err = (s: string): void => { process.stderr.write(s + '\n'); };
@@ -290,7 +291,7 @@ export async function serve(argv: string[]): Promise<number> {
   if (argv.some((a) => a.startsWith('--qemu-'))) return (await import('./qemu.js')).serveQemu(argv);
   const v = parse(argv, {
     host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '4444' }, keep: { type: 'boolean', default: false },
-    secret: { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
+    secret: { type: 'string' }, 'secret-file': { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
     'dump-memory': { type: 'string' }, metrics: { type: 'string' },
     quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   });
@@ -300,6 +301,7 @@ export async function serve(argv: string[]): Promise<number> {
   const json = v['json'] === true;
   const { parseSize } = await import('./units.js');
   const maxGuestBytes = parseSize(String(v['max-guest']), '--max-guest');
+  const secret = resolveSecret(v);
   const metrics = await startMetrics(v['metrics']);
   const listener = await listenTcp({ host: String(v['host']), port }).catch(async (e: unknown) => { await metrics?.close(); throw e; });
   // The bound port on stderr (machine-readable), so callers can use --port 0.
@@ -308,9 +310,9 @@ export async function serve(argv: string[]): Promise<number> {
   try {
     do {
       const target = new MigrationTarget(targetMemoryFactory(), {
-        secret: typeof v['secret'] === 'string' ? v['secret'] : undefined, maxGuestBytes, resumeDeadlineMs: 30_000,
+        secret, maxGuestBytes, resumeDeadlineMs: 30_000,
         // a connection turned away before admission ends only itself; say so (one line each)
-        onRejected: (r) => { if (!json && v['quiet'] !== true) err(`rejected a connection from ${r.remote}: ${r.error.code}: ${r.error.message}`); },
+        onRejected: (r) => { if (!json && v['quiet'] !== true) err(`rejected a connection from ${r.remote}: ${r.error.code}: ${peerText(r.error.message, 512)}`); },
       });
       if (!json && v['quiet'] !== true) {
         target.on('drop', (d) => err(`connection dropped (${d.error}); waiting for the source to resume`));
@@ -325,7 +327,7 @@ export async function serve(argv: string[]): Promise<number> {
       } catch (e) {
         const pe = e as PagewireError;
         if (json) out(JSON.stringify({ role: 'target', verified: false, error: { code: pe.code ?? 'INTERNAL', message: pe.message } }));
-        else err(`migration failed: ${pe.code ?? ''} ${pe.message}`);
+        else err(`migration failed: ${pe.code ?? ''} ${peerText(String(pe.message), 4096)}`);
         code = exitCodeFor(e);
         metrics?.metrics.failed('target');
       } finally {
@@ -395,7 +397,7 @@ export async function migrate(argv: string[]): Promise<number> {
     done();
     const pe = e as PagewireError;
     if (g.json) out(JSON.stringify({ role: 'source', verified: false, guestRunning: guest.running(), error: { code: pe.code ?? 'INTERNAL', message: pe.message } }));
-    else err(`migration failed: ${pe.code ?? ''} ${pe.message}; the source guest keeps running`);
+    else err(`migration failed: ${pe.code ?? ''} ${peerText(String(pe.message), 4096)}; the source guest keeps running`);
     metrics?.metrics.failed('source');
     return exitCodeFor(e);
   } finally {
@@ -490,7 +492,8 @@ const COMMON_HELP = `guest and policy options:
   --auto-converge          throttle the guest when not converging
   --channels 1             parallel channels: worker threads over shared guest memory (pre-copy
                            only; the link rate is paced per channel)
-  --secret S               shared secret (both sides must have it)
+  --secret S               shared secret (both sides must have it; visible to other users in ps:
+                           prefer --secret-file FILE (its first line) or PAGEWIRE_SECRET=S)
   --verify digest          digest (incremental: per-page hashes kept as pages are sent and written) | memory (hash
                            all memory at the switch-over on both sides) | full (memory, and on a mismatch compare
                            per-page hashes and re-send what differs)
@@ -504,7 +507,7 @@ Runs a source and a target in this process with a simulated guest that keeps wri
 ${commonHelp('simulate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
-export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S] [--json] [--max-guest 16GiB] [--metrics HOST:PORT]
+export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S | --secret-file FILE] [--json] [--max-guest 16GiB] [--metrics HOST:PORT]
 Receives one migration (like QEMU -incoming), verifies it, prints its report and exits
 (--dump-memory FILE writes the received memory to FILE); --keep serves
 one migration after another. --port 0 picks a free port (printed on stderr as "listening on HOST:PORT").

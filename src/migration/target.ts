@@ -14,7 +14,7 @@ import type { Transport } from '../transport/types.js';
 import { Connection, withTimeout } from '../protocol/connection.js';
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import {
-  encodeAck, encodeJson, encodePageHashes, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList, parsePing, PAGE_HASHES_PER_FRAME,
+  echoOptions, encodeAck, encodeJson, encodePageHashes, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList, parsePing, PAGE_HASHES_PER_FRAME,
   type ChallengeMessage, type DoneMessage, type HelloMessage, type WelcomeMessage,
 } from '../protocol/messages.js';
 import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
@@ -126,6 +126,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       maxPendingHandshakes: DEFAULT_GATE_LIMITS.maxPending, maxPendingPerAddress: DEFAULT_GATE_LIMITS.maxPendingPerAddress, ...options,
     };
     this.clock = options.clock ?? defaultClock;
+    if (options.secret === '') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'an empty secret would turn authentication off: omit it, or give a non-empty one');
   }
 
   /** The guest memory (after the handshake). */
@@ -203,7 +204,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       downtimeMs: this.lastPrecopyEndAt > 0 ? this.guestRunAt - this.lastPrecopyEndAt : 0, expectedDowntimeMs: 0,
       wireBytes: this.wireBytes, rawBytes, pageSize, guestPages: this.memory?.pageCount ?? 0, rounds: this.rounds, codecs: {},
       precopyBytes: 0, downtimeBytes: 0, postcopyBytes: 0, digest: this.digest, throttlePct: 0, drops: this.drops,
-      resentBytes: 0, corruptionsDetected: this.corruptions, channels: 1, reason: '', options: { ...this.hello?.options },
+      resentBytes: 0, corruptionsDetected: this.corruptions, channels: 1, reason: '', options: echoOptions(this.hello?.options ?? {}),
       codecStats: this.decoder?.stats,
       ...(pc ? { faults: pc.faults, faultLatencyMs: pc.latencySummary() } : {}),
     };

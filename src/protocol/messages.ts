@@ -228,7 +228,37 @@ export function parseDone(payload: Uint8Array): DoneMessage {
 
 export function parseError(payload: Uint8Array): ErrorMessage {
   const o = decodeJson(payload, 'ERROR');
-  return { code: field.str(o, 'code', 'ERROR', 64), message: field.str(o, 'message', 'ERROR', 4096) };
+  return { code: peerText(field.str(o, 'code', 'ERROR', 64), 64), message: peerText(field.str(o, 'message', 'ERROR', 4096), 4096) };
+}
+
+// C0 and C1 controls, DEL, and the bidirectional overrides and isolates
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from a peer made safe to print: control characters (terminal escape sequences among them)
+ * and bidirectional overrides become '?', and the text is cut to `maxChars`.
+ */
+export function peerText(s: string, maxChars = 256): string {
+  const t = s.replace(UNPRINTABLE, '?');
+  return t.length > maxChars ? `${t.slice(0, maxChars)}...` : t;
+}
+
+/**
+ * HELLO options as a report may echo them: at most 32 entries with a number, boolean or short
+ * string value (strings through {@link peerText}); anything else from the peer is left out.
+ */
+export function echoOptions(options: Record<string, unknown>): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(options)) {
+    if (n >= 32) break;
+    if (k.length > 64) continue;
+    if (typeof v === 'number' || typeof v === 'boolean') out[peerText(k, 64)] = v;
+    else if (typeof v === 'string') out[peerText(k, 64)] = peerText(v, 256);
+    else continue;
+    n++;
+  }
+  return out;
 }
 
 export function parsePostcopy(payload: Uint8Array): PostcopyMessage {
