@@ -135,30 +135,27 @@ describe('a serving target and strangers', () => {
 });
 
 describe('a peer that stops reading', () => {
-  it('a source that sends PINGs and never reads the PONGs ends the target within idleTimeoutMs + resumeDeadlineMs', async () => {
+  it('a source that never reads its ACKs ends the target within idleTimeoutMs + resumeDeadlineMs', async () => {
     const listener = await listenTcp({ host: '127.0.0.1', port: 0 });
     const target = new MigrationTarget(GuestMemory.inCore(core, 1024, 4096), { idleTimeoutMs: 1000, resumeDeadlineMs: 500 });
     const t0 = Date.now();
-    const run = target.run((signal) => listener.accept({ signal })).then(() => null, (e: unknown) => e);
+    let settled = false;
+    const run = target.run((signal) => listener.accept({ signal })).then(() => null, (e: unknown) => e).finally(() => { settled = true; });
     const s = await raw(listener.port);
-    s.pause(); // never read: the target's PONG writes fill the socket buffers, then block
+    s.pause(); // never read: the target's 56-byte ACKs fill the socket buffers, then its writes block
     const w = new FrameWriter(core);
-    const h = hello({ nonce: '' });
-    s.write(Buffer.concat([encodePreamble(), w.frame(FrameType.HELLO, encodeJson(h))]));
-    w.seq = 1;
-    const ping = new Uint8Array(1024 * 1024);
-    let writing = true;
-    void (async () => {
-      for (let i = 0; i < 64 && writing; i++) {
-        if (!s.write(w.frame(FrameType.PING, ping))) await new Promise((r) => { s.once('drain', r); setTimeout(r, 200); });
-      }
-    })();
+    s.write(Buffer.concat([encodePreamble(), w.frame(FrameType.HELLO, encodeJson(hello({ nonce: '' })))]));
+    const empty = Uint8Array.of(1); // a PAGES payload of just the records version: nothing to apply, one ACK
+    for (let i = 0; i < 400 && !settled; i++) {
+      const batch: Uint8Array[] = [];
+      for (let k = 0; k < 1000; k++) batch.push(w.frame(FrameType.PAGES, empty));
+      if (!s.write(Buffer.concat(batch))) await new Promise((r) => { s.once('drain', r); setTimeout(r, 100); });
+    }
     const e = await run;
-    writing = false;
     const took = Date.now() - t0;
     expect(e).toBeInstanceOf(PagewireError);
     expect((e as PagewireError).code).toBe(ErrorCode.TIMEOUT);
-    expect(took).toBeLessThan(1000 + 500 + 10_000); // write deadline + reconnect wait, with slack for a loaded machine
+    expect(took).toBeLessThan(30_000); // it ends (the old target waited for ever); most of this is building 10^5 frames
     s.destroy();
     await listener.close();
   });

@@ -16,9 +16,10 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import type { Core } from '../core/core.js';
 import type { Transport, TransportFactory } from '../transport/types.js';
 import { Connection, withTimeout } from '../protocol/connection.js';
-import { FrameType, FRAME_HEADER_BYTES, type Frame } from '../protocol/frame.js';
+import { FrameType, FRAME_HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES, type Frame } from '../protocol/frame.js';
 import { encodeJson, parseAck, parseChallenge, parseWelcome, encodePing, type HelloMessage } from '../protocol/messages.js';
-import { authFailed, authProof, randomHex } from '../protocol/auth.js';
+import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
+import { DEFAULT_MAX_HANDSHAKE_FRAME_BYTES } from '../limits.js';
 import { sleep, type Clock } from './common.js';
 import { FlowControl } from './flow-control.js';
 import type { SourceStats } from './source-stats.js';
@@ -68,6 +69,16 @@ export class LinkSession {
   committed = false;
   /** The target said in a resume WELCOME that it completed. */
   targetComplete = false;
+  /** The digest that WELCOME named, if any. */
+  targetDigest: string | undefined;
+  /**
+   * Reconnect budget of the session: attempts and the time of the first drop since the target
+   * last made progress (acknowledged a frame it had not acknowledged before). A reconnect alone
+   * does not renew it: a target that completes handshakes but never acknowledges runs it out.
+   */
+  private budget = { attempts: 0, since: -1, pagesAckedAtDrop: -1 };
+  /** Pages of page frames the target acknowledged (its progress; a PING's ACK is not progress). */
+  private pagesAcked = 0;
   private conn: Connection | null = null;
   private pumpDone: Promise<void> = Promise.resolve();
   private linkError: PagewireError | null = null;
@@ -206,11 +217,19 @@ export class LinkSession {
       old.dispose();
     }
     if (cause instanceof PagewireError && cause.code === ErrorCode.CHECKSUM_MISMATCH) this.stats.corruptionsDetected++;
+    // The budget carries over from earlier drops unless the target made progress since.
+    const b = this.budget;
+    if (b.since < 0 || this.pagesAcked !== b.pagesAckedAtDrop) {
+      b.attempts = 0;
+      b.since = started;
+      b.pagesAckedAtDrop = this.pagesAcked;
+    }
     let delay = this.opts.retryBackoffMs;
     let lastErr: unknown = cause;
-    for (let attempt = 1; attempt <= this.opts.maxRetries; attempt++) {
+    while (b.attempts < this.opts.maxRetries) {
+      const attempt = ++b.attempts;
       this.owner.onDrop(String((lastErr as Error)?.message ?? lastErr), attempt);
-      if (this.clock() - started > this.opts.resumeDeadlineMs) break;
+      if (this.clock() - b.since > this.opts.resumeDeadlineMs) break;
       await sleep(delay);
       delay = Math.min(delay * 2, 5000);
       try {
@@ -219,10 +238,12 @@ export class LinkSession {
         return;
       } catch (err) {
         lastErr = err;
-        if (err instanceof PagewireError && (err.code === ErrorCode.AUTH_FAILED || err.code === ErrorCode.LAYOUT_MISMATCH || err.code === ErrorCode.VERSION_MISMATCH)) throw err;
+        // A damaged preamble or frame of this attempt (the target says VERSION_MISMATCH or
+        // FRAME_CORRUPT) is the link's fault, not a real mismatch: the first handshake succeeded.
+        if (err instanceof PagewireError && (err.code === ErrorCode.AUTH_FAILED || err.code === ErrorCode.LAYOUT_MISMATCH)) throw err;
       }
     }
-    throw new PagewireError(ErrorCode.RESUME_FAILED, `could not resume after the link dropped (${this.opts.maxRetries} attempts): ${String((lastErr as Error)?.message ?? lastErr)}`, { cause: lastErr });
+    throw new PagewireError(ErrorCode.RESUME_FAILED, `could not resume after the link dropped (${b.attempts} attempts in ${Math.round(this.clock() - b.since)} ms without progress; budget maxRetries ${this.opts.maxRetries}, resumeDeadlineMs ${this.opts.resumeDeadlineMs}): ${String((lastErr as Error)?.message ?? lastErr)}`, { cause: lastErr });
   }
 
   /** Tell the target why we stop (best effort) and close. */
@@ -250,7 +271,9 @@ export class LinkSession {
     this.owner.onHandshake();
     const t = this.transportSource;
     const transport = await (typeof t === 'function' ? t() : t);
-    const conn = new Connection(transport, this.core, { firstSeq: this.nextSeq });
+    // A target that stops reading ends the connection after ackTimeoutMs (write deadline); until
+    // the handshake is done its frames are held to the handshake ceiling.
+    const conn = new Connection(transport, this.core, { firstSeq: this.nextSeq, writeTimeoutMs: this.opts.ackTimeoutMs, maxFrameBytes: DEFAULT_MAX_HANDSHAKE_FRAME_BYTES });
     this.conn = conn;
     this.linkError = null;
     this.flow.newConnection();
@@ -264,15 +287,15 @@ export class LinkSession {
       this.flow.onRttSample(this.clock() - helloAt);
       if (f.type === FrameType.CHALLENGE) {
         const secret = this.opts.secret;
-        if (!secret) authFailed('the target requires a shared secret and none was given');
+        if (!secret) authFailed('the target requires a shared secret and this source has none (give --secret-file, PAGEWIRE_SECRET or --secret)');
         const ch = parseChallenge(f.payload);
         const expect = await authProof(secret, 'target', this.sessionId, nonce, ch.nonce);
-        if (expect !== ch.proof) authFailed('the target failed to prove knowledge of the shared secret');
+        if (!sameProof(expect, ch.proof)) authFailed('the target\'s proof does not match our secret: the two sides have different secrets (or this is not the target you meant)');
         const proof = await authProof(secret, 'source', this.sessionId, nonce, ch.nonce);
         await conn.send(FrameType.AUTH, encodeJson({ proof }));
         f = await conn.expect(FrameType.WELCOME);
       } else if (this.opts.secret) {
-        authFailed('the target accepted without authenticating itself, but a shared secret was configured');
+        authFailed('the target has no secret (it accepted without authenticating itself), but this source has one: refusing an unauthenticated target');
       }
       const w = parseWelcome(f.payload);
       if (w.sessionId !== this.sessionId) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'target answered for another session');
@@ -280,6 +303,7 @@ export class LinkSession {
     };
     try {
       await withTimeout(handshake(), this.opts.handshakeTimeoutMs, 'handshake');
+      conn.maxFrameBytes = DEFAULT_MAX_FRAME_BYTES; // the target's later frames (hashes, known pages) are larger
     } catch (err) {
       this.conn = null;
       await conn.fail(err);
@@ -291,9 +315,10 @@ export class LinkSession {
     await this.probeRtt();
   }
 
-  private afterResumeWelcome(r: { appliedSeq: number; round: number; complete: boolean } | null): void {
+  private afterResumeWelcome(r: { appliedSeq: number; round: number; complete: boolean; digest?: string } | null): void {
     if (!r) throw new PagewireError(ErrorCode.RESUME_FAILED, 'the target does not know this session any more');
     this.targetComplete = r.complete;
+    this.targetDigest = r.digest;
     const applied = r.appliedSeq;
     // Frames after `applied` never reached the target's memory: their pages are pending again and
     // the delta cache must forget the versions it recorded for them.
@@ -331,7 +356,7 @@ export class LinkSession {
     const a = parseAck(payload);
     this.appliedSeq = a.appliedSeq === 0xffffffff ? -1 : a.appliedSeq;
     if (this.appliedSeq >= 0) {
-      while (this.unacked.length > 0 && seqLE(this.unacked[0]!.seq, a.appliedSeq)) this.unacked.shift();
+      while (this.unacked.length > 0 && seqLE(this.unacked[0]!.seq, a.appliedSeq)) this.pagesAcked += this.unacked.shift()!.pages.length;
     }
     if (a.echoTimeMs > 0) this.flow.onRttSample(this.clock() - a.echoTimeMs);
     this.flow.onAck(a.bytesApplied);

@@ -375,12 +375,17 @@ export class MigrationSource extends Emitter<MigrationEvents> {
           await this.repair(this.targetHashes);
           continue;
         }
-        return done;
+        // The target's word is not proof: verified only when its digest is ours.
+        return { verified: done.verified && done.digest === msg.digest, digest: done.digest };
       } catch (err) {
         if (!this.session.canResume(err)) throw err;
         await this.session.resume(err);
         // The target may have completed and lost only its DONE: its WELCOME says so.
-        if (this.session.targetComplete) return { verified: true, digest: msg.digest };
+        // It must name the digest it completed with; a bare `complete: true` proves nothing.
+        if (this.session.targetComplete) {
+          const theirs = this.session.targetDigest ?? '';
+          return { verified: theirs === msg.digest, digest: theirs || '(none given)' };
+        }
         await this.sender.sendPending(this.paused);
       } finally {
         this.doneWaiter = null;

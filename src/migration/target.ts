@@ -294,7 +294,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     if (!hello.resume && !this.hello) await this.setup(hello);
     const welcome: WelcomeMessage = {
       sessionId: hello.sessionId,
-      resume: hello.resume ? { appliedSeq: this.appliedSeq, round: this.round, complete: this.complete } : null,
+      resume: hello.resume ? { appliedSeq: this.appliedSeq, round: this.round, complete: this.complete, ...(this.complete ? { digest: this.digest } : {}) } : null,
       maxFrameBytes: this.opts.maxFrameBytes,
     };
     await conn.send(FrameType.WELCOME, encodeJson(welcome));

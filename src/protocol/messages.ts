@@ -44,8 +44,11 @@ export interface AuthMessage { proof: string }
 /** target -> source: the migration may start (or continue). */
 export interface WelcomeMessage {
   sessionId: string;
-  /** For a resumed session: what the target holds. */
-  resume: { appliedSeq: number; round: number; complete: boolean } | null;
+  /**
+   * For a resumed session: what the target holds. `digest`: the target's memory digest when it
+   * completed (the source compares it with its own: a bare `complete: true` proves nothing).
+   */
+  resume: { appliedSeq: number; round: number; complete: boolean; digest?: string } | null;
   maxFrameBytes: number;
 }
 
@@ -181,6 +184,7 @@ export function parseWelcome(payload: Uint8Array): WelcomeMessage {
     if (typeof r !== 'object') bad(w, 'resume', 'must be an object or null');
     const ro = r as Record<string, unknown>;
     resume = { appliedSeq: field.int(ro, 'appliedSeq', w, -1, 2 ** 32), round: field.int(ro, 'round', w, -1), complete: field.bool(ro, 'complete', w) };
+    if (ro['digest'] !== undefined) resume.digest = field.str(ro, 'digest', w, 16, /^[0-9a-f]{16}$/);
   }
   return { sessionId: field.str(o, 'sessionId', w, 32, /^[0-9a-f]{32}$/), resume, maxFrameBytes: field.int(o, 'maxFrameBytes', w, 4096) };
 }
