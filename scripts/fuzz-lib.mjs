@@ -181,3 +181,127 @@ export async function feedTarget(bytes, { timeoutMs = FUZZ_TIMEOUT_MS, chunk = 4
   if (coreBytes > FUZZ_MAX_GUEST_BYTES * 4 + 64 * 1024 * 1024) return { outcome: 'memory', message: `target core grew to ${coreBytes} bytes` };
   return res;
 }
+
+// ------------------------------------------------------------------ snapshot files and ELF cores
+
+/** A full snapshot of a small guest (every codec), as file bytes. */
+export async function captureSnapshot({ pages = 128, seed = 1 } = {}) {
+  const { writeSnapshot, MemorySink } = await import('../dist/index.js');
+  const rnd = prng(seed);
+  const mem = GuestMemory.inCore(await createCore(), pages);
+  for (let p = 0; p < pages; p++) {
+    const v = mem.page(p);
+    if (p % 4 === 0) continue;
+    if (p % 4 === 1) v.fill(p & 0xff);
+    else for (let i = 0; i < v.length; i += 8) v[i] = rnd.int(256);
+  }
+  const sink = new MemorySink();
+  await writeSnapshot(mem, sink, { codecs: 'all', batchPages: 32 });
+  return sink.bytes();
+}
+
+/** Outcome of a bounded async call: its result, or 'hang'. */
+async function bounded(p, timeoutMs) {
+  let timer;
+  const hang = new Promise((r) => { timer = setTimeout(() => r({ outcome: 'hang' }), timeoutMs); });
+  try { return await Promise.race([p, hang]); } finally { clearTimeout(timer); }
+}
+
+const classify = (err) => (err instanceof PagewireError ? { outcome: 'error', code: err.code } : { outcome: 'crash', message: String(err && err.stack || err) });
+
+/**
+ * Restore and inspect snapshot bytes. 'ok': restored (verified or not: a mutated file may restore
+ * other memory and say so), 'error': a PagewireError; findings: 'crash', 'hang', 'memory' (memory
+ * made beyond the bound).
+ */
+export async function feedSnapshot(bytes, { timeoutMs = FUZZ_TIMEOUT_MS } = {}) {
+  const { restoreSnapshot, inspectSnapshot, checkSnapshot } = await import('../dist/index.js');
+  const c = await core();
+  let made = 0;
+  const memory = (layout) => {
+    made = layout.regions.reduce((n, r) => n + r.pageCount, 0) * layout.pageSize;
+    return GuestMemory.allocateExternal(layout);
+  };
+  const opts = { core: c, maxGuestBytes: FUZZ_MAX_GUEST_BYTES };
+  const res = await bounded((async () => {
+    try {
+      await inspectSnapshot(bytes, { ...opts, decode: true });
+      await checkSnapshot(bytes, opts).catch(() => undefined);
+      const r = await restoreSnapshot(bytes, { ...opts, memory });
+      return { outcome: 'ok', verified: r.verified };
+    } catch (err) {
+      return classify(err);
+    }
+  })(), timeoutMs * 2);
+  if (made > FUZZ_MAX_GUEST_BYTES) return { outcome: 'memory', message: `a ${made}-byte guest was made` };
+  return res;
+}
+
+/** A small ELF64 LE core file: `segs` PT_LOAD segments of `bytes` bytes each, at physical addresses. */
+export function elfCore(segs = 3, bytes = 8192) {
+  const hdr = 64 + 56 * segs;
+  const buf = new Uint8Array(hdr + segs * bytes);
+  const dv = new DataView(buf.buffer);
+  buf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  dv.setUint16(16, 4, true); dv.setUint16(18, 62, true); dv.setUint32(20, 1, true);
+  dv.setBigUint64(32, 64n, true); dv.setUint16(52, 64, true); dv.setUint16(54, 56, true); dv.setUint16(56, segs, true);
+  for (let i = 0; i < segs; i++) {
+    const o = 64 + 56 * i;
+    dv.setUint32(o, 1, true);
+    dv.setBigUint64(o + 8, BigInt(hdr + i * bytes), true);
+    dv.setBigUint64(o + 24, BigInt(i) * 0x100000n, true);
+    dv.setBigUint64(o + 32, BigInt(bytes), true);
+    dv.setBigUint64(o + 40, BigInt(bytes), true);
+    for (let k = 0; k < bytes; k += 64) buf[hdr + i * bytes + k] = (i * 7 + k) & 0xff;
+  }
+  return buf;
+}
+
+const BIG = [0n, 1n, 0xffffn, 0xffffffffn, 2n ** 40n, 2n ** 52n, 2n ** 63n, 2n ** 64n - 1n];
+
+/** Mutate an ELF core's headers: fields set to edge values, bytes flipped, the file cut. */
+export function mutateElf(b, rnd) {
+  const out = b.slice();
+  const dv = new DataView(out.buffer);
+  const segs = Math.max(1, dv.getUint16(56, true) & 0xff);
+  const n = 1 + rnd.int(3);
+  for (let i = 0; i < n; i++) {
+    const k = rnd.int(5);
+    if (k === 0) { // a u64 field of a program header (offset, vaddr, paddr, filesz, memsz)
+      const o = 64 + 56 * rnd.int(segs) + 8 * (1 + rnd.int(5));
+      if (o + 8 <= out.length) dv.setBigUint64(o, BIG[rnd.int(BIG.length)], true);
+    } else if (k === 1) { // e_phoff, e_shoff, e_phentsize, e_phnum
+      const f = rnd.int(4);
+      if (f === 0) dv.setBigUint64(32, BIG[rnd.int(BIG.length)], true);
+      else if (f === 1) dv.setBigUint64(40, BIG[rnd.int(BIG.length)], true);
+      else if (f === 2) dv.setUint16(54, [0, 32, 56, 0xffff][rnd.int(4)], true);
+      else dv.setUint16(56, [0, 1, 2, 1024, 0xfffe, 0xffff][rnd.int(6)], true);
+    } else if (k === 2) { out[rnd.int(Math.min(out.length, 64 + 56 * segs))] ^= 1 << rnd.int(8); }
+    else if (k === 3) { out[4 + rnd.int(3)] = rnd.int(4); } // class, data, version
+    else return out.slice(0, rnd.int(out.length)); // cut
+  }
+  return out;
+}
+
+/** Load ELF bytes as guest memory (through a temporary file). 'ok', 'error', or a finding. */
+export async function feedElf(bytes, { timeoutMs = FUZZ_TIMEOUT_MS } = {}) {
+  const { loadMemoryImage } = await import('../dist/node.js');
+  const { writeFileSync, unlinkSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const file = join(mkdtempSync(join(tmpdir(), 'pagewire-fuzz-elf-')), 'core');
+  writeFileSync(file, bytes);
+  try {
+    return await bounded((async () => {
+      try {
+        const img = await loadMemoryImage(file, { format: 'elf', maxGuestBytes: FUZZ_MAX_GUEST_BYTES });
+        if (img.memory.byteLength > FUZZ_MAX_GUEST_BYTES) return { outcome: 'memory', message: `${img.memory.byteLength} bytes of guest` };
+        return { outcome: 'ok' };
+      } catch (err) {
+        return classify(err);
+      }
+    })(), timeoutMs * 2);
+  } finally {
+    unlinkSync(file);
+  }
+}

@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // Mutation fuzzer for the target side of the protocol and every decoder behind it.
-//   npm run fuzz -- [--seconds 60] [--seed 1] [--out test/fuzz-corpus]
+//   npm run fuzz -- [--seconds 60] [--seed 1] [--out test/fuzz-corpus] [--kind all|stream|snapshot|elf]
 // Captures real source->target streams (codecs all, qemu, raw), mutates them (random bytes and
 // structure-aware frame edits with valid checksums) and feeds each mutant to a fresh target.
+// Also snapshot files (a real full snapshot, mutated the same way, restored and inspected) and
+// ELF cores (header fields set to edge values, bytes flipped, files cut; loaded as guest memory).
 // Findings (crash: a non-PagewireError or an unverified "success"; hang; unbounded memory) are
-// written to --out as <kind>-<n>.bin; test/fuzz-regressions.test.ts replays every file there.
+// written to --out as <outcome>-<n>.bin (stream), snap-<outcome>-<n>.bin, elf-<outcome>-<n>.bin;
+// test/fuzz-regressions.test.ts replays every file there.
 import { mkdirSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { capture, mutate, feedTarget, prng } from './fuzz-lib.mjs';
+import { capture, mutate, feedTarget, prng, captureSnapshot, feedSnapshot, elfCore, mutateElf, feedElf } from './fuzz-lib.mjs';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, seed: { type: 'string', default: String(Date.now() % 100000) }, out: { type: 'string', default: 'test/fuzz-corpus' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '60' }, seed: { type: 'string', default: String(Date.now() % 100000) }, out: { type: 'string', default: 'test/fuzz-corpus' }, kind: { type: 'string', default: 'all' } } });
+const kinds = values.kind === 'all' ? ['stream', 'snapshot', 'elf'] : [values.kind];
 const seconds = Number(values.seconds);
 const seed = Number(values.seed);
 const rnd = prng(seed);
@@ -19,7 +23,9 @@ const existing = readdirSync(values.out).length;
 
 const streams = [];
 for (const codecs of ['all', 'qemu', 'raw']) streams.push(await capture({ codecs, seed }));
-console.log(`fuzz: seed ${seed}, ${seconds} s, captured streams of ${streams.map((s) => s.length).join(', ')} bytes`);
+const snapshot = await captureSnapshot({ seed });
+const elf = elfCore();
+console.log(`fuzz: seed ${seed}, ${seconds} s, kinds ${kinds.join(', ')}; captured streams of ${streams.map((s) => s.length).join(', ')} bytes, a ${snapshot.length}-byte snapshot, a ${elf.length}-byte ELF core`);
 
 const counts = { ok: 0, error: 0, crash: 0, hang: 0, memory: 0 };
 const codes = {};
@@ -27,15 +33,27 @@ const deadline = Date.now() + seconds * 1000;
 let n = 0;
 let found = 0;
 while (Date.now() < deadline) {
-  const base = streams[rnd.int(streams.length)];
-  let input = await mutate(base, rnd);
-  if (rnd() < 0.2) input = await mutate(input, rnd); // stack mutations now and then
-  const res = await feedTarget(input);
+  const kind = kinds[n % kinds.length];
+  let input;
+  let res;
+  if (kind === 'snapshot') {
+    input = await mutate(snapshot, rnd);
+    if (rnd() < 0.2) input = await mutate(input, rnd);
+    res = await feedSnapshot(input);
+  } else if (kind === 'elf') {
+    input = mutateElf(elf, rnd);
+    res = await feedElf(input);
+  } else {
+    const base = streams[rnd.int(streams.length)];
+    input = await mutate(base, rnd);
+    if (rnd() < 0.2) input = await mutate(input, rnd); // stack mutations now and then
+    res = await feedTarget(input);
+  }
   counts[res.outcome]++;
   if (res.code) codes[res.code] = (codes[res.code] ?? 0) + 1;
   n++;
   if (res.outcome === 'crash' || res.outcome === 'hang' || res.outcome === 'memory') {
-    const file = join(values.out, `${res.outcome}-${existing + found}.bin`);
+    const file = join(values.out, `${kind === 'stream' ? '' : `${kind === 'snapshot' ? 'snap' : 'elf'}-`}${res.outcome}-${existing + found}.bin`);
     writeFileSync(file, input);
     found++;
     console.log(`FINDING ${res.outcome}: ${res.message ?? ''} -> ${file}`);

@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 // @ts-expect-error plain ESM helper shared with scripts/fuzz.mjs
-import { capture, mutate, feedTarget, prng, splitFrames, joinFrames } from '../scripts/fuzz-lib.mjs';
+import { capture, mutate, feedTarget, prng, splitFrames, joinFrames, captureSnapshot, feedSnapshot, elfCore, mutateElf, feedElf } from '../scripts/fuzz-lib.mjs';
 import { encodePreamble, FrameType } from '../src/protocol/frame.js';
 import { encodeJson } from '../src/protocol/messages.js';
 
@@ -28,7 +28,10 @@ describe('fuzz regressions', () => {
 
   it('replays every saved finding', async () => {
     const files = readdirSync(CORPUS).filter((f) => f.endsWith('.bin'));
-    for (const f of files) acceptable(await feedTarget(new Uint8Array(readFileSync(CORPUS + f))));
+    for (const f of files) {
+      const bytes = new Uint8Array(readFileSync(CORPUS + f));
+      acceptable(await (f.startsWith('snap-') ? feedSnapshot(bytes) : f.startsWith('elf-') ? feedElf(bytes) : feedTarget(bytes)));
+    }
   });
 
   it('named: a HELLO asking for a huge guest is refused before allocating', async () => {
@@ -63,5 +66,31 @@ describe('fuzz regressions', () => {
     }
     // the mutations reach past the checksum into the records and the protocol state machine
     expect(codes.size).toBeGreaterThanOrEqual(3);
+  }, 120_000);
+
+  it('bounded mutation run of snapshot files (fixed seed): restored, or typed errors; no memory beyond the bound', async () => {
+    const snap: Uint8Array = await captureSnapshot({ seed: 5 });
+    expect(await feedSnapshot(snap)).toMatchObject({ outcome: 'ok', verified: true });
+    const rnd = prng(20261204);
+    const codes = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      const r: Outcome = await feedSnapshot(await mutate(snap, rnd));
+      acceptable(r);
+      if (r.code) codes.add(r.code);
+    }
+    expect(codes.has('SNAPSHOT_CORRUPT')).toBe(true); // the reader's one code for a bad file (the cause says more)
+  }, 120_000);
+
+  it('bounded mutation run of ELF core headers (fixed seed): loaded, or typed errors; no memory beyond the bound', async () => {
+    const elf: Uint8Array = elfCore();
+    expect(await feedElf(elf)).toEqual({ outcome: 'ok' });
+    const rnd = prng(20261205);
+    const codes = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const r: Outcome = await feedElf(mutateElf(elf, rnd));
+      acceptable(r);
+      if (r.code) codes.add(r.code);
+    }
+    expect(codes.has('IMAGE_CORRUPT')).toBe(true);
   }, 120_000);
 });

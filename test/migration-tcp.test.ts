@@ -39,7 +39,7 @@ describe('two processes over loopback TCP', () => {
     const src = await runCli(['migrate', '--to', `127.0.0.1:${serve.port}`, '--size', '4MiB', '--json', '--secret', 'wrong']);
     expect(src.code).toBe(3);
     expect(JSON.parse(src.stdout).error.code).toBe('AUTH_FAILED');
-    expect(JSON.parse(src.stdout).error.message).toMatch(/prove knowledge of the shared secret/);
+    expect(JSON.parse(src.stdout).error.message).toMatch(/proof does not match our secret: the two sides have different secrets/);
     expect(JSON.parse(src.stdout).guestRunning).toBe(true);
     // the stranger ended only its own connection: the next source, with the secret, migrates
     const ok = await runCli(['migrate', '--to', `127.0.0.1:${serve.port}`, '--size', '4MiB', '--json', '--secret', 'right']);

@@ -311,13 +311,13 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       // A source that wants mutual authentication refuses a WELCOME that comes without CHALLENGE.
       return;
     }
-    if (!hello.nonce) authFailed('this target requires a shared secret; the source offered none');
+    if (!hello.nonce) authFailed('this target requires a shared secret and the source has none (give it --secret-file, PAGEWIRE_SECRET or --secret)');
     const nonce = randomHex(16);
     const proof = await authProof(secret, 'target', hello.sessionId, hello.nonce, nonce);
     await conn.send(FrameType.CHALLENGE, encodeJson({ nonce, proof } satisfies ChallengeMessage));
     const a = parseAuth((await conn.expect(FrameType.AUTH)).payload);
     const expect = await authProof(secret, 'source', hello.sessionId, hello.nonce, nonce);
-    if (!sameProof(a.proof, expect)) authFailed('the source failed to prove knowledge of the shared secret');
+    if (!sameProof(a.proof, expect)) authFailed('the source\'s proof does not match this target\'s secret: the two sides have different secrets');
   }
 
   /** First handshake of a session: check or make the memory, make the decoder. */
