@@ -140,7 +140,7 @@ export function qemuArgs(o) {
     '-object', `memory-backend-file,id=ram0,size=${o.ramMiB}M,mem-path=${o.ramPath},share=on`,
     '-m', `${o.ramMiB}M`,
     '-kernel', o.kernel, '-initrd', o.initrd,
-    '-append', 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init',
+    '-append', 'console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check rdinit=/init',
     '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-nodefaults', '-no-reboot',
     '-qmp', `unix:${o.qmpPath},server=on,wait=off`,
     ...(o.incoming ? ['-incoming', 'defer'] : []),
