@@ -25,12 +25,12 @@ describe('convergence policy (pure table)', () => {
     ['hybrid goes post-copy after its pre-copy rounds', state([10000, 8000], { mode: 'hybrid' }), { hybridPrecopyRounds: 2 }, 'postcopy'],
     ['post-copy mode switches right away', state([10000], { mode: 'postcopy' }), {}, 'postcopy'],
     ['a higher downtime limit converges sooner', state([100000, 50000]), { downtimeLimitMs: 3000 }, 'switchover'],
-    ['nothing dirty: switch over even when fixed costs exceed the limit', state([100000, 0], { verifyCostMs: 500 }), {}, 'switchover'],
-    ['nothing dirty in hybrid: stop-and-copy, not post-copy', state([100000, 0], { mode: 'hybrid', verifyCostMs: 500 }), { hybridPrecopyRounds: 1 }, 'switchover'],
+    ['nothing dirty: switch over even when fixed costs exceed the limit', state([100000, 0], { verifyCostMs: 700 }), {}, 'switchover'],
+    ['nothing dirty in hybrid: stop-and-copy, not post-copy', state([100000, 0], { mode: 'hybrid', verifyCostMs: 700 }), { hybridPrecopyRounds: 1 }, 'switchover'],
     ['nothing dirty but a second of data in flight: wait for it (an empty round), do not switch over', state([100000, 0], { inFlightBytes: 100 * MB }), {}, 'continue'],
-    ['nothing dirty, data in flight, fixed costs over the limit anyway: switch over', state([100000, 0], { inFlightBytes: 100 * MB, verifyCostMs: 500 }), {}, 'switchover'],
+    ['nothing dirty, data in flight, fixed costs over the limit anyway: switch over', state([100000, 0], { inFlightBytes: 100 * MB, verifyCostMs: 700 }), {}, 'switchover'],
     ['nothing dirty, data in flight, out of rounds: switch over', state([100000, 0], { inFlightBytes: 100 * MB }), { maxRounds: 2 }, 'switchover'],
-    ['fixed costs over the limit with pages dirty: continue', state([100000, 50], { verifyCostMs: 500 }), {}, 'continue'],
+    ['fixed costs over the limit with pages dirty: continue', state([100000, 50], { verifyCostMs: 700 }), {}, 'continue'],
   ];
   for (const [name, s, o, action] of cases) {
     it(name, () => {
@@ -58,7 +58,7 @@ describe('convergence policy (pure table)', () => {
   });
 
   it('a switch-over whose fixed cost exceeds the limit is not converged, and says why', () => {
-    const d = decide(state([100000, 0], { verifyCostMs: 500 }), DEFAULT_POLICY);
+    const d = decide(state([100000, 0], { verifyCostMs: 700 }), DEFAULT_POLICY);
     expect(d).toMatchObject({ action: 'switchover', converged: false });
     expect(d.reason).toMatch(/fixed cost .* exceeds the 300 ms limit/);
     expect(decide(state([100000, 0], { verifyCostMs: 50 }), DEFAULT_POLICY)).toMatchObject({ action: 'switchover', converged: true });
@@ -72,7 +72,7 @@ describe('ConvergencePolicy (the one policy every engine feeds)', () => {
 
   it('costs a dirty page at the wire bytes per page of the latest round that sent pages', () => {
     const p = new ConvergencePolicy('precopy', DEFAULT_POLICY, 4096);
-    // 1000 pages at 100 bytes: 5000 dirty pages cost 0.5 MB = 5 ms, alongside the source's 5 ms
+    // 1000 pages at 100 bytes: 5000 dirty pages cost 0.5 MB = 5 ms alongside the source's 5 ms
     // digest; then the target's digest 5, the round trip 20, the switch-over cost 5
     expect(p.afterRound(m(0, 1000, 100_000, 5000)).expectedDowntimeMs).toBeCloseTo(35);
     // an empty round keeps the last figure

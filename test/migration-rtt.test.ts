@@ -50,8 +50,14 @@ describe('round-trip time', () => {
     const { src, dst } = await makeMemories(pages);
     const [a, b] = shapedPair({ bandwidthBytesPerSec: 64 * 1024 * 1024, delayMs: 20 });
     const rec = await recording(a);
-    const [rs] = await Promise.all([new MigrationSource(src, new SetDirtyLog(pages), rec.t).migrate(), new MigrationTarget(dst).run(b)]);
+    const source = new MigrationSource(src, new SetDirtyLog(pages), rec.t);
+    const progress: { round: number; expected: number }[] = [];
+    source.on('progress', (p) => progress.push({ round: p.round, expected: p.expectedDowntimeMs }));
+    const [rs] = await Promise.all([source.migrate(), new MigrationTarget(dst).run(b)]);
     expect(rs.verified).toBe(true);
+    // progress carries the estimate after the previous round (none during round 0)
+    expect(progress.filter((p) => p.round === 0).every((p) => p.expected === Infinity)).toBe(true);
+    for (const p of progress.filter((q) => q.round > 0)) expect(p.expected).toBe(rs.rounds[p.round - 1]!.expectedDowntimeMs);
     // the delay is physical: no sample can be shorter; the minimum of idle-link samples is close
     // (allowing for late timers on a loaded machine: a byte's echo over such a link, measured now)
     const echo = await shapedEchoMs(20);

@@ -195,10 +195,14 @@ export class LinkSession {
   /**
    * Ask for an RTT sample: a PING with our clock, which a target of protocol 1.2 or later
    * acknowledges in order with an ACK echoing it. Older targets are not sent one.
+   * @param wait resolve when the echo came back (nothing else may hold the event loop meanwhile,
+   *   or the sample would count that too)
    */
-  async probeRtt(): Promise<void> {
+  async probeRtt(wait = false): Promise<void> {
     if (this.peerMinor < MINOR_PING_ECHO) return;
+    const seq = this.requireConn().nextSeq;
     await this.sendFrame(FrameType.PING, encodePing(this.clock()), null);
+    if (wait) await this.waitApplied(seq, 'waiting for the PING echo');
   }
 
   /**
@@ -311,8 +315,16 @@ export class LinkSession {
       throw err;
     }
     this.pumpDone = this.pump(conn);
-    // the link is idle now: the cleanest RTT sample of the session
-    await this.probeRtt();
+    try {
+      // the link is idle now: the cleanest RTT sample of the session (waited for, one round trip)
+      await this.probeRtt(true);
+    } catch (err) {
+      this.conn = null;
+      conn.transport.destroy(err instanceof Error ? err : undefined);
+      await this.pumpDone.catch(() => undefined);
+      conn.dispose();
+      throw err;
+    }
   }
 
   private afterResumeWelcome(r: { appliedSeq: number; round: number; complete: boolean; digest?: string } | null): void {

@@ -11,8 +11,8 @@
  *   expectedDowntimeMs = max(transfer, digest) + digest + rtt + switchoverCostMs
  *
  * where digest is one side's memory digest (half the measured verification cost): the source
- * hashes while its last pages cross the link, COMPLETE follows them, the target hashes, DONE comes
- * back (one round trip). Unacknowledged bytes sent within the last half round trip have arrived
+ * hashes while its last pages cross the link, COMPLETE follows them, the target hashes, DONE
+ * comes back (one round trip). Unacknowledged bytes sent within the last half round trip have arrived
  * already (their ACKs are on the way), the rest must cross before the last round does.
  *
  * and the guest is stopped as soon as that is within `downtimeLimitMs`. The migration is "not
@@ -106,8 +106,8 @@ export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'ban
   // unacknowledged bytes sent in the last half round trip have arrived; their ACKs are on the way
   const queuedMs = Math.max(0, ((s.inFlightBytes ?? 0) * 1000) / bw - s.rttMs / 2);
   const transferMs = queuedMs + (dirtyPages * s.wireBytesPerPage * 1000) / bw;
+  // the source hashes while its last pages cross the link; the target hashes after COMPLETE
   const digestMs = (s.verifyCostMs ?? 0) / 2;
-  // the source hashes its memory while the last pages cross the link; the target hashes after
   return Math.max(transferMs, digestMs) + digestMs + s.rttMs + o.switchoverCostMs;
 }
 

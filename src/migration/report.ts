@@ -99,6 +99,7 @@ export interface ProgressEvent {
   pagesRemaining: number;
   bytesSent: number;
   bandwidthBytesPerSec: number;
+  /** The policy's estimate after the previous round (Infinity during round 0). */
   expectedDowntimeMs: number;
   phase: 'precopy' | 'stop-and-copy' | 'postcopy';
 }

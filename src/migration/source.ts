@@ -286,7 +286,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       final,
       onBatch: (n, remaining) => this.emit('progress', {
         round, pagesSent: n, pagesRemaining: remaining + this.pending.size, bytesSent: this.stats.wireBytes,
-        bandwidthBytesPerSec: this.session.flow.bandwidthBytesPerSec, expectedDowntimeMs: 0, phase: final ? 'stop-and-copy' : 'precopy',
+        bandwidthBytesPerSec: this.session.flow.bandwidthBytesPerSec, expectedDowntimeMs: this.expectedMs, phase: final ? 'stop-and-copy' : 'precopy',
       }),
     });
     const codecs = codecCountsSince(encoderCounts(this.encoder), before);

@@ -78,8 +78,6 @@ export interface DoneMessage {
   verified: boolean;
   /** Target's digest of its memory. */
   digest: string;
-  /** Pages that differed in a full verification pass (when requested). */
-  mismatchedPages?: number;
   /** The digest differed and PAGE_HASHES frames were sent: the source repairs and completes again. */
   repair?: boolean;
 }
@@ -221,11 +219,9 @@ export function parseComplete(payload: Uint8Array): CompleteMessage {
 export function parseDone(payload: Uint8Array): DoneMessage {
   const w = 'DONE';
   const o = decodeJson(payload, w);
-  const m = o['mismatchedPages'];
   return {
     verified: field.bool(o, 'verified', w),
     digest: field.str(o, 'digest', w, 16, /^[0-9a-f]{0,16}$/),
-    ...(typeof m === 'number' ? { mismatchedPages: field.int(o, 'mismatchedPages', w) } : {}),
     ...(o['repair'] === true ? { repair: true } : {}),
   };
 }
