@@ -319,6 +319,10 @@ export class LinkSession {
       // the link is idle now: the cleanest RTT sample of the session (waited for, one round trip)
       await this.probeRtt(true);
     } catch (err) {
+      // No echo within the ack timeout: carry on unsampled. The rounds' own acknowledgement waits
+      // then decide, through the reconnect budget (a target that never acknowledges ends in
+      // RESUME_FAILED, not in a handshake TIMEOUT that skips the budget).
+      if (err instanceof PagewireError && err.code === ErrorCode.TIMEOUT && !this.linkError) return;
       this.conn = null;
       conn.transport.destroy(err instanceof Error ? err : undefined);
       await this.pumpDone.catch(() => undefined);
