@@ -238,6 +238,44 @@ describe('corpus replay', () => {
     expect([g.nextAccess(), g.nextAccess()]).toEqual([d1[0], d1[1]]);
   });
 
+  it('reads each snapshot\'s changed pages once, before replay: advance() reads no file and no whole image', () => {
+    const files = loadCorpus(join(corpusRoot, 'vm-redis'));
+    // the loader's positional reads give exactly the dirty pages of each image
+    for (let k = 1; k < 5; k++) {
+      const d = files.dirty(k);
+      const img = files.snapshot(k);
+      const got = files.changedPages!(k);
+      expect(got.byteLength).toBe(d.length * 4096);
+      for (const i of [0, d.length >> 1, d.length - 1]) {
+        expect(Buffer.compare(got.subarray(i * 4096, (i + 1) * 4096), img.subarray(d[i]! * 4096, (d[i]! + 1) * 4096))).toBe(0);
+      }
+    }
+    // a counting source: reads after construction are what advance() does inside a migration
+    const counted = (preloadBytes: number | undefined, withChanged: boolean) => {
+      const reads: string[] = [];
+      const src = {
+        name: 'counted', pageSize: files.pageSize, pageCount: files.pageCount, snapshotCount: files.snapshotCount,
+        snapshot: (k: number) => { reads.push(`snapshot-${k}`); return files.snapshot(k); },
+        dirty: (k: number) => files.dirty(k),
+        ...(withChanged ? { changedPages: (k: number) => { reads.push(`changed-${k}`); return files.changedPages!(k); } } : {}),
+      };
+      const mem = GuestMemory.external(new ArrayBuffer(files.pageCount * 4096));
+      const g = new SimulatedGuest(mem, { workload: 'corpus', corpus: src, ...(preloadBytes === undefined ? {} : { corpusPreloadBytes: preloadBytes }) });
+      const atStart = reads.splice(0);
+      for (let k = 1; k < 5; k++) {
+        g.advance();
+        expect(Buffer.compare(mem.pages(0, files.pageCount)!, files.snapshot(k))).toBe(0);
+      }
+      return { atStart, during: reads };
+    };
+    expect(counted(undefined, true)).toEqual({ atStart: ['snapshot-0', 'changed-1', 'changed-2', 'changed-3', 'changed-4'], during: [] });
+    // without changedPages the images are read once each, up front, and cut down to their changed pages
+    expect(counted(undefined, false)).toEqual({ atStart: ['snapshot-0', 'snapshot-1', 'snapshot-2', 'snapshot-3', 'snapshot-4'], during: [] });
+    // over the preload budget: the rest is read at advance(), still only the changed pages
+    const budget = (files.dirty(1).length + files.dirty(2).length) * 4096;
+    expect(counted(budget, true)).toEqual({ atStart: ['snapshot-0', 'changed-1', 'changed-2'], during: ['changed-3', 'changed-4'] });
+  });
+
   it('rejects a corpus of another size and bad dirty lists', () => {
     const c = corpusFromBytes({ snapshots: [new Uint8Array(8192), new Uint8Array(8192)] });
     const mem = GuestMemory.external(new ArrayBuffer(3 * 4096));

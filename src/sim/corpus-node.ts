@@ -1,9 +1,10 @@
 /**
  * Node loader for unpacked corpora (../shared/corpus format: snapshot-K.bin, dirty-K.u32,
  * manifest.json). Images are read on demand, one at a time (the last one read stays cached), so a
- * replay holds one or two images in memory, not all of them.
+ * replay holds one or two images in memory, not all of them; `changedPages(k)` reads only the
+ * pages of dirty-K from image K (positional reads, one per run of consecutive pages).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PagewireError, ErrorCode } from '../errors.js';
 import { checkIndex, parseDirtyList, type CorpusSource } from './corpus.js';
@@ -58,6 +59,15 @@ export function loadCorpus(dir: string): CorpusSource {
       throw new PagewireError(ErrorCode.SNAPSHOT_CORRUPT, `cannot read ${join(root, file)}`, { cause });
     }
   };
+  const dirty = (k: number): Uint32Array => {
+    checkIndex(k, 1, count);
+    let d = dirtyCache.get(k);
+    if (!d) {
+      d = parseDirtyList(read(`dirty-${k}.u32`), pageCount, `${root}/dirty-${k}.u32`);
+      dirtyCache.set(k, d);
+    }
+    return d;
+  };
   return {
     name: basename(root),
     pageSize,
@@ -73,14 +83,32 @@ export function loadCorpus(dir: string): CorpusSource {
       }
       return cached!;
     },
-    dirty(k: number): Uint32Array {
-      checkIndex(k, 1, count);
-      let d = dirtyCache.get(k);
-      if (!d) {
-        d = parseDirtyList(read(`dirty-${k}.u32`), pageCount, `${root}/dirty-${k}.u32`);
-        dirtyCache.set(k, d);
+    dirty,
+    changedPages(k: number): Uint8Array {
+      const pages = dirty(k);
+      const out = new Uint8Array(pages.length * pageSize);
+      const file = join(root, `snapshot-${k}.bin`);
+      let fd = -1;
+      try {
+        fd = openSync(file, 'r');
+        for (let i = 0; i < pages.length; ) {
+          let j = i + 1; // pages[i..j) are consecutive: one read
+          while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
+          const want = (j - i) * pageSize;
+          let got = 0;
+          while (got < want) {
+            const n = readSync(fd, out, i * pageSize + got, want - got, pages[i]! * pageSize + got);
+            if (n === 0) throw new Error(`${file} ends before page ${pages[i]! + Math.floor(got / pageSize)}`);
+            got += n;
+          }
+          i = j;
+        }
+      } catch (cause) {
+        throw new PagewireError(ErrorCode.SNAPSHOT_CORRUPT, `cannot read the changed pages of ${file}`, { cause });
+      } finally {
+        if (fd >= 0) closeSync(fd);
       }
-      return d;
+      return out;
     },
   };
 }

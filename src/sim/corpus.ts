@@ -32,6 +32,14 @@ export interface CorpusSource {
    * @throws PagewireError INVALID_ARGUMENT for k out of range; SNAPSHOT_CORRUPT for a bad list
    */
   dirty(k: number): Uint32Array;
+  /**
+   * Optional: the pages listed in `dirty(k)` as image `k` holds them, in that order
+   * (`dirty(k).length * pageSize` bytes), read without loading the whole image. Replay uses it to
+   * read each image's changed pages once, before a migration starts; without it they are cut out
+   * of `snapshot(k)`.
+   * @throws PagewireError INVALID_ARGUMENT for k out of range; SNAPSHOT_CORRUPT for a bad file
+   */
+  changedPages?(k: number): Uint8Array;
 }
 
 /** Bytes of a corpus supplied by the caller. */
@@ -95,6 +103,20 @@ export function diffPages(a: Uint8Array, b: Uint8Array, pageSize: number): Uint3
 }
 
 /**
+ * The pages `pages` of `image`, one after another (`pages.length * pageSize` bytes).
+ * @throws PagewireError SNAPSHOT_CORRUPT for an index outside the image
+ */
+export function gatherPages(image: Uint8Array, pages: Uint32Array, pageSize: number): Uint8Array {
+  const out = new Uint8Array(pages.length * pageSize);
+  for (let i = 0; i < pages.length; i++) {
+    const at = pages[i]! * pageSize;
+    if (at + pageSize > image.byteLength) throw corrupt(`page ${pages[i]!} is outside the ${image.byteLength}-byte image`);
+    out.set(image.subarray(at, at + pageSize), i * pageSize);
+  }
+  return out;
+}
+
+/**
  * A corpus over bytes the caller holds (e.g. fetched in a browser).
  * @throws PagewireError INVALID_ARGUMENT for no images, mismatched sizes or a bad page size;
  *   SNAPSHOT_CORRUPT for a bad dirty list
@@ -130,6 +152,10 @@ export function corpusFromBytes(c: CorpusBytes): CorpusSource {
     dirty(k: number): Uint32Array {
       checkIndex(k, 1, snaps.length);
       return dirty[k]!;
+    },
+    changedPages(k: number): Uint8Array {
+      checkIndex(k, 1, snaps.length);
+      return gatherPages(snaps[k]!, dirty[k]!, pageSize);
     },
   };
 }

@@ -21,6 +21,9 @@
  * Corpus replay (`workload: 'corpus'`): no timed writes. The memory starts as snapshot 0;
  * `advance()` (called by the migration engine before each round's dirty sync, via `hooks()`)
  * makes the memory snapshot k and marks dirty-k in the dirty log; `done` after the last snapshot.
+ * The constructor reads the changed pages of every snapshot (up to `corpusPreloadBytes`), so
+ * `advance()` during a migration copies only those pages from memory: no file reads, no whole
+ * images inside the migration's clock.
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -28,7 +31,7 @@ import { WriteTrackingDirtyLog, type DirtyLog } from '../memory/dirty-log.js';
 import { Prng } from './prng.js';
 import { ContentGenerator, PageCursor } from './content.js';
 import { createWorkload, type Workload, type WorkloadKind, type WorkloadOptions } from './workloads.js';
-import type { CorpusSource } from './corpus.js';
+import { gatherPages, type CorpusSource } from './corpus.js';
 
 /** Named write sizes: a word (8 bytes), a cache line (64), a run (512), a whole page. */
 export type WriteSize = 'word' | 'line' | 'run' | 'page';
@@ -56,6 +59,8 @@ export interface SimulatedGuestOptions extends WorkloadOptions {
   dirtyLog?: DirtyLog & WriteSink;
   /** Corpus to replay (workload `corpus`). */
   corpus?: CorpusSource;
+  /** Corpus replay: bytes of changed pages read up front (default 512 MiB; later snapshots are read at `advance()`). */
+  corpusPreloadBytes?: number;
   /** Real-time mode: timer period, ms (default 5). */
   sliceMs?: number;
   /** Real-time mode: most elapsed time made up for in one slice, ms (default 100). */
@@ -117,6 +122,8 @@ export class SimulatedGuest {
   private accessList: Uint32Array | null = null;
   private accessIndex = 0;
   private accessK = 0;
+  // corpus replay: changed[k] = the pages of dirty(k) as snapshot k holds them (until replayed)
+  private readonly changed: (Uint8Array | undefined)[] = [];
 
   /**
    * @param memory the guest memory to write (corpus replay overwrites it with snapshot 0 now)
@@ -148,6 +155,13 @@ export class SimulatedGuest {
       this.workload = null;
       this.baseRate = 0;
       this.loadSnapshot(0);
+      let budget = nonNegative(options.corpusPreloadBytes ?? 512 * 1024 * 1024, 'corpusPreloadBytes');
+      for (let k = 1; k < c.snapshotCount; k++) {
+        const bytes = c.dirty(k).length * c.pageSize;
+        if (bytes > budget) break;
+        budget -= bytes;
+        this.changed[k] = this.changedPages(k);
+      }
     } else {
       this.corpus = null;
       this.workload = createWorkload(this.kind, memory.pageCount, this.rng, options);
@@ -309,9 +323,18 @@ export class SimulatedGuest {
     const c = this.corpus;
     if (!c || this.done) return false;
     const k = this.st.snapshot + 1;
-    this.loadSnapshot(k);
     const dirty = c.dirty(k);
-    for (let i = 0; i < dirty.length; i++) this.dirtyLog.mark(dirty[i]!);
+    const bytes = this.changed[k] ?? this.changedPages(k);
+    this.changed[k] = undefined; // replayed once
+    // pages not in dirty-k are the same in snapshots k-1 and k: only the changed ones are copied
+    const ps = this.memory.pageSize;
+    const cur = this.cursor;
+    for (let i = 0; i < dirty.length; i++) {
+      cur.locate(dirty[i]!);
+      cur.buf.set(bytes.subarray(i * ps, (i + 1) * ps), cur.off);
+      this.dirtyLog.mark(dirty[i]!);
+    }
+    this.st.snapshot = k;
     this.st.writes += dirty.length;
     this.st.bytesWritten += dirty.length * this.memory.pageSize;
     return true;
@@ -365,6 +388,20 @@ export class SimulatedGuest {
   private newSegment(): void {
     this.segMs = 0;
     this.segWrites = 0;
+  }
+
+  /** Snapshot k's changed pages, from the corpus's own reader or cut out of the whole image. */
+  private changedPages(k: number): Uint8Array {
+    const c = this.corpus!;
+    const pages = c.dirty(k);
+    for (let i = 0; i < pages.length; i++) {
+      if (!(pages[i]! < this.memory.pageCount)) throw new PagewireError(ErrorCode.SNAPSHOT_CORRUPT, `corpus ${c.name}: dirty-${k} lists page ${pages[i]!}, outside the guest's ${this.memory.pageCount} pages`);
+    }
+    const bytes = c.changedPages ? c.changedPages(k) : gatherPages(c.snapshot(k), pages, c.pageSize);
+    if (bytes.byteLength !== pages.length * c.pageSize) {
+      throw new PagewireError(ErrorCode.SNAPSHOT_CORRUPT, `corpus ${c.name}: snapshot ${k} gave ${bytes.byteLength} bytes of changed pages for ${pages.length} pages`);
+    }
+    return bytes;
   }
 
   private loadSnapshot(k: number): void {
