@@ -16,7 +16,8 @@
 // Each run is checked before it counts: the destination's counter continues and its checksum is
 // the source's.
 //
-//   node bench/qemu.mjs [--ram 256] [--write-mb 2] [--links 100mbit,1gbit] [--cap-s 120] [--out FILE]
+//   node bench/qemu.mjs [--ram 256] [--write-mb 2] [--links 100mbit,1gbit] [--engines qemu,qemu-xbzrle,pagewire]
+//                       [--cap-s 120] [--out FILE] [--verbose]   (--verbose: pagewire's rounds on stderr)
 import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import * as net from 'node:net';
@@ -31,7 +32,7 @@ const { values: a } = parseArgs({
   options: {
     ram: { type: 'string', default: '256' }, 'write-mb': { type: 'string', default: '2' },
     links: { type: 'string', default: '100mbit,1gbit' }, engines: { type: 'string', default: 'qemu,qemu-xbzrle,pagewire' },
-    'cap-s': { type: 'string', default: '120' }, out: { type: 'string' },
+    'cap-s': { type: 'string', default: '120' }, out: { type: 'string' }, verbose: { type: 'boolean', default: false },
   },
 });
 const RAM_MIB = Number(a.ram);
@@ -128,6 +129,11 @@ async function pagewireRun(src, dst, rate) {
       qmp: src.qmpPath, ramPath: src.ramPath, migrateUri: `tcp:127.0.0.1:${qemuProxy.port}`, linkBytesPerSec: rate, downtimeLimitMs: 300,
     });
     const openMs = Date.now() - t0;
+    if (a.verbose) {
+      log(`  open ${openMs} ms`);
+      qs.source.on('round', (r) => log(`  round ${r.round}${r.final ? ' (final)' : ''} at ${Date.now() - t0} ms: ${r.pages} pages, ${(r.wireBytes / 1e6).toFixed(2)} MB, ${r.durationMs.toFixed(0)} ms, dirty after ${r.dirtyPages}, bw ${(r.bandwidthBytesPerSec / 1e6).toFixed(1)} MB/s, expected ${r.expectedDowntimeMs.toFixed(0)} ms`));
+      qs.source.on('switchover', (e) => log(`  switch-over at ${Date.now() - t0} ms: ${e.reason}`));
+    }
     let rs;
     let rt;
     try {

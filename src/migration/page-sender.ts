@@ -39,6 +39,8 @@ export class PageSender {
     /** Pages the target lacks or holds stale. */
     private readonly pending: PageSet,
     private readonly batchPages: number,
+    /** Brings pages into guest memory before they are encoded (a lazily filled memory), if needed. */
+    private readonly prepare?: (indices: Uint32Array, start: number, count: number) => void,
   ) {}
 
   /**
@@ -54,6 +56,7 @@ export class PageSender {
     for (let i = 0; i < todo.length; ) {
       const count = Math.min(this.batchPages, todo.length - i);
       const batch = todo.subarray(i, i + count);
+      this.prepare?.(todo, i, count);
       try {
         // LZ4 'auto' decides with the acknowledged send rate when no link figure was given
         this.encoder.setSendRate?.(this.session.flow.bandwidthBytesPerSec);

@@ -12,6 +12,11 @@ export interface DirtyLogLike {
   start(): void;
   sync(): Uint32Array;
   stop(): void;
+  /**
+   * Called before pages `indices[start..start+count)` are encoded: a log that fills guest memory
+   * lazily (a QEMU RAM file read batch by batch during round 0) brings them in now.
+   */
+  prepare?(indices: Uint32Array, start: number, count: number): void;
 }
 
 /** Hypervisor hooks of the source. All optional. */

@@ -181,7 +181,8 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         this.emit('phase', { phase: 'handshake', round: -1 });
       },
     }, this.stats, this.opts, this.clock);
-    this.sender = new PageSender(this.session, this.encoder, this.pending, this.opts.batchPages);
+    const log = this.dirtyLog;
+    this.sender = new PageSender(this.session, this.encoder, this.pending, this.opts.batchPages, log.prepare ? (x, s, n) => log.prepare!(x, s, n) : undefined);
     await this.session.connectFirst();
     // Verification at switch-over: with the incremental digest (the encoder keeps per-page hashes
     // of what it sent, the target's decoder of what it wrote) it costs one pass over 8 bytes per
@@ -189,12 +190,9 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     // expected downtime includes it (the target's memory is assumed as fast as ours).
     this.hashTable = this.opts.mode === 'precopy' && (this.opts.verify ?? 'digest') === 'digest' ? trackEncodedHashes(this.encoder, this.memory) : null;
     this.dirtyLog.start();
-    // (after the dirty log started: a page written after its hash was taken is sent again)
-    this.hashTable?.digest();
-    const th = this.clock();
-    if (this.hashTable) this.hashTable.digest();
-    else memoryDigest(this.memory, this.core);
-    this.verifyCostMs = 2 * (this.clock() - th);
+    // A lazily filled memory (the dirty log reads pages as round 0 sends them) is hashed as round
+    // 0 encodes it: measured after round 0, as reading it all now would cost what it saves.
+    if (!this.dirtyLog.prepare) this.measureVerifyCost();
 
     this.pending.fill();
     if (this.known) {
@@ -202,6 +200,16 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       await this.known.wait(this.opts.handshakeTimeoutMs);
       this.stats.knownPagesSkipped = this.known.skipMatching(this.memory, this.core, this.pending);
     }
+  }
+
+  /** Time one side's switch-over digest (the first call hashes what was never hashed: untimed). */
+  private measureVerifyCost(): void {
+    // (after the dirty log started: a page written after its hash was taken is sent again)
+    this.hashTable?.digest();
+    const th = this.clock();
+    if (this.hashTable) this.hashTable.digest();
+    else memoryDigest(this.memory, this.core);
+    this.verifyCostMs = 2 * (this.clock() - th);
   }
 
   private hello(resume: boolean, nonce: string): HelloMessage {
@@ -241,6 +249,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     }
     await this.session.probeRtt().catch(() => undefined); // a failed link surfaces at the next send
     await this.hooks.onRound?.(round, true);
+    if (round === 0 && this.dirtyLog.prepare) this.measureVerifyCost();
     const dirty = this.dirtyLog.sync();
     this.pending.addAll(dirty);
     this.reorderer?.noteDirty(dirty);

@@ -2,8 +2,9 @@
  * The QEMU source endpoint: pagewire carries a running QEMU guest's RAM, QEMU carries only the
  * device state (docs/QEMU.md).
  *
- *   open: QMP connect, the RAM file read into a core
- *   pre-copy rounds (pagewire): dirty pages found by re-reading and hashing the RAM file
+ *   open: QMP connect, the RAM file opened, guest memory allocated in a core (nothing read yet)
+ *   pre-copy rounds (pagewire): round 0 reads the RAM file batch by batch as it sends; later
+ *     rounds find dirty pages by re-reading and hashing the RAM file
  *   switch-over (the pause hook): x-ignore-shared + pause-before-switchover set, QMP `migrate` to
  *     the destination QEMU; QEMU sends its small blocks, stops the vCPUs and waits in
  *     `pre-switchover`
@@ -16,13 +17,12 @@
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { createCore } from '../core/core.js';
-import { memoryDigest } from '../migration/digest.js';
-import type { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemory } from '../memory/guest-memory.js';
 import { MigrationSource, type SourceOptions } from '../migration/source.js';
 import type { MigrationReport } from '../migration/report.js';
 import type { Transport, TransportFactory } from '../transport/types.js';
 import { QmpClient } from './qmp.js';
-import { RamFile, RamFileDirtyLog, ramFileMemory } from './ram-file.js';
+import { RamFile, RamFileDirtyLog } from './ram-file.js';
 import {
   QEMU_ACTIVE_STATES, migrationFailed, qemuFigures, queryMigrate, recoverSource, setQemuCapabilities, waitMigrationStatus,
   type QemuMigrationFigures,
@@ -76,7 +76,7 @@ export class QemuSource {
   }
 
   /**
-   * Connect to the source QEMU and read its RAM file.
+   * Connect to the source QEMU and open its RAM file.
    * @throws PagewireError INVALID_ARGUMENT (RAM file), QEMU_FAILED (not running, a migration in
    *   progress), TRANSPORT_CLOSED / TIMEOUT (QMP)
    */
@@ -91,13 +91,10 @@ export class QemuSource {
       const mig = await queryMigrate(qmp);
       if (QEMU_ACTIVE_STATES.includes(mig.status ?? 'none')) throw new PagewireError(ErrorCode.QEMU_FAILED, `the source QEMU is already migrating (status "${mig.status}")`);
       file = RamFile.open(options.ramPath, false, options.pageSize);
-      const core = await createCore();
-      const memory = ramFileMemory(core, file);
-      // The first pass over memory the kernel just filled is 10-30x slower than later ones on the
-      // VMs measured (docs/QEMU.md); the engine times one digest at setup to predict the switch-over's
-      // verification cost, so take that first pass here, where it predicts nothing.
-      memoryDigest(memory, core);
-      const log = new RamFileDirtyLog(file, memory);
+      // Nothing is read yet: round 0 reads the file batch by batch as it sends (RamFileDirtyLog),
+      // and zero pages are never copied into the core's fresh (zero) memory.
+      const memory = GuestMemory.inCore(await createCore(), [{ name: 'pc.ram', pageCount: file.pageCount }], file.pageSize);
+      const log = new RamFileDirtyLog(file, memory, { zeroMemory: true });
       return new QemuSource(qmp, file, memory, log, transport, options, ownsQmp);
     } catch (err) {
       file?.close();

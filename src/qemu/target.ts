@@ -161,8 +161,10 @@ export class QemuTarget {
       throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `the source's guest is ${bytes} bytes in ${layout.pageSize}-byte pages; the destination's RAM file ${this.file.path} is ${this.file.byteLength} bytes in ${this.file.pageSize}-byte pages`);
     }
     const memory = GuestMemory.inCore(await createCore(), layout.regions, layout.pageSize);
-    // a fresh destination file is all holes: zeroed memory already equals it (no 256 MiB first touch)
-    if (!this.file.isEmpty()) this.file.readInto(memory);
+    // a fresh destination file is all holes: zeroed memory already equals it (no 256 MiB first
+    // touch), and zero pages need not be written into it
+    if (this.file.isEmpty()) this.file.assumeHoles(memory);
+    else this.file.readInto(memory);
     this.memory = memory;
     return memory;
   }
