@@ -6,14 +6,22 @@ import { describe, it, expect } from 'vitest';
 import { createCore } from '../src/core/core.js';
 import { Connection } from '../src/protocol/connection.js';
 import { FrameType } from '../src/protocol/frame.js';
-import { encodeAck, encodeJson, parseHello, type WelcomeMessage } from '../src/protocol/messages.js';
+import { encodeAck, encodeJson, parseComplete, parseHello, type WelcomeMessage } from '../src/protocol/messages.js';
+import { memoryDigest } from '../src/migration/digest.js';
 import { MigrationSource } from '../src/migration/source.js';
 import { memoryPair } from '../src/transport/memory.js';
 import type { Transport } from '../src/transport/types.js';
 import { ErrorCode, PagewireError } from '../src/errors.js';
 import { SetDirtyLog, makeMemories } from './helpers/engine.js';
 
-type Lie = { done?: { verified: boolean; digest: string }; dropAtComplete?: boolean; welcomeComplete?: { digest?: string }; ack?: boolean };
+type Lie = {
+  done?: { verified: boolean; digest: string }; dropAtComplete?: boolean; welcomeComplete?: { digest?: string }; ack?: boolean;
+  /** Answer COMPLETE with DONE { verified: true } naming whatever COMPLETE carries: its digest, or the start of its commitment. */
+  echoComplete?: boolean;
+};
+
+/** COMPLETE payloads the fake targets received (JSON text). */
+const completes: string[] = [];
 
 /** One connection of the fake target; returns when the source goes away. */
 async function fake(t: Transport, lie: Lie, state: { applied: number; connections: number }): Promise<void> {
@@ -34,7 +42,11 @@ async function fake(t: Transport, lie: Lie, state: { applied: number; connection
       if (lie.ack === false) continue; // silence: no ACK, no DONE
       if (f.type === FrameType.COMPLETE) {
         if (lie.dropAtComplete) { t.destroy(); return; }
-        await conn.send(FrameType.DONE, encodeJson(lie.done ?? { verified: true, digest: '0000000000000000' }));
+        const text = new TextDecoder().decode(f.payload);
+        completes.push(text);
+        const m = parseComplete(f.payload);
+        const echoed = { verified: true, digest: m.digest || m.commitment!.mac.slice(0, 16) };
+        await conn.send(FrameType.DONE, encodeJson(lie.echoComplete ? echoed : lie.done ?? { verified: true, digest: '0000000000000000' }));
         continue;
       }
       state.applied = f.seq;
@@ -48,8 +60,9 @@ async function fake(t: Transport, lie: Lie, state: { applied: number; connection
   }
 }
 
-async function migrateTo(lie: (n: number) => Lie, opts: Record<string, unknown> = {}): Promise<{ err: unknown; running: boolean; connections: number; ms: number }> {
+async function migrateTo(lie: (n: number) => Lie, opts: Record<string, unknown> = {}): Promise<{ err: unknown; running: boolean; connections: number; ms: number; digest: string }> {
   const { src } = await makeMemories(256);
+  const digest = memoryDigest(src, await createCore());
   const state = { applied: -1, connections: 0 };
   let running = true;
   const connect = async (): Promise<Transport> => {
@@ -61,7 +74,7 @@ async function migrateTo(lie: (n: number) => Lie, opts: Record<string, unknown> 
     { pause: () => { running = false; }, resume: () => { running = true; } });
   const t0 = Date.now();
   const err = await source.migrate().then(() => null, (e: unknown) => e);
-  return { err, running, connections: state.connections, ms: Date.now() - t0 };
+  return { err, running, connections: state.connections, ms: Date.now() - t0, digest };
 }
 
 describe('a target that lies', () => {
@@ -80,6 +93,20 @@ describe('a target that lies', () => {
       expect(r.running).toBe(true);
       expect(r.connections).toBe(2);
     }
+  });
+
+  it('a target that echoes what COMPLETE carries into DONE: VERIFY_FAILED (exit 4), guest running; COMPLETE never holds the digest', async () => {
+    completes.length = 0;
+    const r = await migrateTo(() => ({ echoComplete: true }));
+    expect(r.err).toBeInstanceOf(PagewireError);
+    expect((r.err as PagewireError).code).toBe(ErrorCode.VERIFY_FAILED);
+    expect(r.running).toBe(true);
+    // protocol 1.3: a fresh commitment (salt, HMAC) instead of the digest, which appears nowhere
+    expect(completes).toHaveLength(1);
+    expect(JSON.parse(completes[0]!)).toMatchObject({ commitment: { salt: expect.stringMatching(/^[0-9a-f]{32}$/), mac: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(JSON.parse(completes[0]!).digest).toBeUndefined();
+    expect(completes[0]).not.toContain(r.digest);
+    expect((r.err as Error).message).toContain(r.digest);
   });
 
   it('a target that completes every handshake but never acknowledges: the reconnect budget runs out (RESUME_FAILED, exit 3)', async () => {

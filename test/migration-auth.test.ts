@@ -5,7 +5,7 @@ import { MigrationTarget } from '../src/migration/target.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { createCore } from '../src/core/core.js';
 import { ErrorCode } from '../src/errors.js';
-import { SetDirtyLog, makeMemories, sameMemory } from './helpers/engine.js';
+import { SetDirtyLog, announcing, makeMemories, sameMemory } from './helpers/engine.js';
 
 async function attempt(sourceSecret: string | undefined, targetSecret: string | undefined) {
   const { src, dst } = await makeMemories(256);
@@ -43,6 +43,30 @@ describe('shared-secret handshake', () => {
     const r2 = await attempt('s3cret', undefined);
     expect(code(r2.s)).toBe(ErrorCode.AUTH_FAILED);
     expect(r2.untouched).toBe(true);
+  });
+});
+
+describe('secret with an older peer', () => {
+  it('a 1.2 peer cannot authenticate frames: with a secret both sides refuse it (VERSION_MISMATCH), no memory written', async () => {
+    for (const older of ['target', 'source'] as const) {
+      const { src, dst } = await makeMemories(256);
+      const [a, b] = memoryPair();
+      const [s, t] = await Promise.allSettled([
+        new MigrationSource(src, new SetDirtyLog(256), older === 'source' ? announcing(a, 2) : a, { secret: 's3cret' }).migrate(),
+        new MigrationTarget(dst, { secret: 's3cret' }).run(older === 'target' ? announcing(b, 2) : b),
+      ]);
+      expect(code(s)).toBe(ErrorCode.VERSION_MISMATCH);
+      expect(code(t)).toBe(ErrorCode.VERSION_MISMATCH);
+      expect(dst.pages(0, 256)!.every((x) => x === 0)).toBe(true);
+    }
+  });
+
+  it('without a secret a 1.2 target still migrates (COMPLETE carries the digest for it)', async () => {
+    const { src, dst } = await makeMemories(256);
+    const [a, b] = memoryPair();
+    const [s, t] = await Promise.all([new MigrationSource(src, new SetDirtyLog(256), a).migrate(), new MigrationTarget(dst).run(announcing(b, 2))]);
+    expect(s.verified && t.verified).toBe(true);
+    expect(sameMemory(src, dst)).toBe(true);
   });
 });
 

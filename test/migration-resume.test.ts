@@ -5,7 +5,7 @@ import { FaultInjector, parseFaultSpec } from '../src/migration/faults.js';
 import { ErrorCode, PagewireError } from '../src/errors.js';
 import { SetDirtyLog, TimerGuest, makeMemories, MemoryLink, sameMemory } from './helpers/engine.js';
 
-async function run(spec: string, opts: { pages?: number } = {}) {
+async function run(spec: string, opts: { pages?: number; secret?: string } = {}) {
   const pages = opts.pages ?? 4096;
   const { src, dst } = await makeMemories(pages);
   const log = new SetDirtyLog(pages);
@@ -15,7 +15,7 @@ async function run(spec: string, opts: { pages?: number } = {}) {
   link.wrap = (t) => inj.wrap(t);
   let resumed = 0;
   const source = new MigrationSource(src, log, link.connect, {
-    downtimeLimitMs: 1, batchPages: 64, windowBytes: 1 << 20, retryBackoffMs: 5, maxRounds: 5,
+    downtimeLimitMs: 1, batchPages: 64, windowBytes: 1 << 20, retryBackoffMs: 5, maxRounds: 5, secret: opts.secret,
     onPhase: (p) => inj.onPhase(p),
   }, {
     pause: () => { guest.paused = true; }, resume: () => { guest.paused = false; resumed++; },
@@ -32,7 +32,7 @@ async function run(spec: string, opts: { pages?: number } = {}) {
       }
     },
   });
-  const target = new MigrationTarget(dst, { resumeDeadlineMs: 5000 });
+  const target = new MigrationTarget(dst, { resumeDeadlineMs: 5000, secret: opts.secret });
   try {
     const [rs, rt] = await Promise.all([source.migrate(), target.run(link.accept)]);
     return { rs, rt, src, dst, inj, link, resumed };
@@ -63,6 +63,19 @@ describe('resume after a dropped link', () => {
       if (spec !== 'drop@handshake') expect(link.connections).toBeGreaterThan(1);
       // Only the unacknowledged window (plus pages dirtied meanwhile) is sent again, not the memory.
       expect(rs.resentBytes).toBeLessThan(src.byteLength / 2);
+    });
+  }
+
+  // With a secret every frame is authenticated with keys of its connection: a reconnect derives
+  // new keys, sequence numbers continue, and an accidental flip (checksum) is still resumed.
+  for (const spec of ['drop@round2', 'drop@complete', 'corrupt@round1']) {
+    it(`with a secret, survives ${spec} with verified memory (new frame keys per connection)`, async () => {
+      const { rs, rt, src, dst, inj, link } = await run(spec, { secret: 's3cret' });
+      expect(inj.fired.length).toBeGreaterThan(0);
+      expect(rs.verified && rt.verified).toBe(true);
+      expect(sameMemory(src, dst)).toBe(true);
+      expect(link.connections).toBeGreaterThan(1);
+      if (spec.startsWith('corrupt')) expect(rt.corruptionsDetected + rs.corruptionsDetected).toBeGreaterThan(0);
     });
   }
 

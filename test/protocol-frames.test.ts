@@ -34,7 +34,7 @@ function readAll(reader: FrameReader): { type: number; seq: number; payload: str
 
 describe('frame layout', () => {
   it('writes the preamble and a PING frame byte for byte as documented', () => {
-    expect(hex(encodePreamble())).toBe('5047575201020000');
+    expect(hex(encodePreamble())).toBe('5047575201030000');
     const w = new FrameWriter(core);
     w.seq = 7;
     const payload = new Uint8Array([1, 2, 3]);

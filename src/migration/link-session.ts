@@ -16,9 +16,9 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import type { Core } from '../core/core.js';
 import type { Transport, TransportFactory } from '../transport/types.js';
 import { Connection, withTimeout } from '../protocol/connection.js';
-import { FrameType, FRAME_HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES, type Frame } from '../protocol/frame.js';
+import { FrameType, DEFAULT_MAX_FRAME_BYTES, type Frame } from '../protocol/frame.js';
 import { encodeJson, parseAck, parseChallenge, parseWelcome, encodePing, type HelloMessage } from '../protocol/messages.js';
-import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
+import { authFailed, authProof, frameKeys, randomHex, requireFrameMac, sameProof } from '../protocol/auth.js';
 import { DEFAULT_MAX_HANDSHAKE_FRAME_BYTES } from '../limits.js';
 import { sleep, type Clock } from './common.js';
 import { FlowControl } from './flow-control.js';
@@ -146,7 +146,7 @@ export class LinkSession {
    */
   async sendFrame(type: FrameType, payload: Uint8Array, pages: Uint32Array | null): Promise<number> {
     const conn = this.requireConn();
-    const bytes = FRAME_HEADER_BYTES + payload.byteLength;
+    const bytes = conn.frameOverhead + payload.byteLength;
     try {
       while (!this.flow.hasRoom()) {
         if (this.linkError) throw this.linkError;
@@ -295,8 +295,12 @@ export class LinkSession {
         const ch = parseChallenge(f.payload);
         const expect = await authProof(secret, 'target', this.sessionId, nonce, ch.nonce);
         if (!sameProof(expect, ch.proof)) authFailed('the target\'s proof does not match our secret: the two sides have different secrets (or this is not the target you meant)');
+        requireFrameMac(conn.peerMinor, 'target');
         const proof = await authProof(secret, 'source', this.sessionId, nonce, ch.nonce);
+        const keys = await frameKeys(secret, 'source', this.sessionId, nonce, ch.nonce);
         await conn.send(FrameType.AUTH, encodeJson({ proof }));
+        // every later frame, both ways (WELCOME on), is authenticated with this connection's keys
+        conn.authenticate(keys);
         f = await conn.expect(FrameType.WELCOME);
       } else if (this.opts.secret) {
         authFailed('the target has no secret (it accepted without authenticating itself), but this source has one: refusing an unauthenticated target');

@@ -24,9 +24,9 @@ import { createCore, type Core } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { Transport, TransportFactory } from '../transport/types.js';
 import { withTimeout } from '../protocol/connection.js';
-import { FrameType, MINOR_PAGE_RANGES, type Frame } from '../protocol/frame.js';
+import { FrameType, MINOR_FRAME_MAC, MINOR_PAGE_RANGES, type Frame } from '../protocol/frame.js';
+import { digestCommitment, randomHex } from '../protocol/auth.js';
 import { encodeJson, parseDone, parsePageList, parsePageHashes, type HelloMessage, type RoundEndMessage, type CompleteMessage } from '../protocol/messages.js';
-import { randomHex } from '../protocol/auth.js';
 import { memoryDigest, pageHashes } from './digest.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
 import { ConvergencePolicy, type PolicyOptions, type PolicyDecision, type RoundMeasurement } from './policy.js';
@@ -376,7 +376,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         const donePayload = new Promise<Uint8Array>((resolve, reject) => { this.doneWaiter = { resolve, reject }; });
         donePayload.catch(() => undefined); // a drop before we await it is handled below
         this.targetHashes = null;
-        await this.session.sendFrame(FrameType.COMPLETE, encodeJson(msg), null);
+        await this.session.sendFrame(FrameType.COMPLETE, encodeJson(await this.completeFor(msg)), null);
         const p = await withTimeout(donePayload, this.opts.ackTimeoutMs, 'waiting for the target to verify');
         const done = parseDone(p);
         this.donePayload = p;
@@ -400,6 +400,17 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         this.doneWaiter = null;
       }
     }
+  }
+
+  /**
+   * COMPLETE as this target gets it: from protocol 1.3 on, a fresh commitment to the digest
+   * instead of the digest, so the target must name its own digest in DONE (it cannot echo ours).
+   */
+  private async completeFor(msg: CompleteMessage): Promise<CompleteMessage | Omit<CompleteMessage, 'digest'>> {
+    if (this.session.peerMinor < MINOR_FRAME_MAC) return msg;
+    const { digest, ...rest } = msg;
+    const salt = randomHex(16);
+    return { ...rest, commitment: { salt, mac: await digestCommitment(salt, digest) } };
   }
 
   /** Full verification: re-send every page whose hash differs from the target's. */

@@ -17,7 +17,7 @@ import {
   echoOptions, encodeAck, encodeJson, encodePageHashes, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList, parsePing, PAGE_HASHES_PER_FRAME,
   type ChallengeMessage, type DoneMessage, type HelloMessage, type WelcomeMessage,
 } from '../protocol/messages.js';
-import { authFailed, authProof, randomHex, sameProof } from '../protocol/auth.js';
+import { authFailed, authProof, digestCommitment, frameKeys, randomHex, requireFrameMac, sameProof } from '../protocol/auth.js';
 import { memoryDigest, pageHashes } from './digest.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
 import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport } from './report.js';
@@ -273,7 +273,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
           if (this.complete) return;
           throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'the source closed the connection before the migration completed');
         }
-        this.wireBytes += f.payload.byteLength + 16;
+        this.wireBytes += f.payload.byteLength + conn.frameOverhead;
         const finished = await this.onFrame(conn, f, ackBase);
         if (finished) {
           await conn.close();
@@ -312,12 +312,15 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       return;
     }
     if (!hello.nonce) authFailed('this target requires a shared secret and the source has none (give it --secret-file, PAGEWIRE_SECRET or --secret)');
+    requireFrameMac(conn.peerMinor, 'source');
     const nonce = randomHex(16);
     const proof = await authProof(secret, 'target', hello.sessionId, hello.nonce, nonce);
     await conn.send(FrameType.CHALLENGE, encodeJson({ nonce, proof } satisfies ChallengeMessage));
     const a = parseAuth((await conn.expect(FrameType.AUTH)).payload);
     const expect = await authProof(secret, 'source', hello.sessionId, hello.nonce, nonce);
     if (!sameProof(a.proof, expect)) authFailed('the source\'s proof does not match this target\'s secret: the two sides have different secrets');
+    // every later frame, both ways, is authenticated with this connection's keys
+    conn.authenticate(await frameKeys(secret, 'target', hello.sessionId, hello.nonce, nonce));
   }
 
   /** First handshake of a session: check or make the memory, make the decoder. */
@@ -407,7 +410,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         const m = parseComplete(f.payload);
         // Post-copy: the guest runs and writes, so the digest is over the content as received.
         this.digest = this.postcopy ? this.postcopy.receivedDigest() : this.hashTable ? this.hashTable.digest() : memoryDigest(this.memory!, this.core!);
-        const ok = this.digest === m.digest;
+        // protocol 1.3: the source commits to its digest; ours must open the commitment
+        const ok = m.commitment ? sameProof(await digestCommitment(m.commitment.salt, this.digest), m.commitment.mac) : this.digest === m.digest;
         this.appliedSeq = f.seq;
         // (never in post-copy: the guest wrote its memory, a repair would overwrite its writes)
         if (!ok && m.repair && this.repairs < MAX_REPAIRS && !this.postcopy) {
@@ -426,7 +430,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         const done: DoneMessage = { verified: ok, digest: this.digest, ...pcStats };
         await conn.send(FrameType.DONE, encodeJson(done));
         if (!ok) {
-          throw new PagewireError(ErrorCode.VERIFY_FAILED, `memory digest ${this.digest} differs from the source's ${m.digest}: the guest will not run`);
+          throw new PagewireError(ErrorCode.VERIFY_FAILED, `memory digest ${this.digest} differs from the source's ${m.commitment ? '(committed to, not sent)' : m.digest}: the guest will not run`);
         }
         return true;
       }

@@ -10,7 +10,7 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { Arena, type Core } from '../core/core.js';
 import {
-  FRAME_HEADER_BYTES, PREAMBLE_BYTES, DEFAULT_MAX_FRAME_BYTES, checkPreamble, frameSeed, frameTypeName, isFrameType,
+  FRAME_HEADER_BYTES, PREAMBLE_BYTES, DEFAULT_MAX_FRAME_BYTES, FLAG_MAC, MAC_BYTES, checkPreamble, frameSeed, frameTypeName, isFrameType,
   type Frame, type FrameType,
 } from './frame.js';
 
@@ -96,12 +96,14 @@ export class FrameWriter {
    * One frame in a buffer the caller hands to a transport (with {@link release} where the
    * transport supports it).
    * @param payload bytes anywhere (core memory or JS memory); copied once into the frame
+   * @param trailerBytes room left after the payload (the MAC tag of a FLAG_MAC frame), not
+   *   counted in payloadLength; the caller fills it
    */
-  frame(type: FrameType, payload: Uint8Array, flags = 0): Uint8Array {
+  frame(type: FrameType, payload: Uint8Array, flags = 0, trailerBytes = 0): Uint8Array {
     const seq = this.seq;
     this.seq = (this.seq + 1) >>> 0;
     const checksum = this.sum.of(payload, type, flags, this.channel, seq);
-    const out = this.buffer(FRAME_HEADER_BYTES + payload.byteLength);
+    const out = this.buffer(FRAME_HEADER_BYTES + payload.byteLength + trailerBytes);
     const dv = new DataView(out.buffer, out.byteOffset, FRAME_HEADER_BYTES);
     dv.setUint32(0, payload.byteLength, true);
     dv.setUint8(4, type);
@@ -172,6 +174,8 @@ export class FrameReader {
   private readonly arena: Arena;
   private readonly sum: FrameChecksum;
   private failed: PagewireError | null = null;
+  /** Where the last frame's header + payload lie in the arena when it carried a tag. */
+  private lastMac: { ptr: number; len: number } | null = null;
 
   constructor(private readonly core: Core, options: FrameReaderOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -227,20 +231,42 @@ export class FrameReader {
     if (len > this.maxFrameBytes) {
       throw new PagewireError(ErrorCode.FRAME_TOO_LARGE, `${frameTypeName(type)} frame announces ${len} bytes, more than the ${this.maxFrameBytes}-byte limit`);
     }
-    if (this.buffered < FRAME_HEADER_BYTES + len) return null;
     const flags = this.header[5]!;
+    const tagBytes = (flags & FLAG_MAC) !== 0 ? MAC_BYTES : 0;
+    if (this.buffered < FRAME_HEADER_BYTES + len + tagBytes) return null;
     const channel = hv.getUint16(6, true);
     const seq = hv.getUint32(8, true);
     const checksum = hv.getUint32(12, true);
-    this.skip(FRAME_HEADER_BYTES);
-    const ptr = this.arena.ensure(len);
-    this.take(this.core.u8(), ptr, len);
+    // An authenticated frame keeps its header next to its payload and tag in the arena, so its MAC
+    // is computed over one contiguous span: [header][payload][tag].
+    let ptr: number;
+    if (tagBytes > 0) {
+      const base = this.arena.ensure(FRAME_HEADER_BYTES + len + tagBytes);
+      this.take(this.core.u8(), base, FRAME_HEADER_BYTES);
+      ptr = base + FRAME_HEADER_BYTES;
+    } else {
+      this.skip(FRAME_HEADER_BYTES);
+      ptr = this.arena.ensure(len);
+    }
+    this.take(this.core.u8(), ptr, len + tagBytes);
     const actual = this.sum.ofCore(ptr, len, type, flags, channel, seq);
     if (actual !== checksum) {
       throw new PagewireError(ErrorCode.CHECKSUM_MISMATCH, `${frameTypeName(type)} frame #${seq} failed its checksum (got ${hex32(actual)}, header says ${hex32(checksum)})`);
     }
-    this.bytesRead += FRAME_HEADER_BYTES + len;
+    this.bytesRead += FRAME_HEADER_BYTES + len + tagBytes;
+    this.lastMac = tagBytes > 0 ? { ptr: ptr - FRAME_HEADER_BYTES, len: FRAME_HEADER_BYTES + len } : null;
     return new ArenaFrame(type, flags, channel, seq, this.core, ptr, len);
+  }
+
+  /**
+   * The last frame's authenticated span (header and payload) and its tag, as views into core
+   * memory valid until the next `next()`; null when that frame carried no tag (no FLAG_MAC).
+   */
+  macView(): { signed: Uint8Array; tag: Uint8Array } | null {
+    const m = this.lastMac;
+    if (!m) return null;
+    const u8 = this.core.u8();
+    return { signed: u8.subarray(m.ptr, m.ptr + m.len), tag: u8.subarray(m.ptr + m.len, m.ptr + m.len + MAC_BYTES) };
   }
 
   /** Copy `n` bytes from the queue into dst[off..] without consuming them. */

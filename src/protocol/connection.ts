@@ -1,13 +1,19 @@
 /**
  * A framed connection over a Transport: sends the preamble, writes frames with backpressure,
  * reads whole verified frames. One per transport; a resumed session makes a new one.
+ *
+ * After {@link authenticate} (protocol 1.3, a shared secret) every frame sent carries a MAC tag
+ * and every frame received must carry a valid one: a frame without one, or with a wrong one, is
+ * AUTH_FAILED (an attacker's work, never resumed), while a frame that fails its xxh64 checksum
+ * stays CHECKSUM_MISMATCH (an accident, resumed). The checksum is checked first.
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { Core } from '../core/core.js';
 import type { Transport } from '../transport/types.js';
 import { FrameReader, FrameWriter, type FrameReaderOptions } from './codec.js';
-import { encodePreamble, frameTypeName, FrameType, type Frame } from './frame.js';
+import { encodePreamble, frameTypeName, FrameType, FLAG_MAC, FRAME_HEADER_BYTES, MAC_BYTES, type Frame } from './frame.js';
 import { errorPayload, parseError } from './messages.js';
+import { frameTag, frameTagValid, type FrameKeys } from './auth.js';
 
 /** Counters of one connection. */
 export interface ConnectionStats {
@@ -28,6 +34,10 @@ export class Connection {
   /** When the write in progress started (Date.now()), 0 when none is pending. */
   private writeSince = 0;
   private watchdog: ReturnType<typeof setInterval> | null = null;
+  /** Frame keys once the connection is authenticated (protocol 1.3 with a secret). */
+  private keys: FrameKeys | null = null;
+  /** Tags are computed concurrently, frames leave in order: each write waits for the previous one's turn. */
+  private sendTail: Promise<unknown> = Promise.resolve();
 
   /**
    * @param options frame reader options; `firstSeq` of the writer; `writeTimeoutMs`: a write
@@ -84,6 +94,25 @@ export class Connection {
     return this.writer.seq;
   }
 
+  /** Whether frames are authenticated (after {@link authenticate}). */
+  get authenticated(): boolean {
+    return this.keys !== null;
+  }
+
+  /** Wire bytes a frame costs beyond its payload (header, and the tag when authenticated). */
+  get frameOverhead(): number {
+    return FRAME_HEADER_BYTES + (this.keys ? MAC_BYTES : 0);
+  }
+
+  /**
+   * From now on sign every frame sent and require a valid tag on every frame received. Both sides
+   * switch at the same point of the handshake (the source after sending AUTH, the target after
+   * checking it), so no frame is in flight from the other side's previous mode.
+   */
+  authenticate(keys: FrameKeys): void {
+    this.keys = keys;
+  }
+
   /** Send the preamble (first thing on a connection). */
   async open(): Promise<void> {
     const pre = encodePreamble();
@@ -97,10 +126,27 @@ export class Connection {
    */
   async send(type: FrameType, payload: Uint8Array, flags = 0): Promise<number> {
     const seq = this.writer.seq;
-    const frame = this.writer.frame(type, payload, flags);
+    const keys = this.keys;
+    if (!keys) {
+      const frame = this.writer.frame(type, payload, flags);
+      this.stats.bytesSent += frame.byteLength;
+      this.stats.framesSent++;
+      await this.write(frame, this.writer.release);
+      return seq;
+    }
+    const frame = this.writer.frame(type, payload, flags | FLAG_MAC, MAC_BYTES);
+    const signed = frame.byteLength - MAC_BYTES;
     this.stats.bytesSent += frame.byteLength;
     this.stats.framesSent++;
-    await this.write(frame, this.writer.release);
+    // The tag is computed now (Web Crypto copies the bytes at the call); the write waits for the
+    // frames sent before this one, so they leave in sequence order.
+    const tag = frameTag(keys.send, frame.subarray(0, signed));
+    const turn = this.sendTail.then(async () => {
+      frame.set(await tag, signed);
+      return { written: this.write(frame, this.writer.release) };
+    });
+    this.sendTail = turn.catch(() => undefined);
+    await (await turn).written;
     return seq;
   }
 
@@ -113,6 +159,8 @@ export class Connection {
       const f = this.reader.next();
       if (f) {
         this.stats.framesReceived++;
+        if (this.keys) await this.checkTag(f);
+        else if ((f.flags & FLAG_MAC) !== 0) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, `${frameTypeName(f.type)} frame #${f.seq} carries a MAC on a connection that has no keys`);
         if (f.type === FrameType.ERROR) throw peerError(f.payload);
         // Within a connection sequence numbers go up by one: a duplicated, dropped or reordered
         // frame is a protocol violation (the first frame may start anywhere: resumed sessions).
@@ -132,6 +180,18 @@ export class Connection {
         this.stats.bytesReceived += chunk.byteLength;
         this.reader.push(chunk);
       }
+    }
+  }
+
+  /** @throws PagewireError AUTH_FAILED when `f` has no tag or a wrong one */
+  private async checkTag(f: Frame): Promise<void> {
+    const m = this.reader.macView();
+    if (!m) {
+      const what = f.type === FrameType.ERROR ? `ERROR (${peerError(f.payload).message})` : frameTypeName(f.type);
+      throw new PagewireError(ErrorCode.AUTH_FAILED, `the peer sent an unauthenticated ${what} frame #${f.seq} on an authenticated connection: refused`);
+    }
+    if (!(await frameTagValid(this.keys!.recv, m.signed, m.tag))) {
+      throw new PagewireError(ErrorCode.AUTH_FAILED, `${frameTypeName(f.type)} frame #${f.seq} failed authentication (its MAC does not match): the stream was changed on the way`);
     }
   }
 

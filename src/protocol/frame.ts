@@ -8,6 +8,8 @@
  *              (16-byte header, little-endian)
  *   checksum = low 32 bits of xxh64(payload, seed = frameSeed(type, flags, channel, seq))
  *              (xxh64 mixes in the payload length, so every header field is covered)
+ *   (1.3) a frame whose flags carry FLAG_MAC is followed by a 32-byte tag:
+ *              HMAC-SHA256(key of its direction, header || payload)
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 
@@ -16,10 +18,22 @@ export const PREAMBLE_MAGIC = 0x52574750; // "PGWR" read as u32 LE
 export const PREAMBLE_BYTES = 8;
 /** Protocol version. Major must match; minor may differ (features negotiated in HELLO). */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 2;
+export const PROTOCOL_MINOR = 3;
 /** First minor that understands page lists as ranges (PAGE_LIST_RANGES). */
 export const MINOR_PAGE_RANGES = 1;
+/**
+ * First minor that authenticates frames with a session key (FLAG_MAC) and commits to the digest
+ * instead of sending it in COMPLETE. With a shared secret both sides require it.
+ */
+export const MINOR_FRAME_MAC = 3;
 export const FRAME_HEADER_BYTES = 16;
+/**
+ * Frame flag (protocol 1.3): a MAC_BYTES tag follows the payload (not counted in payloadLength):
+ * HMAC-SHA256(direction key, header || payload), see auth.ts.
+ */
+export const FLAG_MAC = 0x80;
+/** Length of a frame's authentication tag (a full HMAC-SHA256). */
+export const MAC_BYTES = 32;
 /** Default ceiling for one frame's payload; larger frames are refused before any allocation. */
 export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;
 

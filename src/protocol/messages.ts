@@ -64,8 +64,13 @@ export interface RoundEndMessage {
 
 /** source -> target: all pages sent; the target verifies `digest`. */
 export interface CompleteMessage {
-  /** 16 hex chars: the memory digest of the source at pause time. */
+  /**
+   * 16 hex chars: the memory digest of the source at pause time. '' when the COMPLETE carries a
+   * commitment instead (protocol 1.3: the digest itself never goes to the target).
+   */
   digest: string;
+  /** (1.3) HMAC-SHA256(salt, "pagewire/digest|" digest), hex; salt: fresh, 32 hex. See auth.ts. */
+  commitment?: { salt: string; mac: string };
   rounds: number;
   /** Source's time of pause (its own clock, ms), echoed in DONE for the downtime figure. */
   pausedAt: number;
@@ -210,8 +215,16 @@ export function parseRoundEnd(payload: Uint8Array): RoundEndMessage {
 export function parseComplete(payload: Uint8Array): CompleteMessage {
   const w = 'COMPLETE';
   const o = decodeJson(payload, w);
+  const c = o['commitment'];
+  let commitment: CompleteMessage['commitment'];
+  if (c !== undefined) {
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) bad(w, 'commitment', 'must be an object { salt, mac }');
+    const co = c as Record<string, unknown>;
+    commitment = { salt: field.str(co, 'salt', w, 64, /^[0-9a-f]{32,64}$/), mac: field.str(co, 'mac', w, 64, /^[0-9a-f]{64}$/) };
+  }
   return {
-    digest: field.str(o, 'digest', w, 16, /^[0-9a-f]{16}$/), rounds: field.int(o, 'rounds', w), pausedAt: field.num(o, 'pausedAt', w),
+    digest: commitment ? '' : field.str(o, 'digest', w, 16, /^[0-9a-f]{16}$/), ...(commitment ? { commitment } : {}),
+    rounds: field.int(o, 'rounds', w), pausedAt: field.num(o, 'pausedAt', w),
     ...(o['repair'] === true ? { repair: true } : {}),
   };
 }

@@ -121,3 +121,17 @@ export async function shapedEchoMs(delayMs: number, n = 3): Promise<number> {
   b.destroy();
   return worst;
 }
+
+/** `t` with its preamble rewritten to announce protocol 1.`minor` (an older peer). */
+export function announcing(t: Transport, minor: number): Transport {
+  const write = t.write.bind(t);
+  let first = true;
+  t.write = (chunk) => {
+    if (!first) return write(chunk);
+    first = false;
+    const c = chunk.slice();
+    c[5] = minor;
+    return write(c);
+  };
+  return t;
+}
