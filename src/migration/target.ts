@@ -17,7 +17,7 @@ import {
   echoOptions, encodeAck, encodeJson, encodePageHashes, parseAuth, parseComplete, parseHello, parseRoundEnd, parsePageList, parsePing, PAGE_HASHES_PER_FRAME,
   type ChallengeMessage, type DoneMessage, type HelloMessage, type WelcomeMessage,
 } from '../protocol/messages.js';
-import { authFailed, authProof, digestCommitment, frameKeys, randomHex, requireFrameMac, sameProof } from '../protocol/auth.js';
+import { authFailed, authProof, completeNames, frameKeys, randomHex, requireFrameMac, sameProof } from '../protocol/auth.js';
 import { memoryDigest, pageHashes } from './digest.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
 import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport } from './report.js';
@@ -411,7 +411,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         // Post-copy: the guest runs and writes, so the digest is over the content as received.
         this.digest = this.postcopy ? this.postcopy.receivedDigest() : this.hashTable ? this.hashTable.digest() : memoryDigest(this.memory!, this.core!);
         // protocol 1.3: the source commits to its digest; ours must open the commitment
-        const ok = m.commitment ? sameProof(await digestCommitment(m.commitment.salt, this.digest), m.commitment.mac) : this.digest === m.digest;
+        const ok = await completeNames(this.digest, m);
         this.appliedSeq = f.seq;
         // (never in post-copy: the guest wrote its memory, a repair would overwrite its writes)
         if (!ok && m.repair && this.repairs < MAX_REPAIRS && !this.postcopy) {

@@ -66,12 +66,18 @@ export function authFailed(message: string): never {
   throw new PagewireError(ErrorCode.AUTH_FAILED, message);
 }
 
+/**
+ * A Web Crypto HMAC key, opaque outside this module (declared as `object` so that the package's
+ * declarations need no DOM or Web Crypto typings).
+ */
+export type FrameKey = object;
+
 /** The two keys of one authenticated connection, seen from one side. */
 export interface FrameKeys {
   /** Signs the frames this side sends. */
-  send: CryptoKey;
+  readonly send: FrameKey;
   /** Checks the frames this side receives. */
-  recv: CryptoKey;
+  readonly recv: FrameKey;
 }
 
 /**
@@ -90,13 +96,13 @@ export async function frameKeys(secret: string, role: 'source' | 'target', sessi
 }
 
 /** HMAC-SHA256 tag (32 bytes) of `bytes` (Web Crypto copies them at the call). */
-export async function frameTag(key: CryptoKey, bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.sign('HMAC', key, plain(bytes)));
+export async function frameTag(key: FrameKey, bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign('HMAC', key as CryptoKey, plain(bytes)));
 }
 
 /** Whether `tag` is the HMAC-SHA256 of `bytes` (Web Crypto's verify: constant time). */
-export function frameTagValid(key: CryptoKey, bytes: Uint8Array, tag: Uint8Array): Promise<boolean> {
-  return crypto.subtle.verify('HMAC', key, plain(tag), plain(bytes));
+export function frameTagValid(key: FrameKey, bytes: Uint8Array, tag: Uint8Array): Promise<boolean> {
+  return crypto.subtle.verify('HMAC', key as CryptoKey, plain(tag), plain(bytes));
 }
 
 /** Web Crypto takes views of plain ArrayBuffers only: a shared one is copied first. */
@@ -113,4 +119,13 @@ function plain(b: Uint8Array): Uint8Array<ArrayBuffer> {
 export async function digestCommitment(salt: string, digest: string): Promise<string> {
   const key = await crypto.subtle.importKey('raw', utf8.encode(salt), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   return toHex(new Uint8Array(await crypto.subtle.sign('HMAC', key, utf8.encode(`pagewire/digest|${digest}`))));
+}
+
+/**
+ * Whether `digest` is the digest a COMPLETE names: equal to its clear digest (protocol 1.0-1.2,
+ * snapshot files), or opening its commitment (1.3).
+ */
+export async function completeNames(digest: string, complete: { digest: string; commitment?: { salt: string; mac: string } }): Promise<boolean> {
+  if (!complete.commitment) return digest === complete.digest;
+  return sameProof(await digestCommitment(complete.commitment.salt, digest), complete.commitment.mac);
 }

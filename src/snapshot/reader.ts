@@ -18,6 +18,7 @@ import type { CodecCounts } from '../migration/report.js';
 import { FRAME_HEADER_BYTES, PREAMBLE_BYTES, PROTOCOL_MINOR, FrameType, frameTypeName } from '../protocol/frame.js';
 import { FrameReader } from '../protocol/codec.js';
 import { parseComplete, parseHello, parseRoundEnd, type CompleteMessage } from '../protocol/messages.js';
+import { completeNames } from '../protocol/auth.js';
 import { parseSnapshotInfo, type SnapshotHeader, type SnapshotRoundEnd } from './format.js';
 import { DEFAULT_MAX_GUEST_BYTES, checkGuestBytes } from '../limits.js';
 
@@ -339,8 +340,10 @@ export async function restoreSnapshot(input: SnapshotInput, options: RestoreOpti
     const h = header as SnapshotHeader | null;
     if (!h || !memory || !res.complete) throw new PagewireError(ErrorCode.SNAPSHOT_CORRUPT, 'snapshot: incomplete');
     const digest = memoryDigest(memory, core);
+    // a captured 1.3 migration stream records a commitment to the digest, not the digest
+    const verified = await completeNames(digest, res.complete);
     return {
-      memory, header: h, verified: digest === res.complete.digest, digest, expectedDigest: res.complete.digest,
+      memory, header: h, verified, digest, expectedDigest: res.complete.commitment ? (verified ? digest : '(commitment)') : res.complete.digest,
       pages, bytes: res.bytes, frames: res.frames, deviceState,
     };
   } finally {
@@ -473,7 +476,7 @@ export async function inspectSnapshot(input: SnapshotInput, options: InspectOpti
       pages: (payload, bytes) => { s.pageFrameBytes += bytes; payloadBytes += payload.byteLength; },
       roundEnd: (m) => { s.rounds.push(m); s.pages += m.pages; },
       deviceState: (payload) => { s.deviceStateBytes += payload.byteLength; },
-      complete: (m) => { s.digest = m.digest; s.complete = true; },
+      complete: (m) => { s.digest = m.digest || '(commitment: protocol 1.3 stream)'; s.complete = true; },
     }, options);
   } catch (err) {
     if (!(err instanceof PagewireError)) throw err;
