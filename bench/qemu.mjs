@@ -9,7 +9,9 @@
 //   pagewire    pagewire carries the RAM file, QEMU only the device state (x-ignore-shared)
 // over the same shaped link: every TCP stream of a migration goes through the project's shaping
 // proxy (src/transport/shaped-proxy-node.ts) at the link rate (pagewire: its own connection and
-// QEMU's device-state stream, each through a proxy at that rate).
+// QEMU's device-state stream, each through a proxy at that rate). The proxies and pagewire's
+// target run in a second process (bench/qemu-peer.mjs), as the network and the destination host
+// would: the source's CPU work does not stall them.
 // Measured per run: total time (QMP `migrate` to the destination's RESUME event; for pagewire
 // from QemuSource.open, which reads the RAM file, to that RESUME), guest pause (source STOP to destination RESUME, from
 // QMP event timestamps), and bytes on the wire (what the proxies forwarded towards the destination).
@@ -24,7 +26,9 @@ import * as net from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { QmpClient, QemuSource, QemuTarget, listenTcp, connectTcp, startShapingProxy } from '../dist/node.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { QmpClient, QemuSource, connectTcp } from '../dist/node.js';
 import { buildInitramfs, findGuestTools, startGuest } from '../scripts/qemu-guest.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,16 +60,28 @@ async function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Bytes the proxies forwarded towards the destination (and back, for acks). */
-function proxyBytes(proxies) {
-  let up = 0;
-  let down = 0;
-  for (const p of proxies) {
-    const s = p.stats();
-    up += s.upstream.bytesDelivered;
-    down += s.downstream.bytesDelivered;
+/** The peer process (bench/qemu-peer.mjs): proxies and pagewire's target. */
+const peerProc = spawn(process.execPath, [...(process.env.PEER_NODE_ARGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bench', 'qemu-peer.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
+const peerWaiters = new Map();
+let peerTarget = null;
+let peerSeq = 0;
+createInterface({ input: peerProc.stdout }).on('line', (line) => {
+  const m = JSON.parse(line);
+  if (m.event === 'target') {
+    peerTarget?.(m);
+    return;
   }
-  return { up, down };
+  const w = peerWaiters.get(m.id);
+  peerWaiters.delete(m.id);
+  if (m.error) w?.reject(new Error(`peer: ${m.error}`));
+  else w?.resolve(m);
+});
+function peer(op, args = {}) {
+  const id = ++peerSeq;
+  return new Promise((resolve, reject) => {
+    peerWaiters.set(id, { resolve, reject });
+    peerProc.stdin.write(JSON.stringify({ id, op, ...args }) + '\n');
+  });
 }
 
 /** QEMU's own migration from `src` to a new destination, through a proxy at `rate`. */
@@ -79,7 +95,7 @@ async function qemuRun(src, dst, rate, xbzrle) {
   ];
   await dq.execute('migrate-set-capabilities', { capabilities: caps(xbzrle) });
   await dq.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${port}` });
-  const proxy = await startShapingProxy({ target: { host: '127.0.0.1', port }, bandwidthBytesPerSec: rate });
+  const proxy = await peer('proxy', { port, rate });
   try {
     await sq.execute('migrate-set-capabilities', { capabilities: caps(xbzrle) });
     // QEMU's default cap is 128 MiB/s: lift it so the link alone limits (as for pagewire)
@@ -94,7 +110,7 @@ async function qemuRun(src, dst, rate, xbzrle) {
       if (['completed', 'failed', 'cancelled'].includes(info.status)) break;
       if (Date.now() - t0 > CAP_MS) {
         await sq.execute('migrate_cancel');
-        return { converged: false, totalTimeMs: Date.now() - t0, wireBytes: proxyBytes([proxy]).up, note: `did not complete within ${CAP_MS / 1000} s (status ${info.status}, expected downtime ${info['expected-downtime']} ms)` };
+        return { converged: false, totalTimeMs: Date.now() - t0, wireBytes: (await peer('bytes')).up, note: `did not complete within ${CAP_MS / 1000} s (status ${info.status}, expected downtime ${info['expected-downtime']} ms)` };
       }
       await sleep(20);
     }
@@ -103,11 +119,11 @@ async function qemuRun(src, dst, rate, xbzrle) {
     const resume = await dq.waitEvent('RESUME', 10_000, { since: dsince });
     return {
       converged: true, totalTimeMs: resume.timeMs - t0, guestPauseMs: resume.timeMs - stop.timeMs, qemuDowntimeMs: info.downtime,
-      wireBytes: proxyBytes([proxy]).up, qemuTransferredBytes: info.ram?.transferred ?? 0, rounds: info.ram?.['dirty-sync-count'] ?? 0,
+      wireBytes: (await peer('bytes')).up, qemuTransferredBytes: info.ram?.transferred ?? 0, rounds: info.ram?.['dirty-sync-count'] ?? 0,
       xbzrle: xbzrle ? info['xbzrle-cache'] : undefined,
     };
   } finally {
-    await proxy.close();
+    await peer('close');
     sq.close();
     dq.close();
   }
@@ -116,14 +132,12 @@ async function qemuRun(src, dst, rate, xbzrle) {
 /** pagewire + x-ignore-shared from `src` to a new destination, both streams through proxies at `rate`. */
 async function pagewireRun(src, dst, rate) {
   const qemuPort = await freePort();
-  const qemuProxy = await startShapingProxy({ target: { host: '127.0.0.1', port: qemuPort }, bandwidthBytesPerSec: rate });
-  const qt = await QemuTarget.open({ qmp: dst.qmpPath, ramPath: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
-  const listener = await listenTcp({ host: '127.0.0.1', port: 0 });
-  const pwProxy = await startShapingProxy({ target: { host: '127.0.0.1', port: listener.port }, bandwidthBytesPerSec: rate });
   try {
-    const target = qt.run(() => listener.accept());
-    target.catch(() => undefined);
-    // pagewire's time starts before it reads the RAM file (QemuSource.open)
+    const qemuProxy = await peer('proxy', { port: qemuPort, rate });
+    const targetDone = new Promise((resolve) => { peerTarget = resolve; });
+    const { port } = await peer('target', { qmp: dst.qmpPath, ram: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
+    const pwProxy = await peer('proxy', { port, rate });
+    // pagewire's time starts before it opens the RAM file (QemuSource.open)
     const t0 = Date.now();
     const qs = await QemuSource.open(() => connectTcp({ host: '127.0.0.1', port: pwProxy.port }), {
       qmp: src.qmpPath, ramPath: src.ramPath, migrateUri: `tcp:127.0.0.1:${qemuProxy.port}`, linkBytesPerSec: rate, downtimeLimitMs: 300,
@@ -133,25 +147,25 @@ async function pagewireRun(src, dst, rate) {
       log(`  open ${openMs} ms`);
       qs.source.on('round', (r) => log(`  round ${r.round}${r.final ? ' (final)' : ''} at ${Date.now() - t0} ms: ${r.pages} pages, ${(r.wireBytes / 1e6).toFixed(2)} MB, ${r.durationMs.toFixed(0)} ms, dirty after ${r.dirtyPages}, bw ${(r.bandwidthBytesPerSec / 1e6).toFixed(1)} MB/s, expected ${r.expectedDowntimeMs.toFixed(0)} ms`));
       qs.source.on('switchover', (e) => log(`  switch-over at ${Date.now() - t0} ms: ${e.reason}`));
+      qs.source.on('phase', (e) => { if (e.phase !== 'round') log(`  phase ${e.phase} at ${Date.now() - t0} ms`); });
     }
     let rs;
-    let rt;
     try {
-      [rs, rt] = await Promise.all([qs.migrate(), target]);
+      rs = await qs.migrate();
     } finally {
       qs.close();
-      qt.close();
     }
-    const wire = proxyBytes([pwProxy, qemuProxy]);
+    const t = await targetDone;
+    if (t.error) throw new Error(`target: ${t.error}`);
+    const rt = t.report;
+    const wire = await peer('bytes');
     return {
       converged: rs.converged, totalTimeMs: rt.qemu.resumeTimeMs - t0, guestPauseMs: rt.qemu.guestPauseMs, qemuDowntimeMs: rs.qemu.downtimeMs,
       wireBytes: wire.up, ackBytes: wire.down, qemuTransferredBytes: rs.qemu.transferredBytes, pagewireWireBytes: rs.wireBytes,
       rounds: rs.rounds.length, pagewireDowntimeMs: rs.downtimeMs, setupTimeMs: openMs + rs.setupTimeMs,
     };
   } finally {
-    await pwProxy.close();
-    await qemuProxy.close();
-    await listener.close();
+    await peer('close');
   }
 }
 
@@ -208,6 +222,7 @@ try {
   }
 } finally {
   for (const p of procs) p.kill();
+  peerProc.stdin.end();
   rmSync(dir, { recursive: true, force: true });
 }
 
