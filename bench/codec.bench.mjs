@@ -6,6 +6,10 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as pw from '../dist/index.js';
+// the engine's internals (not exported from the package)
+import { PageEncoder } from '../dist/codec/encoder.js';
+import { PageDecoder } from '../dist/codec/decoder.js';
+import { lz4 as lz4Wasm, loadLz4, coreLz4Compress, coreLz4Decompress } from '../dist/codec/lz4.js';
 
 const CONFIGS = [
   { name: 'raw', opts: { codecs: 'raw' } },
@@ -39,8 +43,8 @@ async function replay(c, opts, reps) {
   let bestEnc = null;
   let bestDec = null;
   for (let rep = 0; rep < reps; rep++) {
-    const enc = await pw.PageEncoder.create(src, opts);
-    const dec = await pw.PageDecoder.create(dst, enc.codecNames());
+    const enc = await PageEncoder.create(src, opts);
+    const dec = await PageDecoder.create(dst, enc.codecNames());
     const encMs = [];
     const decMs = [];
     for (let k = 0; k < c.snaps.length; k++) {
@@ -156,13 +160,13 @@ async function lz4Blocks(ctx, c) {
   core.u8().set(data, src);
   const blocks = [];
   for (let o = 0; o < data.length; o += blockBytes) blocks.push([o, Math.min(blockBytes, data.length - o)]);
-  const lz4 = pw.lz4();
+  const lz4 = lz4Wasm();
   const wbuf = new Uint8Array(cap);
   const sizes = { ours1: 0, ours2: 0, theirs: 0 };
   const stored = [];
   for (const [o, n] of blocks) {
     for (const a of [1, 2]) {
-      const k = pw.coreLz4Compress(core, src + o, n, dst, cap, a);
+      const k = coreLz4Compress(core, src + o, n, dst, cap, a);
       const blk = core.u8().slice(dst, dst + k);
       if (!Buffer.from(pw.lz4Decompress(blk, n)).equals(Buffer.from(data.subarray(o, o + n)))) throw new Error(`bench: lz4-wasm does not decode our block (accel ${a})`);
       sizes[`ours${a}`] += k;
@@ -171,16 +175,16 @@ async function lz4Blocks(ctx, c) {
     const t = lz4.compressInto(data.subarray(o, o + n), wbuf, 0);
     sizes.theirs += t;
     core.u8().set(wbuf.subarray(0, t), dst);
-    pw.coreLz4Decompress(core, dst, t, back, n);
+    coreLz4Decompress(core, dst, t, back, n);
     if (!Buffer.from(core.u8().subarray(back, back + n)).equals(Buffer.from(data.subarray(o, o + n)))) throw new Error('bench: our decoder differs on an lz4-wasm block');
   }
   const staged = core.alloc(cap);
   const b = ctx.bench(`lz4 ${c.name}`);
-  b.add('pagewire core lz4Compress (accel 1)', () => { for (const [o, n] of blocks) pw.coreLz4Compress(core, src + o, n, dst, cap, 1); })
-    .add('pagewire core lz4Compress (accel 2)', () => { for (const [o, n] of blocks) pw.coreLz4Compress(core, src + o, n, dst, cap, 2); })
+  b.add('pagewire core lz4Compress (accel 1)', () => { for (const [o, n] of blocks) coreLz4Compress(core, src + o, n, dst, cap, 1); })
+    .add('pagewire core lz4Compress (accel 2)', () => { for (const [o, n] of blocks) coreLz4Compress(core, src + o, n, dst, cap, 2); })
     .add('lz4-wasm compress', () => { for (const [o, n] of blocks) lz4.compressInto(data.subarray(o, o + n), wbuf, 0); })
     .add('pagewire core lz4Decompress (+copy in)', () => {
-      for (let i = 0; i < blocks.length; i++) { core.u8().set(stored[i], staged); pw.coreLz4Decompress(core, staged, stored[i].length, back, blocks[i][1]); }
+      for (let i = 0; i < blocks.length; i++) { core.u8().set(stored[i], staged); coreLz4Decompress(core, staged, stored[i].length, back, blocks[i][1]); }
     })
     .add('lz4-wasm decompress', () => { for (let i = 0; i < blocks.length; i++) lz4.decompressInto(stored[i], blocks[i][1], wbuf, 0); });
   await b.run();
@@ -210,7 +214,7 @@ async function lz4Blocks(ctx, c) {
 
 export default async function (ctx) {
   await pw.ready();
-  await pw.loadLz4();
+  await loadLz4();
   const reps = ctx.quick ? 2 : 5;
   for (const name of ['vm-redis', 'proc-redis']) {
     const c = loadCorpus(ctx.corpusDir, name);

@@ -15,7 +15,9 @@
 // totalTimeMs, downtimeMs, wireBytes, rounds, converged, faultLatencyMs?, ...VsRaw, roundWireBytes }).
 import * as pw from '../dist/index.js';
 import { loadCorpus } from '../dist/node.js';
-import { simulateMigration, calibrateCodecCosts, LINKS, DEFAULT_CODEC_COSTS } from '../dist/sim/virtual/model.js';
+import * as pwSim from '../dist/sim/index.js';
+import { simulateMigration, calibrateCodecCosts, LINKS, DEFAULT_CODEC_COSTS } from '../dist/sim/index.js';
+import { loadLz4 } from '../dist/codec/lz4.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -107,7 +109,7 @@ async function runKnownPages(ctx, quick) {
   const rows = [];
   const pages = (256 * MiB) / 4096;
   const memory = pw.GuestMemory.inCore(await pw.createCore(), pages, 4096);
-  pw.fillInitial(memory, 'mixed', SEED_IMAGE);
+  pwSim.fillInitial(memory, 'mixed', SEED_IMAGE);
   const image = memory.pages(0, pages).slice();
   const agoMs = 60_000;
   const links = quick ? ['100mbit-50ms'] : ['1gbit', '100mbit-50ms', '10mbit-100ms'];
@@ -115,7 +117,7 @@ async function runKnownPages(ctx, quick) {
     for (const engine of ['raw', 'pagewire']) {
       for (const known of [false, true]) {
         memory.pages(0, pages).set(image);
-        const guest = new pw.SimulatedGuest(memory, { ...WORKLOADS.hotset, seed: SEED_GUEST });
+        const guest = new pwSim.SimulatedGuest(memory, { ...WORKLOADS.hotset, seed: SEED_GUEST });
         guest.advanceBy(agoMs); // the guest ran this long since the target's image was taken
         const r = await simulateMigration({ memory, guest, engine, link: LINKS[link], ...(known ? { knownImage: image } : {}) });
         const out = {
@@ -163,7 +165,7 @@ async function runSimulated(ctx, items, corpusDir) {
       memory = pw.GuestMemory.external(Array.from({ length: key / GiB }, () => new ArrayBuffer(GiB)), 4096);
     } else {
       memory = pw.GuestMemory.inCore(await pw.createCore(), key / 4096, 4096);
-      pw.fillInitial(memory, 'mixed', SEED_IMAGE);
+      pwSim.fillInitial(memory, 'mixed', SEED_IMAGE);
       image = memory.pages(0, memory.pageCount).slice();
     }
     ctx.log(`macro: ${typeof key === 'string' ? key : sizeName(key)} guest ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -171,11 +173,11 @@ async function runSimulated(ctx, items, corpusDir) {
       const t1 = performance.now();
       let guest;
       if (corpus) {
-        guest = new pw.SimulatedGuest(memory, { workload: 'corpus', corpus, seed: SEED_GUEST });
+        guest = new pwSim.SimulatedGuest(memory, { workload: 'corpus', corpus, seed: SEED_GUEST });
       } else {
         if (image) memory.pages(0, memory.pageCount).set(image);
-        else pw.fillInitial(memory, 'mixed', SEED_IMAGE);
-        guest = new pw.SimulatedGuest(memory, { ...WORKLOADS[it.workload], seed: SEED_GUEST });
+        else pwSim.fillInitial(memory, 'mixed', SEED_IMAGE);
+        guest = new pwSim.SimulatedGuest(memory, { ...WORKLOADS[it.workload], seed: SEED_GUEST });
       }
       const r = await simulateMigration({
         memory, guest, engine: it.engine, link: LINKS[it.link],
@@ -205,11 +207,11 @@ async function runReal(ctx, items) {
     const link = LINKS[it.link];
     const src = pw.GuestMemory.inCore(await pw.createCore(), pages, 4096);
     const dst = pw.GuestMemory.inCore(await pw.createCore(), pages, 4096);
-    pw.fillInitial(src, 'mixed', SEED_IMAGE);
-    const guest = new pw.SimulatedGuest(src, { ...WORKLOADS[it.workload], seed: SEED_GUEST });
+    pwSim.fillInitial(src, 'mixed', SEED_IMAGE);
+    const guest = new pwSim.SimulatedGuest(src, { ...WORKLOADS[it.workload], seed: SEED_GUEST });
     // the target's vCPU: the same workload's accesses (reads only, so both memories stay comparable)
-    const accesses = new pw.SimulatedGuest(dst, { ...WORKLOADS[it.workload], seed: SEED_GUEST + 1 });
-    const [a, b] = pw.shapedPair({ bandwidthBytesPerSec: link.bandwidthBytesPerSec, delayMs: link.rttMs / 2 });
+    const accesses = new pwSim.SimulatedGuest(dst, { ...WORKLOADS[it.workload], seed: SEED_GUEST + 1 });
+    const [a, b] = pwSim.shapedPair({ bandwidthBytesPerSec: link.bandwidthBytesPerSec, delayMs: link.rttMs / 2 });
     let runner = null;
     const target = new pw.MigrationTarget(dst, {}, { guestMayRun: () => runner?.start() });
     runner = new pw.FaultingGuestRunner(target, accesses, { ratePagesPerSec: WORKLOADS[it.workload].ratePagesPerSec ?? 10, writes: false });
@@ -238,14 +240,14 @@ async function runReal(ctx, items) {
 
 export default async function (ctx) {
   await pw.ready();
-  await pw.loadLz4();
+  await loadLz4();
   const { sim, real } = plan(ctx.quick);
   // Codec costs: the simulated clock uses the fixed reference table (deterministic); a fresh
   // calibration on this machine is recorded beside it for comparison.
   {
     const mem = pw.GuestMemory.inCore(await pw.createCore(), 4096, 4096);
-    pw.fillInitial(mem, 'mixed', SEED_IMAGE);
-    const g = new pw.SimulatedGuest(mem, { ...WORKLOADS.hotset, seed: SEED_GUEST });
+    pwSim.fillInitial(mem, 'mixed', SEED_IMAGE);
+    const g = new pwSim.SimulatedGuest(mem, { ...WORKLOADS.hotset, seed: SEED_GUEST });
     const measured = await calibrateCodecCosts(mem, g);
     const flat = (c, p) => ({
       [`${p}EncodeNsPerPageRaw`]: c.encodeNsPerPage.raw, [`${p}EncodeNsPerPageQemu`]: c.encodeNsPerPage.qemu, [`${p}EncodeNsPerPageAll`]: c.encodeNsPerPage.all,

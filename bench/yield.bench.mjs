@@ -7,6 +7,7 @@
 // time per MiB of guest: unlike wall time, not inflated by other load on the machine),
 // cpuVsNever, timerCalls (median during the migration), timerGapP50Ms / timerGapMaxMs (medians) }).
 import * as pw from '../dist/index.js';
+import { fillInitial } from '../dist/sim/index.js';
 
 const MiB = 1024 * 1024;
 const INTERVALS = [Infinity, 16, 4, 1, 0];
@@ -18,7 +19,7 @@ const median = (xs) => {
 
 async function once(pages, yieldIntervalMs) {
   const src = pw.GuestMemory.inCore(await pw.createCore(), pages);
-  pw.fillInitial(src, 'mixed', 1);
+  fillInitial(src, 'mixed', 1);
   const dst = pw.GuestMemory.inCore(await pw.createCore(), pages);
   const log = { start() {}, stop() {}, sync: () => new Uint32Array(0) };
   const [a, b] = pw.memoryPair();

@@ -9,10 +9,10 @@
 //   limit), 'memory' (the target grew its memory beyond the bound).
 // - mutate(stream, rnd): random byte-level or structure-aware mutations (frame-level edits with the
 //   checksum recomputed, so that the mutation reaches the payload decoders).
-import {
-  MigrationSource, MigrationTarget, GuestMemory, createCore, memoryPair, PagewireError, FrameWriter, FrameType,
-  FRAME_HEADER_BYTES, PREAMBLE_BYTES,
-} from '../dist/index.js';
+import { MigrationSource, MigrationTarget, GuestMemory, createCore, memoryPair, PagewireError } from '../dist/index.js';
+// frame layout internals (not exported from the package)
+import { FrameType, FRAME_HEADER_BYTES, PREAMBLE_BYTES } from '../dist/protocol/frame.js';
+import { FrameWriter } from '../dist/protocol/codec.js';
 
 /** Largest guest memory a fuzzed HELLO may make the target allocate. */
 export const FUZZ_MAX_GUEST_BYTES = 16 * 1024 * 1024;

@@ -2,7 +2,8 @@
 // buffers, several seeds including ones above 2^63.
 import xxhashWasm from 'xxhash-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ready, xxh64, hashPages, CHUNK_BYTES, PagewireError, ErrorCode } from '../src/index.js';
+import { ready, xxh64, hashPages, PagewireError, ErrorCode } from '../src/index.js';
+import { CHUNK_BYTES } from '../src/core/api.js';
 
 const SEEDS = [0n, 1n, 0x9e3779b1n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 63n + 12345n, 2n ** 64n - 1n];
 let h64: (data: Uint8Array, seed?: bigint) => bigint;

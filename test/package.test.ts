@@ -55,7 +55,8 @@ afterAll(() => {
 
 describe('npm pack', () => {
   it('ships the entries, the CLI, the licence and the readme', () => {
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/cli/main.js', 'bin/pagewire.js',
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/sim/index.js', 'dist/sim/index.d.ts',
+      'dist/cli/main.js', 'bin/pagewire.js',
       'LICENSE', 'README.md', 'package.json']) {
       expect(files.has(f), f).toBe(true);
     }
@@ -119,15 +120,20 @@ describe('installed in a consumer project', () => {
     const r = node(`
       import { ready, xxh64, lz4Compress, lz4Decompress } from 'pagewire';
       import * as nodeEntry from 'pagewire/node';
+      import { SimulatedGuest, Prng, createWorkload, simulateMigration } from 'pagewire/sim';
       await ready();
       const page = new Uint8Array(4096).fill(7);
       const back = lz4Decompress(lz4Compress(page), 4096);
+      // the subpath's workload is the simulator's: the same seed gives the same pages
+      const pick = (seed) => { const w = createWorkload('hotset', 1000, new Prng(seed)); return Array.from({ length: 8 }, () => w.next()); };
       console.log(JSON.stringify({ h: xxh64(new TextEncoder().encode('pagewire')).toString(16), lz4: back.every((b) => b === 7),
-        node: typeof nodeEntry.listenTcp, same: nodeEntry.xxh64 === xxh64 }));
+        node: typeof nodeEntry.listenTcp, same: nodeEntry.xxh64 === xxh64,
+        sim: [typeof SimulatedGuest, typeof simulateMigration], simInRoot: 'SimulatedGuest' in nodeEntry,
+        workload: JSON.stringify(pick(5)) === JSON.stringify(pick(5)) && pick(5).every((p) => p >= 0 && p < 1000) }));
     `, consumer);
     expect(r.status, r.out).toBe(0);
     const got = JSON.parse(r.out.trim()) as { h: string; lz4: boolean; node: string; same: boolean };
-    expect(got).toEqual({ h: got.h, lz4: true, node: 'function', same: true });
+    expect(got).toEqual({ h: got.h, lz4: true, node: 'function', same: true, sim: ['function', 'function'], simInRoot: false, workload: true });
     expect(got.h).toMatch(/^[0-9a-f]{1,16}$/);
     const v = spawnSync(process.execPath, [join(consumer, 'node_modules', 'pagewire', 'bin', 'pagewire.js'), '--version'], { encoding: 'utf8' });
     expect(v.stdout.trim()).toBe(PKG.version);
@@ -191,10 +197,12 @@ describe('installed in a consumer project', () => {
     writeFileSync(join(consumer, 'main.ts'), [
       "import { ready, xxh64, MigrationSource, MigrationTarget, GuestMemory, memoryPair, type Transport } from 'pagewire';",
       "import { listenTcp, connectTcp, listenWebSocket } from 'pagewire/node';",
+      "import { SimulatedGuest, shapeTransport, type VirtualRunResult } from 'pagewire/sim';",
       'await ready();',
       'const h: bigint = xxh64(new Uint8Array(8));',
       'const t: Transport | null = null;',
-      'export const used = [h, t, MigrationSource, MigrationTarget, GuestMemory, memoryPair, listenTcp, connectTcp, listenWebSocket];',
+      'const v: VirtualRunResult | null = null;',
+      'export const used = [h, t, v, MigrationSource, MigrationTarget, GuestMemory, memoryPair, listenTcp, connectTcp, listenWebSocket, SimulatedGuest, shapeTransport];',
       '',
     ].join('\n'));
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');

@@ -138,7 +138,7 @@ describe.skipIf(BROWSER.skip)('README js blocks in Chromium', () => {
       writeFileSync(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="page.js"></script>');
       // 'pagewire' resolved to the served dist/index.js, as a bundler or an import map would
       const server = await serveStatic({ '/dist/': join(ROOT, 'dist'), '/': dir }, {},
-        (_path, text) => text.replaceAll(`from 'pagewire'`, `from '/dist/index.js'`));
+        (_path, text) => text.replaceAll(`from 'pagewire'`, `from '/dist/index.js'`).replaceAll(`from 'pagewire/sim'`, `from '/dist/sim/index.js'`));
       const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 30_000,
         args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking'] });
       try {

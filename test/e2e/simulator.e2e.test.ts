@@ -327,7 +327,7 @@ describe.skipIf(SKIP)('browser (Chromium)', () => {
     it('migrates between two module workers over a MessageChannel, verified', async () => {
       // 'pagewire' resolved to the served dist/index.js, as a bundler or an import map would
       const server = await serveStatic({ '/dist/': join(ROOT, 'dist'), '/': join(ROOT, 'docs', 'examples', 'embed') }, {},
-        (_path, text) => text.replaceAll(`from 'pagewire'`, `from '/dist/index.js'`));
+        (_path, text) => text.replaceAll(`from 'pagewire'`, `from '/dist/index.js'`).replaceAll(`from 'pagewire/sim'`, `from '/dist/sim/index.js'`));
       try {
         const { page, errors } = await openPage(browser!);
         await page.goto(server.url + '/index.html');
@@ -371,6 +371,9 @@ try {
   out.reportDigest = rs.digest;
   out.srcDigest = pw.memoryDigest(src, c1);
   out.dstDigest = pw.memoryDigest(dst, c2);
+  // the simulator subpath is browser-safe too
+  const sim = await import('/dist/sim/index.js');
+  out.sim = [typeof sim.SimulatedGuest, typeof sim.shapeTransport, typeof sim.simulateMigration];
 } catch (e) {
   out.error = String(e && e.stack || e);
 }
@@ -385,7 +388,7 @@ window.__probe = out;
       await server?.close();
     });
 
-    it('loads in Chromium without Buffer/process/node:* and matches Node on xxh64 and a migration digest', async () => {
+    it('loads (with pagewire/sim) in Chromium without Buffer/process/node:* and matches Node on xxh64 and a migration digest', async () => {
       const { page, errors } = await openPage(browser!);
       await page.goto(server.url + '/probe.html');
       await page.waitForFunction(() => (window as unknown as { __probe?: unknown }).__probe !== undefined, undefined, { timeout: 30_000 });
@@ -408,6 +411,7 @@ window.__probe = out;
       expect(probe['srcDigest']).toBe(expected);
       expect(probe['dstDigest']).toBe(expected);
       expect(probe['reportDigest']).toBe(expected);
+      expect(probe['sim']).toEqual(['function', 'function', 'function']);
       // only files of the browser build were fetched: no node:* scheme, nothing outside dist/
       const fetched = server.requests.filter((r) => r !== '/probe.html' && r !== '/favicon.ico');
       expect(fetched.length).toBeGreaterThan(5);

@@ -2,10 +2,8 @@
  * The source: a simulated guest that keeps writing while a MigrationSource sends its memory over
  * the MessagePort, shaped to the chosen bandwidth and one-way delay.
  */
-import {
-  createCore, fillInitial, GuestMemory, memoryDigest, messagePortTransport, MigrationSource,
-  shapeTransport, SimulatedGuest, type Transport,
-} from 'pagewire';
+import { createCore, GuestMemory, memoryDigest, messagePortTransport, MigrationSource, type Transport } from 'pagewire';
+import { fillInitial, shapeTransport, SimulatedGuest } from 'pagewire/sim';
 import { engineOptions, errorInfo, LINK_SAMPLE_MS, type StartMessage, type WorkerMessage } from './messages.js';
 
 const post = (m: WorkerMessage): void => { (self as unknown as Worker).postMessage(m); };

@@ -6,8 +6,9 @@
  */
 import {
   createCore, FaultingGuestRunner, GuestMemory, memoryDigest, messagePortTransport, MigrationTarget,
-  shapeTransport, SimulatedGuest, type Core, type Transport,
+  type Core, type Transport,
 } from 'pagewire';
+import { shapeTransport, SimulatedGuest } from 'pagewire/sim';
 import { engineOptions, errorInfo, type StartMessage, type WorkerMessage } from './messages.js';
 
 const post = (m: WorkerMessage): void => { (self as unknown as Worker).postMessage(m); };

@@ -1,5 +1,6 @@
 // Source: a 32 MiB simulated guest that keeps writing while its memory is migrated.
-import { createCore, fillInitial, GuestMemory, messagePortTransport, MigrationSource, shapeTransport, SimulatedGuest } from 'pagewire';
+import { createCore, GuestMemory, messagePortTransport, MigrationSource } from 'pagewire';
+import { fillInitial, shapeTransport, SimulatedGuest } from 'pagewire/sim';
 
 self.onmessage = async ({ data: { port } }) => {
   const memory = GuestMemory.inCore(await createCore(), 8192, 4096);
