@@ -89,6 +89,10 @@ describe('LZ4 auto decision on recorded corpus blocks', () => {
     expect(share(10 * GBIT)).toBe(0); // L = 0.8 ns <= b: the encoder is already the bottleneck
     const fast = { saveFrac: 0.45, nsPerByte: 0.4, encodeNsPerByte: 0.2 }; // a faster machine
     expect(share(10 * GBIT, fast)).toBeCloseTo((0.8 - 0.5) / (0.4 + 0.8 * 0.45), 6); // 0.39
+    // the same encoder with LZ4 at 0.8 ns per byte (= the link's): balancing would say 0.25, but
+    // compressing a byte would cost as much CPU as sending it
+    expect(share(10 * GBIT, { ...fast, nsPerByte: 0.8 })).toBe(0);
+    expect(share(10 * GBIT, { ...fast, nsPerByte: 0.79 })).toBeGreaterThan(0);
     // a busy machine (encoder 60 ns and LZ4 9 ns per record byte) still compresses everything on
     // 100 Mbit/s, where a byte LZ4 saves is worth 36 ns of link; on 1 Gbit/s it stops
     const busy = { saveFrac: 0.45, nsPerByte: 9, encodeNsPerByte: 60 };
@@ -109,6 +113,41 @@ describe('LZ4 auto decision on recorded corpus blocks', () => {
       const r = replay(p, all);
       expect(r.tried).toBeLessThanOrEqual(Math.ceil(all.length / 64));
       expect(p.stats.probes).toBe(r.tried);
+    }
+  });
+
+  it('at 10 Gbit/s compresses only where LZ4 measured faster than the link per byte, and the pipelined time never grows', () => {
+    // replay both guests' recorded blocks with a fast encoder (0.2 ns per byte without LZ4) and
+    // compressors of several speeds; the link needs L = 0.8 ns per byte
+    const L = 1e9 / (10 * GBIT);
+    const encodeNs = 0.2 + 0.3; // the core's codecs + the policy's framing allowance
+    for (const g of GUESTS) {
+      const blocks = FIXTURE[g]!.flat();
+      const inBytes = blocks.reduce((a, x) => a + x[0], 0);
+      const plain = Math.max(encodeNs * inBytes, L * inBytes); // no compression: encoder and link overlap
+      for (const c of [1.8, 1.2, 0.8, 0.6, 0.4]) {
+        const p = policy({ linkBytesPerSec: 10 * GBIT, prior: { saveFrac: 0.45, nsPerByte: c, encodeNsPerByte: 0.2 } });
+        let cpu = encodeNs * inBytes;
+        let wire = 0;
+        blocks.forEach((x) => {
+          const yes = p.next();
+          const pays = x[1] < x[0] * 0.97;
+          if (yes) {
+            cpu += costMs(x, c) * 1e6;
+            p.record({ inBytes: x[0], outBytes: pays ? x[1] : x[0], ms: costMs(x, c) });
+          }
+          wire += yes && pays ? x[1] : x[0];
+        });
+        const withPolicy = Math.max(cpu, L * wire);
+        if (c >= L) {
+          expect(p.stats.tried - p.stats.probes, `${g} c ${c}`).toBe(0); // nothing but rare probes
+          expect(p.stats.probes).toBeLessThanOrEqual(Math.ceil(blocks.length / 64));
+          expect(withPolicy / plain, `${g} c ${c}`).toBeLessThan(1.01); // a probe is all it may cost
+        } else {
+          expect(p.stats.compressed, `${g} c ${c}`).toBeGreaterThan(0);
+          expect(withPolicy, `${g} c ${c}`).toBeLessThan(plain);
+        }
+      }
     }
   });
 

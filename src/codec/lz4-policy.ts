@@ -11,7 +11,13 @@
  *
  *   f = 1                          while the link is the bottleneck even with every block compressed
  *   f = (L - b) / (c + L s)        in between (0..1)
- *   f = 0                          when the encoder is the bottleneck without LZ4 (L <= b)
+ *   f = 0                          when the encoder is the bottleneck without LZ4 (L <= b), or
+ *                                  when LZ4 costs more per byte than the link (c >= L)
+ *
+ * The last rule keeps compression off a fast link (10 Gbit/s: L = 0.8 ns) unless the compressor
+ * measured faster than the link per byte: `b` counts only the core's codecs and a fixed framing
+ * cost, while the rest of a real pipeline (checksums, copies, the peer's decoder) also takes CPU,
+ * so a balance point found from `b` alone would overstate how much CPU is idle.
  *
  * and f = 1 whenever the link time a compressed byte saves exceeds its CPU time (`s L > c`): then
  * compressing shortens the migration even if encoding and sending did not overlap at all, and
@@ -165,7 +171,7 @@ export class Lz4AutoPolicy {
     // the link time a compressed byte saves exceeds its CPU time: a win even with no overlap
     if (this.saveFrac * linkNs > this.nsPerByte) return 1;
     const b = this.encodeNs + SEND_NS_PER_BYTE;
-    if (linkNs <= b) return 0;
+    if (linkNs <= b || this.nsPerByte >= linkNs) return 0;
     return Math.min(1, (linkNs - b) / (this.nsPerByte + linkNs * this.saveFrac));
   }
 
@@ -184,9 +190,10 @@ export class Lz4AutoPolicy {
       this.credit -= 1;
       return true;
     }
-    // the encoder is the bottleneck even without LZ4: measure again only rarely
+    // the encoder is the bottleneck even without LZ4, or LZ4 is slower than the link: measure
+    // again only rarely (a probe costs what it measures)
     const bps = st.linkBytesPerSec;
-    const hopeless = bps > 0 && 1e9 / bps <= this.encodeNs + SEND_NS_PER_BYTE;
+    const hopeless = bps > 0 && (1e9 / bps <= this.encodeNs + SEND_NS_PER_BYTE || this.nsPerByte >= 1e9 / bps);
     if (++this.sinceTry >= (hopeless ? PROBE_HOPELESS : this.probeEvery)) {
       this.sinceTry = 0;
       this.probing = true;
