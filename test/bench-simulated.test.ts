@@ -8,13 +8,13 @@ import { GuestMemory } from '../src/memory/guest-memory.js';
 import { SimulatedGuest, type SimulatedGuestOptions } from '../src/sim/guest.js';
 import { fillInitial } from '../src/sim/content.js';
 import { loadLz4 } from '../src/codec/lz4.js';
-import { simulateMigration, LINKS, type EngineName, type VirtualRunResult } from '../src/sim/virtual/model.js';
+import { simulateMigration, LINKS, DEFAULT_CODEC_COSTS, type CodecCosts, type EngineName, type VirtualRunResult } from '../src/sim/virtual/model.js';
 
-async function run(engine: EngineName, link: keyof typeof LINKS, pages: number, guestOpts: SimulatedGuestOptions): Promise<VirtualRunResult> {
+async function run(engine: EngineName, link: keyof typeof LINKS, pages: number, guestOpts: SimulatedGuestOptions, costs?: CodecCosts): Promise<VirtualRunResult> {
   const memory = GuestMemory.inCore(await createCore(), pages, 4096);
   fillInitial(memory, 'mixed', 11);
   const guest = new SimulatedGuest(memory, { writeSize: 'line', seed: 5, ...guestOpts });
-  return simulateMigration({ memory, guest, engine, link: LINKS[link]! });
+  return simulateMigration({ memory, guest, engine, link: LINKS[link]!, ...(costs ? { costs } : {}) });
 }
 
 describe('simulated-clock migration model', () => {
@@ -45,6 +45,32 @@ describe('simulated-clock migration model', () => {
     expect(raw.wireBytes).toBeGreaterThanOrEqual(full.wireBytes);
     // raw pages cost at least a page each on the wire
     expect(raw.rounds[0]!.wireBytes).toBeGreaterThanOrEqual(4096 * 4096);
+  }, 60_000);
+
+  it("decides LZ4 with the encoder's own policy and the cost table's compressor cost, per link", async () => {
+    const guest: SimulatedGuestOptions = { workload: 'hotset', ratePagesPerSec: 1500 };
+    // the table's compressor is slower per byte than a 10 Gbit/s link (0.8 ns): nothing but probes
+    expect(DEFAULT_CODEC_COSTS.lz4CompressNsPerByte).toBeGreaterThan(0.8);
+    const fast = await run('pagewire', '10gbit', 4096, guest);
+    expect(fast.lz4!.blocks).toBeGreaterThan(16);
+    expect(fast.lz4!.compressed).toBe(fast.lz4!.probes);
+    expect(fast.lz4!.probes).toBeLessThanOrEqual(Math.ceil(fast.lz4!.blocks / 64));
+    expect(fast.lz4!.linkBytesPerSec).toBe(LINKS['10gbit']!.bandwidthBytesPerSec);
+    // on 1 Gbit/s every block that saves is compressed; the modelled CPU is the table's cost
+    const slow = await run('pagewire', '1gbit', 4096, guest);
+    expect(slow.lz4!.tried).toBe(slow.lz4!.blocks);
+    expect(slow.lz4!.compressed).toBeGreaterThan(0.8 * slow.lz4!.blocks);
+    expect(slow.lz4!.nsPerByte).toBeCloseTo(DEFAULT_CODEC_COSTS.lz4CompressNsPerByte, 9);
+    expect(slow.wireBytes).toBeLessThan(fast.wireBytes);
+    // a compressor (and encoder) faster than the 10 Gbit/s link per byte: part of the blocks, the
+    // share that balances encoder and link (0.32 ns encoder, 0.4 ns LZ4: about 0.63)
+    const quick: CodecCosts = { ...DEFAULT_CODEC_COSTS, lz4CompressNsPerByte: 0.4, encodeNsPerPage: { ...DEFAULT_CODEC_COSTS.encodeNsPerPage, all: 80 } };
+    const some = await run('pagewire', '10gbit', 4096, guest, quick);
+    expect(some.lz4!.share).toBeGreaterThan(0.4);
+    expect(some.lz4!.share).toBeLessThan(0.8);
+    expect(some.lz4!.tried).toBeGreaterThan(0.4 * some.lz4!.blocks);
+    expect(some.lz4!.tried).toBeLessThan(0.85 * some.lz4!.blocks);
+    expect(some.wireBytes).toBeLessThan(fast.wireBytes);
   }, 60_000);
 
   it('reports converged: false for raw pre-copy when the guest dirties faster than 10 Mbit/s drains', async () => {

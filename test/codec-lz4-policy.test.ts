@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { Lz4AutoPolicy, LZ4_PRIOR, type Lz4PolicyOptions } from '../src/codec/lz4-policy.js';
-import { PageEncoder } from '../src/codec/encoder.js';
+import { PageEncoder, type EncoderOptions } from '../src/codec/encoder.js';
 import { PageDecoder } from '../src/codec/decoder.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { createCore } from '../src/core/core.js';
@@ -81,11 +81,11 @@ describe('LZ4 auto decision on recorded corpus blocks', () => {
   });
 
   it('between, compresses the share that balances encoder and link (pure table)', () => {
-    // prior: s 0.45, c 1.8 ns, b 1.0 + 0.3 ns; L = 1e9 / bps
+    // prior: s 0.45, c 1.6 ns, b 1.0 + 0.3 ns; L = 1e9 / bps
     const share = (bps: number, prior = LZ4_PRIOR): number => new Lz4AutoPolicy({ linkBytesPerSec: bps, prior }).share();
     expect(share(100 * MBIT)).toBe(1);
     expect(share(GBIT)).toBe(1);
-    expect(share(4 * GBIT)).toBeCloseTo((2 - 1.3) / (1.8 + 2 * 0.45), 6); // 0.26
+    expect(share(4 * GBIT)).toBeCloseTo((2 - 1.3) / (1.6 + 2 * 0.45), 6); // 0.28
     expect(share(10 * GBIT)).toBe(0); // L = 0.8 ns <= b: the encoder is already the bottleneck
     const fast = { saveFrac: 0.45, nsPerByte: 0.4, encodeNsPerByte: 0.2 }; // a faster machine
     expect(share(10 * GBIT, fast)).toBeCloseTo((0.8 - 0.5) / (0.4 + 0.8 * 0.45), 6); // 0.39
@@ -210,13 +210,13 @@ describe('LZ4 auto decision on recorded corpus blocks', () => {
 
 describe('LZ4 auto decision in the encoder', () => {
   /** Round 0 of vm-redis through a fresh encoder; the target checks the bytes. */
-  async function round0(configure: (e: PageEncoder) => void, linkBytesPerSec?: number) {
+  async function round0(configure: (e: PageEncoder) => void, linkBytesPerSec?: number, extra: Partial<EncoderOptions> = {}) {
     const c = loadCorpus('vm-redis');
     const pages = c.snapshots[0]!.byteLength / c.pageSize;
     const src = GuestMemory.inCore(await createCore(), pages, c.pageSize);
     const dst = GuestMemory.inCore(await createCore(), pages, c.pageSize);
     src.core!.u8().set(c.snapshots[0]!, src.basePtr);
-    const enc = await PageEncoder.create(src, { codecs: 'all', ...(linkBytesPerSec ? { linkBytesPerSec } : {}) });
+    const enc = await PageEncoder.create(src, { codecs: 'all', ...(linkBytesPerSec ? { linkBytesPerSec } : {}), ...extra });
     const dec = await PageDecoder.create(dst, enc.codecNames());
     configure(enc);
     const all = Uint32Array.from({ length: pages }, (_, i) => i);
@@ -245,5 +245,23 @@ describe('LZ4 auto decision in the encoder', () => {
     expect(fast.lz4Decision.tried).toBeLessThanOrEqual(1);
     const slow = await round0((e) => e.setSendRate(10 * MBIT));
     expect(slow.lz4Decision.tried).toBe(slow.lz4Decision.blocks);
+  });
+
+  it('with modelled costs (a virtual clock) decides from them alone: the same blocks every run', async () => {
+    // 10 Gbit/s, a compressor of 0.5 ns and codecs of 80 ns per page: the balance share (about 0.5)
+    const model = { lz4ModelCosts: { compressNsPerByte: 0.5, encodeNsPerPage: 80 } };
+    const a = await round0(() => undefined, 10 * GBIT, model);
+    const b = await round0(() => undefined, 10 * GBIT, model);
+    expect(a.lz4Decision.nsPerByte).toBeCloseTo(0.5, 9);
+    expect(a.lz4Decision.share).toBeGreaterThan(0.3);
+    expect(a.lz4Decision.share).toBeLessThan(0.8);
+    expect({ ...a.lz4Decision, cpuMs: 0 }).toEqual({ ...b.lz4Decision, cpuMs: 0 });
+    expect(a.lz4Decision.cpuMs).toBeCloseTo(b.lz4Decision.cpuMs, 9);
+    expect(a.wireBytes).toBe(b.wireBytes);
+    // the same link with the compressor at 1.6 ns (slower than the link's 0.8 ns per byte): none
+    const off = await round0(() => undefined, 10 * GBIT, { lz4ModelCosts: { compressNsPerByte: 1.6, encodeNsPerPage: 80 } });
+    expect(off.lz4Decision.tried).toBe(0);
+    const bad = await PageEncoder.create(GuestMemory.external(new ArrayBuffer(4096)), { lz4ModelCosts: { compressNsPerByte: 0, encodeNsPerPage: 1 } }).catch((e: { code?: string }) => e.code);
+    expect(bad).toBe('INVALID_ARGUMENT');
   });
 });

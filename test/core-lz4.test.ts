@@ -51,13 +51,13 @@ describe('core LZ4 (assembly/lz4.ts)', () => {
     }
   });
 
-  it('compresses real pages to within 10% of lz4-wasm, at every acceleration the encoder uses', () => {
+  it('compresses real pages to within 5% of lz4-wasm at the encoder\'s acceleration (1), 15% at 2', () => {
     const c = loadCorpus('vm-redis');
     const block = c.snapshots[0]!.subarray(4096 * 2048, 4096 * 2304); // 256 pages
     const theirs = oracle.compress(block).byteLength;
-    for (const accel of [1, 2]) {
+    for (const [accel, bound] of [[1, 1.05], [2, 1.15]] as const) {
       const ours = lz4BlockCompress(block, accel);
-      expect(ours.byteLength / theirs).toBeLessThan(1.1);
+      expect(ours.byteLength / theirs).toBeLessThan(bound);
       expect(same(oracle.decompress(ours), block)).toBe(true);
     }
   });

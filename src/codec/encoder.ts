@@ -32,7 +32,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
 import { DeltaCache, DEFAULT_CACHE_BYTES, type BatchExports } from './delta-cache.js';
 import { coreLz4Compress, lz4MaxCompressedSize, warmUpCoreLz4 } from './lz4.js';
-import { Lz4AutoPolicy, type Lz4DecisionStats } from './lz4-policy.js';
+import { Lz4AutoPolicy, LZ4_PRIOR, type Lz4DecisionStats } from './lz4-policy.js';
 import {
   BLOCK_LZ4, BLOCK_PLAIN, CODEC_NAMES, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS,
   F_CACHE, F_DUP, F_FINAL, F_RAW, F_RLE, F_XBZRLE, F_XB_ACTIVE, F_ZERO, codecMask, writeUleb, type CodecName, type RecordCodecName,
@@ -61,8 +61,22 @@ export interface EncoderOptions {
    * compressed when it saves >= 3%.
    */
   linkBytesPerSec?: number;
+  /**
+   * With lz4 'auto': decide with these costs instead of measured times (a simulation on a virtual
+   * clock): the policy starts from them and is told them for every block, so its decisions depend
+   * on the bytes and the link only, run after run. Default: measured.
+   */
+  lz4ModelCosts?: Lz4ModelCosts;
   /** QEMU's rule: no XBZRLE and no cache during the first pass. Default true for 'qemu' only. */
   xbzrleAfterFirstPass?: boolean;
+}
+
+/** Modelled CPU costs for LZ4 'auto' ({@link EncoderOptions.lz4ModelCosts}). */
+export interface Lz4ModelCosts {
+  /** The compressor, ns per record byte compressed. */
+  compressNsPerByte: number;
+  /** The core's page codecs (LZ4 excluded), ns per page encoded. */
+  encodeNsPerPage: number;
 }
 
 /** Counters of one codec. */
@@ -113,7 +127,7 @@ export interface CodecStats {
 function counter(): CodecCounter { return { pages: 0, inBytes: 0, outBytes: 0, timeMs: 0 }; }
 
 /** Resolved configuration of an encoder. */
-interface Config { mask: number; names: CodecName[]; cache: boolean; lz4: Lz4Policy; afterFirstPass: boolean; linkBps: number }
+interface Config { mask: number; names: CodecName[]; cache: boolean; lz4: Lz4Policy; afterFirstPass: boolean; linkBps: number; model: Lz4ModelCosts | null }
 
 function resolve(opts: EncoderOptions): Config {
   const c = opts.codecs ?? 'all';
@@ -130,7 +144,17 @@ function resolve(opts: EncoderOptions): Config {
   const hasLz4 = names.includes('lz4');
   const lz4: Lz4Policy = hasLz4 ? (opts.lz4 ?? 'auto') : 'never';
   const out = CODEC_NAMES.filter((n) => (n === 'lz4' ? lz4 !== 'never' : (mask & (1 << RECORD_CODECS.indexOf(n))) !== 0));
-  return { mask, names: out, cache: (mask & (F_XBZRLE | F_DUP)) !== 0, lz4, afterFirstPass: opts.xbzrleAfterFirstPass ?? afterFirstPass, linkBps: opts.linkBytesPerSec ?? 0 };
+  return { mask, names: out, cache: (mask & (F_XBZRLE | F_DUP)) !== 0, lz4, afterFirstPass: opts.xbzrleAfterFirstPass ?? afterFirstPass, linkBps: opts.linkBytesPerSec ?? 0, model: modelCosts(opts.lz4ModelCosts) };
+}
+
+/** @throws PagewireError INVALID_ARGUMENT for costs that are not positive finite numbers */
+function modelCosts(m: Lz4ModelCosts | undefined): Lz4ModelCosts | null {
+  if (m === undefined) return null;
+  const ok = (v: unknown): boolean => typeof v === 'number' && v > 0 && Number.isFinite(v);
+  if (!ok(m.compressNsPerByte) || !ok(m.encodeNsPerPage)) {
+    throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'lz4ModelCosts needs positive compressNsPerByte and encodeNsPerPage');
+  }
+  return { compressNsPerByte: m.compressNsPerByte, encodeNsPerPage: m.encodeNsPerPage };
 }
 
 /** Source-side page encoder. Create with {@link PageEncoder.create}. */
@@ -179,7 +203,11 @@ export class PageEncoder {
       this.lz4Ptr = core.alloc(this.lz4Size);
       warmUpCoreLz4(core);
     }
-    this.lz4Policy = new Lz4AutoPolicy({ linkBytesPerSec: cfg.linkBps });
+    const m = cfg.model;
+    this.lz4Policy = new Lz4AutoPolicy({
+      linkBytesPerSec: cfg.linkBps,
+      ...(m ? { prior: { ...LZ4_PRIOR, nsPerByte: m.compressNsPerByte, encodeNsPerByte: m.encodeNsPerPage / this.ps } } : {}),
+    });
     const codecs = {} as Record<RecordCodecName | 'unchanged', CodecCounter>;
     for (const n of [...RECORD_CODECS, 'unchanged'] as const) codecs[n] = counter();
     this.stats = {
@@ -251,7 +279,7 @@ export class PageEncoder {
       const t1 = performance.now();
       this.collect(n, t1 - t0);
       if (len > 0) {
-        this.lz4Policy.noteEncode(len, t1 - t0);
+        this.lz4Policy.noteEncode(len, this.cfg.model ? (n * this.cfg.model.encodeNsPerPage) / 1e6 : t1 - t0);
         pos = this.emitBlock(pos, len);
       }
       this.stats.lz4Ms += performance.now() - t1;
@@ -340,7 +368,7 @@ export class PageEncoder {
       const k = this.stats.lz4;
       const dt = performance.now() - t;
       k.timeMs += dt;
-      this.lz4Policy.record({ inBytes: len, outBytes: c < 0 ? len : c, ms: dt });
+      this.lz4Policy.record({ inBytes: len, outBytes: c < 0 ? len : c, ms: this.cfg.model ? (len * this.cfg.model.compressNsPerByte) / 1e6 : dt });
       // c < 0: it would not fit the cap (in 'auto', would not save 3%)
       if (c >= 0 && (c < len * 0.97 || always)) {
         pos = this.reserve(pos, 11 + c);
