@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { Lz4AutoPolicy, LZ4_PRIOR, type Lz4PolicyOptions } from '../src/codec/lz4-policy.js';
-import { PageEncoder, type EncoderOptions } from '../src/codec/encoder.js';
+import { PageEncoder } from '../src/codec/encoder.js';
 import { PageDecoder } from '../src/codec/decoder.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { createCore } from '../src/core/core.js';
@@ -210,13 +210,13 @@ describe('LZ4 auto decision on recorded corpus blocks', () => {
 
 describe('LZ4 auto decision in the encoder', () => {
   /** Round 0 of vm-redis through a fresh encoder; the target checks the bytes. */
-  async function round0(configure: (e: PageEncoder) => void, linkBytesPerSec?: number, extra: Partial<EncoderOptions> = {}) {
+  async function round0(configure: (e: PageEncoder) => void, linkBytesPerSec?: number) {
     const c = loadCorpus('vm-redis');
     const pages = c.snapshots[0]!.byteLength / c.pageSize;
     const src = GuestMemory.inCore(await createCore(), pages, c.pageSize);
     const dst = GuestMemory.inCore(await createCore(), pages, c.pageSize);
     src.core!.u8().set(c.snapshots[0]!, src.basePtr);
-    const enc = await PageEncoder.create(src, { codecs: 'all', ...(linkBytesPerSec ? { linkBytesPerSec } : {}), ...extra });
+    const enc = await PageEncoder.create(src, { codecs: 'all', ...(linkBytesPerSec ? { linkBytesPerSec } : {}) });
     const dec = await PageDecoder.create(dst, enc.codecNames());
     configure(enc);
     const all = Uint32Array.from({ length: pages }, (_, i) => i);
@@ -248,20 +248,33 @@ describe('LZ4 auto decision in the encoder', () => {
   });
 
   it('with modelled costs (a virtual clock) decides from them alone: the same blocks every run', async () => {
-    // 10 Gbit/s, a compressor of 0.5 ns and codecs of 80 ns per page: the balance share (about 0.5)
-    const model = { lz4ModelCosts: { compressNsPerByte: 0.5, encodeNsPerPage: 80 } };
-    const a = await round0(() => undefined, 10 * GBIT, model);
-    const b = await round0(() => undefined, 10 * GBIT, model);
-    expect(a.lz4Decision.nsPerByte).toBeCloseTo(0.5, 9);
-    expect(a.lz4Decision.share).toBeGreaterThan(0.3);
-    expect(a.lz4Decision.share).toBeLessThan(0.8);
-    expect({ ...a.lz4Decision, cpuMs: 0 }).toEqual({ ...b.lz4Decision, cpuMs: 0 });
-    expect(a.lz4Decision.cpuMs).toBeCloseTo(b.lz4Decision.cpuMs, 9);
-    expect(a.wireBytes).toBe(b.wireBytes);
-    // the same link with the compressor at 1.6 ns (slower than the link's 0.8 ns per byte): none
-    const off = await round0(() => undefined, 10 * GBIT, { lz4ModelCosts: { compressNsPerByte: 1.6, encodeNsPerPage: 80 } });
-    expect(off.lz4Decision.tried).toBe(0);
-    const bad = await PageEncoder.create(GuestMemory.external(new ArrayBuffer(4096)), { lz4ModelCosts: { compressNsPerByte: 0, encodeNsPerPage: 1 } }).catch((e: { code?: string }) => e.code);
+    // 2048 pages of vm-redis (8 blocks), 10 Gbit/s
+    const c = loadCorpus('vm-redis');
+    const pages = 2048;
+    const src = GuestMemory.inCore(await createCore(), pages, c.pageSize);
+    src.core!.u8().set(c.snapshots[0]!.subarray(0, pages * c.pageSize), src.basePtr);
+    const all = Uint32Array.from({ length: pages }, (_, i) => i);
+    const run = async (compressNsPerByte: number) => {
+      const enc = await PageEncoder.create(src, { codecs: 'all', linkBytesPerSec: 10 * GBIT, lz4ModelCosts: { compressNsPerByte, encodeNsPerPage: 80 } });
+      const wire = enc.encode(all).byteLength;
+      const d = { ...enc.stats.lz4Decision };
+      enc.dispose();
+      return { d, wire };
+    };
+    // a compressor of 0.5 ns and codecs of 80 ns per page: the balance share (about 0.5)
+    const a = await run(0.5);
+    const b = await run(0.5);
+    expect(a.d.nsPerByte).toBeCloseTo(0.5, 9);
+    expect(a.d.share).toBeGreaterThan(0.3);
+    expect(a.d.share).toBeLessThan(0.8);
+    expect(a.d.tried).toBeGreaterThan(0);
+    expect(a.d.tried).toBeLessThan(a.d.blocks);
+    expect({ ...a.d, cpuMs: 0 }).toEqual({ ...b.d, cpuMs: 0 });
+    expect(a.d.cpuMs).toBeCloseTo(b.d.cpuMs, 9);
+    expect(a.wire).toBe(b.wire);
+    // the compressor at 1.6 ns (slower than the link's 0.8 ns per byte): none
+    expect((await run(1.6)).d.tried).toBe(0);
+    const bad = await PageEncoder.create(src, { lz4ModelCosts: { compressNsPerByte: 0, encodeNsPerPage: 1 } }).catch((e: { code?: string }) => e.code);
     expect(bad).toBe('INVALID_ARGUMENT');
   });
 });
