@@ -376,7 +376,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
         const donePayload = new Promise<Uint8Array>((resolve, reject) => { this.doneWaiter = { resolve, reject }; });
         donePayload.catch(() => undefined); // a drop before we await it is handled below
         this.targetHashes = null;
-        await this.session.sendFrame(FrameType.COMPLETE, encodeJson(await this.completeFor(msg)), null);
+        await this.session.sendFrame(FrameType.COMPLETE, encodeJson(this.completeFor(msg)), null);
         const p = await withTimeout(donePayload, this.opts.ackTimeoutMs, 'waiting for the target to verify');
         const done = parseDone(p);
         this.donePayload = p;
@@ -406,11 +406,11 @@ export class MigrationSource extends Emitter<MigrationEvents> {
    * COMPLETE as this target gets it: from protocol 1.3 on, a fresh commitment to the digest
    * instead of the digest, so the target must name its own digest in DONE (it cannot echo ours).
    */
-  private async completeFor(msg: CompleteMessage): Promise<CompleteMessage | Omit<CompleteMessage, 'digest'>> {
+  private completeFor(msg: CompleteMessage): CompleteMessage | Omit<CompleteMessage, 'digest'> {
     if (this.session.peerMinor < MINOR_FRAME_MAC) return msg;
     const { digest, ...rest } = msg;
     const salt = randomHex(16);
-    return { ...rest, commitment: { salt, mac: await digestCommitment(salt, digest) } };
+    return { ...rest, commitment: { salt, mac: digestCommitment(salt, digest) } };
   }
 
   /** Full verification: re-send every page whose hash differs from the target's. */

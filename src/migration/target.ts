@@ -411,7 +411,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         // Post-copy: the guest runs and writes, so the digest is over the content as received.
         this.digest = this.postcopy ? this.postcopy.receivedDigest() : this.hashTable ? this.hashTable.digest() : memoryDigest(this.memory!, this.core!);
         // protocol 1.3: the source commits to its digest; ours must open the commitment
-        const ok = await completeNames(this.digest, m);
+        const ok = completeNames(this.digest, m);
         this.appliedSeq = f.seq;
         // (never in post-copy: the guest wrote its memory, a repair would overwrite its writes)
         if (!ok && m.repair && this.repairs < MAX_REPAIRS && !this.postcopy) {

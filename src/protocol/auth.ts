@@ -19,6 +19,7 @@
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { MINOR_FRAME_MAC, PROTOCOL_MAJOR } from './frame.js';
+import { hmacSha256 } from './sha256.js';
 
 const utf8 = new TextEncoder();
 
@@ -114,18 +115,17 @@ function plain(b: Uint8Array): Uint8Array<ArrayBuffer> {
  * Commitment to a memory digest (protocol 1.3 COMPLETE): HMAC-SHA256 keyed with a fresh random
  * salt. The target learns whether its own digest matches without learning the source's, so it
  * cannot echo the source's digest in DONE: it must name its own (finding the 64-bit digest from
- * the commitment takes about 2^63 HMACs).
+ * the commitment takes about 2^63 HMACs). Synchronous (sha256.ts): it runs in the downtime.
  */
-export async function digestCommitment(salt: string, digest: string): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', utf8.encode(salt), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  return toHex(new Uint8Array(await crypto.subtle.sign('HMAC', key, utf8.encode(`pagewire/digest|${digest}`))));
+export function digestCommitment(salt: string, digest: string): string {
+  return toHex(hmacSha256(utf8.encode(salt), utf8.encode(`pagewire/digest|${digest}`)));
 }
 
 /**
  * Whether `digest` is the digest a COMPLETE names: equal to its clear digest (protocol 1.0-1.2,
  * snapshot files), or opening its commitment (1.3).
  */
-export async function completeNames(digest: string, complete: { digest: string; commitment?: { salt: string; mac: string } }): Promise<boolean> {
+export function completeNames(digest: string, complete: { digest: string; commitment?: { salt: string; mac: string } }): boolean {
   if (!complete.commitment) return digest === complete.digest;
-  return sameProof(await digestCommitment(complete.commitment.salt, digest), complete.commitment.mac);
+  return sameProof(digestCommitment(complete.commitment.salt, digest), complete.commitment.mac);
 }

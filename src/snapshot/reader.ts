@@ -341,7 +341,7 @@ export async function restoreSnapshot(input: SnapshotInput, options: RestoreOpti
     if (!h || !memory || !res.complete) throw new PagewireError(ErrorCode.SNAPSHOT_CORRUPT, 'snapshot: incomplete');
     const digest = memoryDigest(memory, core);
     // a captured 1.3 migration stream records a commitment to the digest, not the digest
-    const verified = await completeNames(digest, res.complete);
+    const verified = completeNames(digest, res.complete);
     return {
       memory, header: h, verified, digest, expectedDigest: res.complete.commitment ? (verified ? digest : '(commitment)') : res.complete.digest,
       pages, bytes: res.bytes, frames: res.frames, deviceState,
