@@ -29,15 +29,16 @@ describe('migration over each transport', () => {
     }
   });
 
-  it('MessagePort to a worker thread running the target', async () => {
+  // with a secret, every frame is authenticated with Web Crypto on both sides of the port
+  for (const secret of [undefined, 's3cret']) it(`MessagePort to a worker thread running the target${secret ? ', with a secret (authenticated frames)' : ''}`, async () => {
     const { src } = await makeMemories(1024);
     const log = new SetDirtyLog(1024);
     const guest = new TimerGuest(src, log, 5);
     const { port1, port2 } = new MessageChannel();
-    const worker = new Worker(new URL('./fixtures/target-worker.mjs', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
+    const worker = new Worker(new URL('./fixtures/target-worker.mjs', import.meta.url), { workerData: { port: port2, secret }, transferList: [port2] });
     try {
       const result = new Promise<any>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
-      const source = new MigrationSource(src, log, messagePortTransport(port1), { downtimeLimitMs: 50 }, { pause: () => { guest.paused = true; } });
+      const source = new MigrationSource(src, log, messagePortTransport(port1), { downtimeLimitMs: 50, secret }, { pause: () => { guest.paused = true; } });
       const rs = await source.migrate();
       const rt = await result;
       expect(rt.ok, rt.message).toBe(true);
