@@ -13,7 +13,7 @@
 //   XBZRLE ULEB128 len (1..pageSize), len bytes of QEMU XBZRLE against the target's current page
 //   RLE    ULEB128 len (1..), len bytes of pagewire RLE (assembly/rle.ts) decoding to pageSize bytes
 //
-// Encoder state (EncState, u32 fields at `st`, laid out by src/codec/delta-cache.ts):
+// Encoder state (EncState, u32 fields at `st`, offsets in ./layout.ts, filled by src/codec/delta-cache.ts):
 //   the delta cache: per guest page a map word (0 = target's version unknown, ZERO_MARK = the
 //   target holds a zero page, else slot + 1), per slot its page (EMPTY = free), its xxh64, a
 //   CLOCK reference bit and pageSize bytes of data (what the target holds of that page); a
@@ -25,52 +25,25 @@ import { isZero } from './zero';
 import { xbzrleEncode, xbzrleDecode, XBZRLE_MAX_PAGE } from './xbzrle';
 import { rleEncode, rleDecode } from './rle';
 
-// Codec ids on the wire.
-const C_ZERO: u32 = 0;
-const C_RAW: u32 = 1;
-const C_DUP: u32 = 2;
-const C_XBZRLE: u32 = 3;
-const C_RLE: u32 = 4;
-const HEAD_NEXT: u32 = 8;
-
-// Enable-mask bits (flags): which codecs may be used / accepted.
-const F_ZERO: u32 = 1 << 0;
-const F_RAW: u32 = 1 << 1;
-const F_DUP: u32 = 1 << 2;
-const F_XBZRLE: u32 = 1 << 3;
-const F_RLE: u32 = 1 << 4;
-// Encoder-only flags.
-const F_CACHE: u32 = 1 << 8;    // use and update the delta cache
-const F_FINAL: u32 = 1 << 9;    // final stage: no new cache entries (existing ones still kept exact)
-const F_XB_ACTIVE: u32 = 1 << 10; // XBZRLE allowed in this call (QEMU: only after the first pass)
-
-const EMPTY: u32 = 0xffffffff;
-const ZERO_MARK: u32 = 0xffffffff;
-
-// EncState field offsets (bytes).
-const S_PAGE_SIZE = 0;
-const S_PAGE_COUNT = 4;
-const S_MAP = 8;
-const S_SLOTS = 12;
-const S_SLOT_PAGE = 16;
-const S_SLOT_DATA = 20;
-const S_SLOT_REF = 24;    // u8 per slot
-const S_SLOT_HASH = 28;   // u64 per slot
-const S_HINDEX = 32;      // u32 per bucket
-const S_HMASK = 36;
-const S_HAND = 40;
-const S_SCRATCH = 44;     // 2 * pageSize bytes
-// Per-call statistics (u32, cleared at the start of every encodeBatch), from byte 64.
-const S_STATS = 64;
-// stats: [codec 0..4] pages at 64 + 8c, out bytes at 68 + 8c; then:
-const ST_UNCHANGED = 104;
-const ST_HITS = 108;
-const ST_MISSES = 112;
-const ST_OVERFLOWS = 116;
-const ST_EVICTIONS = 120;
-const ST_INSERTS = 124;
-/** Bytes of an EncState. */
-const ENC_STATE_BYTES: i32 = 128;
+import {
+  CODEC_ZERO as C_ZERO, CODEC_RAW as C_RAW, CODEC_DUP as C_DUP, CODEC_XBZRLE as C_XBZRLE, CODEC_RLE as C_RLE, HEAD_NEXT,
+  F_ZERO, F_RAW, F_DUP, F_XBZRLE, F_RLE, F_CACHE, F_FINAL, F_XB_ACTIVE,
+  ENC_PAGE_SIZE as S_PAGE_SIZE, ENC_PAGE_COUNT as S_PAGE_COUNT, ENC_MAP as S_MAP, ENC_SLOTS as S_SLOTS,
+  ENC_SLOT_PAGE as S_SLOT_PAGE, ENC_SLOT_DATA as S_SLOT_DATA, ENC_SLOT_REF as S_SLOT_REF, ENC_SLOT_HASH as S_SLOT_HASH,
+  ENC_HINDEX as S_HINDEX, ENC_HMASK as S_HMASK, ENC_HAND as S_HAND, ENC_SCRATCH as S_SCRATCH, ENC_STATS as S_STATS,
+  ENC_STAT_UNCHANGED as ST_UNCHANGED, ENC_STAT_HITS as ST_HITS, ENC_STAT_MISSES as ST_MISSES,
+  ENC_STAT_OVERFLOWS as ST_OVERFLOWS, ENC_STAT_EVICTIONS as ST_EVICTIONS, ENC_STAT_INSERTS as ST_INSERTS,
+  ENC_STATE_BYTES, ENC_EMPTY as EMPTY, ENC_ZERO_MARK as ZERO_MARK,
+  DEC_PAGE_SIZE as D_PAGE_SIZE, DEC_PAGE_COUNT as D_PAGE_COUNT, DEC_BASE as D_BASE, DEC_MASK as D_MASK,
+  DEC_TABLE as D_TABLE, DEC_PAGES as D_PAGES, DEC_ERR_AT as D_ERR_AT, DEC_MAX_REC as D_MAX_REC, DEC_DONE as D_DONE,
+  DEC_SCAN_ENTRY_BYTES,
+} from './layout';
+import {
+  STATUS_OVERFLOW, STATUS_BAD_ARGUMENT,
+  STATUS_RECORD_CORRUPT as DEC_RECORD_CORRUPT, STATUS_PAGE_OUT_OF_RANGE as DEC_PAGE_OUT_OF_RANGE,
+  STATUS_CODEC_NOT_NEGOTIATED as DEC_CODEC_NOT_NEGOTIATED, STATUS_XBZRLE_CORRUPT as DEC_XBZRLE_CORRUPT,
+  STATUS_RLE_CORRUPT as DEC_RLE_CORRUPT,
+} from './status';
 
 // @ts-ignore: decorator
 @inline function f(st: usize, off: i32): u32 { return load<u32>(st + <usize>off); }
@@ -168,8 +141,9 @@ function takeSlot(st: usize, p: u32): u32 {
  * Encode `count` pages into records at `outPtr` (at most `outLimit` bytes; the caller provides
  * count * (pageSize + 6) bytes, the worst case). Page k has index load<u32>(idxPtr + 4k) (checked
  * < pageCount by the caller) and its bytes at load<u32>(ptrPtr + 4k). `flags`: enable mask and
- * F_CACHE / F_FINAL / F_XB_ACTIVE. Per-call statistics land at st + 64.
- * @returns bytes written, or -1 when outLimit is too small
+ * F_CACHE / F_FINAL / F_XB_ACTIVE. Per-call statistics land at st + ENC_STATS.
+ * @returns bytes written, STATUS_OVERFLOW when outLimit is too small, STATUS_BAD_ARGUMENT when
+ *   a page needs RAW and F_RAW is clear
  */
 export function encodeBatch(st: usize, idxPtr: usize, ptrPtr: usize, count: i32, outPtr: usize, outLimit: i32, flags: u32): i32 {
   memory.fill(st + S_STATS, 0, ENC_STATE_BYTES - S_STATS);
@@ -188,7 +162,7 @@ export function encodeBatch(st: usize, idxPtr: usize, ptrPtr: usize, count: i32,
   let o = 0;
   let prev: u32 = EMPTY; // previous page + 1 == 0 for page 0
   for (let k = 0; k < count; k++) {
-    if (o + psz + 6 > outLimit) return -1;
+    if (o + psz + 6 > outLimit) return STATUS_OVERFLOW;
     const p = load<u32>(idxPtr + (<usize>k << 2));
     const src = <usize>load<u32>(ptrPtr + (<usize>k << 2));
     const rec = outPtr + <usize>o;
@@ -256,7 +230,7 @@ export function encodeBatch(st: usize, idxPtr: usize, ptrPtr: usize, count: i32,
       const r = rleEncode(src, psz, scratch2, lim);
       if (r > 0) { codec = C_RLE; plen = r; pay = scratch2; }
     }
-    if (codec == C_RAW && !(flags & F_RAW)) return -2; // RAW is always enabled by the JS side
+    if (codec == C_RAW && !(flags & F_RAW)) return STATUS_BAD_ARGUMENT; // RAW is always enabled by the JS side
 
     let n = writeHead(rec, codec, p, prev);
     if (codec == C_DUP) {
@@ -307,27 +281,6 @@ export function cacheUsed(st: usize): i32 {
 
 // ---- Decoder -------------------------------------------------------------------------------
 
-// DecState field offsets.
-const D_PAGE_SIZE = 0;
-const D_PAGE_COUNT = 4;
-const D_BASE = 8;       // mode 0: page p at base + p * pageSize
-const D_MASK = 12;      // accepted codecs (F_ZERO | F_RAW | ...)
-const D_MODE = 16;      // 0 direct, 1 table
-const D_TABLE = 20;     // mode 1: per record (target ptr, ref ptr); scan output: (page, ref, codec)
-const D_PAGES = 24;     // u32 per record: the page written (apply output)
-const D_ERR_AT = 28;    // offset of the failing record
-const D_MAX_REC = 32;   // most records a block may hold (table and page-list capacity)
-const D_DONE = 36;      // records fully processed (on error: those before the failing one)
-/** Bytes of a DecState. */
-const DEC_STATE_BYTES: i32 = 40;
-
-// Decoder results (negative).
-const DEC_RECORD_CORRUPT: i32 = -100;
-const DEC_PAGE_OUT_OF_RANGE: i32 = -101;
-const DEC_CODEC_NOT_NEGOTIATED: i32 = -102;
-const DEC_XBZRLE_CORRUPT: i32 = -103;
-const DEC_RLE_CORRUPT: i32 = -104;
-
 /** Read a u32 ULEB128 at p (bounded by end). Value in low 32 bits, bytes in bits 32..39; 0 on error. */
 function readUleb(p: usize, end: usize): u64 {
   let v: u64 = 0;
@@ -352,14 +305,13 @@ function readUleb(p: usize, end: usize): u64 {
  * validated (page ranges, codecs, lengths) and (page, ref, codec) triples are written at the table
  * (ref = EMPTY when none). With apply = true the records are applied; payloads are validated
  * before the page is written (a rejected payload leaves its page untouched).
- * @returns the number of records, or a DEC_* status (the failing record's offset at st + 28)
+ * @returns the number of records, or a negative status (the failing record's offset at st + DEC_ERR_AT)
  */
 function walk(st: usize, blk: usize, len: i32, apply: bool): i32 {
   const ps = f(st, D_PAGE_SIZE);
   const psz = <i32>ps;
   const pc = f(st, D_PAGE_COUNT);
   const mask = f(st, D_MASK);
-  const mode = f(st, D_MODE);
   const base = <usize>f(st, D_BASE);
   const table = <usize>f(st, D_TABLE);
   const pagesOut = <usize>f(st, D_PAGES);
@@ -408,20 +360,13 @@ function walk(st: usize, blk: usize, len: i32, apply: bool): i32 {
     }
     if (<usize>plen > end - p) return DEC_RECORD_CORRUPT;
     if (!apply) {
-      const t = table + <usize>k * 12;
+      const t = table + <usize>k * <usize>DEC_SCAN_ENTRY_BYTES;
       store<u32>(t, page);
       store<u32>(t, ref, 4);
       store<u32>(t, codec, 8);
     } else {
-      let dst: usize;
-      let rsrc: usize = 0;
-      if (mode == 0) {
-        dst = base + <usize>page * <usize>ps;
-        if (codec == C_DUP) rsrc = base + <usize>ref * <usize>ps;
-      } else {
-        dst = <usize>load<u32>(table + (<usize>k << 3));
-        rsrc = <usize>load<u32>(table + (<usize>k << 3), 4);
-      }
+      const dst = base + <usize>page * <usize>ps;
+      const rsrc: usize = codec == C_DUP ? base + <usize>ref * <usize>ps : 0;
       if (codec == C_ZERO) {
         memory.fill(dst, 0, <usize>ps);
       } else if (codec == C_RAW) {
@@ -434,7 +379,7 @@ function walk(st: usize, blk: usize, len: i32, apply: bool): i32 {
         if (rleDecode(p, plen, dst, psz) < 0) return DEC_RLE_CORRUPT;
       }
       store<u32>(pagesOut + (<usize>k << 2), page);
-      if (mode == 0) store<u8>(table + <usize>k, <u8>codec); // codec per record, for statistics
+      store<u8>(table + <usize>k, <u8>codec); // codec per record, for statistics
     }
     p += <usize>plen;
     prev = page;

@@ -11,5 +11,5 @@ export { xxh64, xxh64Init, xxh64Update, xxh64Digest, hashPages, hashPageList } f
 export { isZero, zeroPages } from './zero';
 export { xbzrleEncode, xbzrleDecode, xbzrleCheck } from './xbzrle';
 export { rleEncode, rleDecode, rleCheck, rleMaxEncodedSize } from './rle';
-export * from "./batch";
+export { encodeBatch, cacheForget, cacheUsed, decodeScan, decodeApply } from './batch';
 export { lz4Compress, lz4Decompress, lz4MaxCompressedSize } from './lz4';

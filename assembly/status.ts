@@ -22,3 +22,13 @@ export const STATUS_TRAILING: i32 = -8;
 export const STATUS_BAD_ARGUMENT: i32 = -9;
 /** An LZ4 match offset is zero or reaches before the start of the output. */
 export const STATUS_BAD_OFFSET: i32 = -10;
+/** A page record is malformed: head, lengths, a reference to itself, too many records (decoder). */
+export const STATUS_RECORD_CORRUPT: i32 = -100;
+/** A record names a page (or a reference) outside guest memory (decoder). */
+export const STATUS_PAGE_OUT_OF_RANGE: i32 = -101;
+/** A record uses a codec outside the accepted mask (decoder). */
+export const STATUS_CODEC_NOT_NEGOTIATED: i32 = -102;
+/** An XBZRLE record's payload is malformed or does not fit the page (decoder). */
+export const STATUS_XBZRLE_CORRUPT: i32 = -103;
+/** An RLE record's payload is malformed or does not decode to one page (decoder). */
+export const STATUS_RLE_CORRUPT: i32 = -104;

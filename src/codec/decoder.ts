@@ -21,16 +21,24 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import { Arena, Core, createCore } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
-import type { BatchExports } from './delta-cache.js';
+import type { CoreExports } from '../core/exports.js';
+import {
+  CODEC_DUP, CODEC_RAW, CODEC_XBZRLE, CODEC_ZERO, DEC_BASE, DEC_DONE, DEC_ERR_AT, DEC_MASK, DEC_MAX_REC,
+  DEC_PAGES, DEC_PAGE_COUNT, DEC_PAGE_SIZE, DEC_SCAN_ENTRY_BYTES, DEC_STATE_BYTES, DEC_TABLE, HEAD_NEXT,
+} from '../core/layout.js';
+import {
+  STATUS_CODEC_NOT_NEGOTIATED, STATUS_PAGE_OUT_OF_RANGE, STATUS_RECORD_CORRUPT, STATUS_RLE_CORRUPT, STATUS_XBZRLE_CORRUPT,
+} from '../core/status.js';
 import { coreLz4Decompress, warmUpCoreLz4 } from './lz4.js';
 import { BLOCK_LZ4, BLOCK_PLAIN, MAX_BLOCK_BYTES, MAX_BLOCK_RECORDS, RECORDS_VERSION, RECORD_CODECS, codecMask, readUleb, type RecordCodecName } from './format.js';
 
+/** The decoder's core statuses and the error each one becomes. */
 const ERRORS: Record<number, ErrorCode> = {
-  [-100]: ErrorCode.RECORD_CORRUPT,
-  [-101]: ErrorCode.PAGE_OUT_OF_RANGE,
-  [-102]: ErrorCode.CODEC_NOT_NEGOTIATED,
-  [-103]: ErrorCode.XBZRLE_CORRUPT,
-  [-104]: ErrorCode.RLE_CORRUPT,
+  [STATUS_RECORD_CORRUPT]: ErrorCode.RECORD_CORRUPT,
+  [STATUS_PAGE_OUT_OF_RANGE]: ErrorCode.PAGE_OUT_OF_RANGE,
+  [STATUS_CODEC_NOT_NEGOTIATED]: ErrorCode.CODEC_NOT_NEGOTIATED,
+  [STATUS_XBZRLE_CORRUPT]: ErrorCode.XBZRLE_CORRUPT,
+  [STATUS_RLE_CORRUPT]: ErrorCode.RLE_CORRUPT,
 };
 
 /** Result of {@link PageDecoder.applyResult}. */
@@ -58,7 +66,7 @@ export interface DecoderStats {
 export class PageDecoder {
   /** Statistics (plain object). */
   readonly stats: DecoderStats;
-  private readonly ex: BatchExports;
+  private readonly ex: CoreExports;
   private readonly st: number;
   private blkPtr = 0;
   private blkSize = 0;
@@ -74,24 +82,24 @@ export class PageDecoder {
   private disposed = false;
 
   private constructor(private readonly memory: GuestMemory, private readonly core: Core, private readonly mask: number, private readonly lz4: boolean) {
-    this.ex = core.exports as unknown as BatchExports;
+    this.ex = core.exports;
     this.external = memory.placement === 'external';
-    this.st = core.alloc(64);
+    this.st = core.alloc(DEC_STATE_BYTES);
     this.pagesPtr = core.alloc(MAX_BLOCK_RECORDS * 4);
-    this.tablePtr = core.alloc(MAX_BLOCK_RECORDS * 12);
+    this.tablePtr = core.alloc(MAX_BLOCK_RECORDS * DEC_SCAN_ENTRY_BYTES);
     this.scratchPtr = core.alloc(memory.pageSize);
     this.lz4In = new Arena(core);
     if (lz4) warmUpCoreLz4(core);
     const dv = core.view();
-    dv.setUint32(this.st + 0, memory.pageSize, true);
-    dv.setUint32(this.st + 4, memory.pageCount, true);
-    dv.setUint32(this.st + 8, this.external ? 0 : memory.basePtr, true);
-    dv.setUint32(this.st + 12, mask, true);
-    dv.setUint32(this.st + 16, 0, true);
-    dv.setUint32(this.st + 20, this.tablePtr, true);
-    dv.setUint32(this.st + 24, this.pagesPtr, true);
-    dv.setUint32(this.st + 28, 0, true);
-    dv.setUint32(this.st + 32, MAX_BLOCK_RECORDS, true);
+    dv.setUint32(this.st + DEC_PAGE_SIZE, memory.pageSize, true);
+    dv.setUint32(this.st + DEC_PAGE_COUNT, memory.pageCount, true);
+    dv.setUint32(this.st + DEC_BASE, this.external ? 0 : memory.basePtr, true);
+    dv.setUint32(this.st + DEC_MASK, mask, true);
+    dv.setUint32(this.st + DEC_TABLE, this.tablePtr, true);
+    dv.setUint32(this.st + DEC_PAGES, this.pagesPtr, true);
+    dv.setUint32(this.st + DEC_ERR_AT, 0, true);
+    dv.setUint32(this.st + DEC_MAX_REC, MAX_BLOCK_RECORDS, true);
+    dv.setUint32(this.st + DEC_DONE, 0, true);
     const codecs = {} as DecoderStats['codecs'];
     for (const n of RECORD_CODECS) codecs[n] = { pages: 0, inBytes: 0 };
     this.stats = { codecs, lz4: { blocks: 0, inBytes: 0 }, payloads: 0, bytes: 0, timeMs: 0 };
@@ -204,14 +212,14 @@ export class PageDecoder {
   }
 
   private fail(status: number, what: string): never {
-    const at = this.core.view().getUint32(this.st + 28, true);
+    const at = this.core.view().getUint32(this.st + DEC_ERR_AT, true);
     throw new PagewireError(ERRORS[status] ?? ErrorCode.RECORD_CORRUPT, `${what}: bad record at block offset ${at} (${ERRORS[status] ?? status})`);
   }
 
   private applyBlock(blk: number, len: number): void {
     const status = this.external ? this.applyExternal(blk, len) : this.ex.decodeApply(this.st, blk, len);
     // on failure the records before the failing one were applied: list their pages too
-    const count = status < 0 ? this.core.view().getUint32(this.st + 36, true) : status;
+    const count = status < 0 ? this.core.view().getUint32(this.st + DEC_DONE, true) : status;
     // page list and per-codec counts
     if (this.lastLen + count > this.last.length) {
       const next = new Uint32Array(Math.max(this.lastLen + count, this.last.length * 2));
@@ -238,7 +246,7 @@ export class PageDecoder {
   /** External placement: validate in the core, then apply in order in JS (+ core for XBZRLE/RLE). */
   private applyExternal(blk: number, len: number): number {
     const n = this.ex.decodeScan(this.st, blk, len);
-    if (n < 0) { this.core.view().setUint32(this.st + 36, 0, true); return n; }
+    if (n < 0) { this.core.view().setUint32(this.st + DEC_DONE, 0, true); return n; }
     const ps = this.memory.pageSize;
     const mem = this.memory;
     const u8 = this.core.u8();
@@ -249,45 +257,46 @@ export class PageDecoder {
     const end = blk + len;
     const core = this.core.exports;
     for (let k = 0; k < n; k++) {
-      const t = this.tablePtr + k * 12;
+      const t = this.tablePtr + k * DEC_SCAN_ENTRY_BYTES;
       const page = dv.getUint32(t, true);
       const ref = dv.getUint32(t + 4, true);
       const codec = dv.getUint32(t + 8, true);
       // skip head, page, length fields (already validated by the scan)
       const head = u8[p++]!;
-      if (!(head & 8)) while (u8[p++]! & 0x80) { /* page uleb */ }
+      if (!(head & HEAD_NEXT)) while (u8[p++]! & 0x80) { /* page uleb */ }
       let plen = 0;
-      if (codec === 1) plen = ps;
-      else if (codec === 2) while (u8[p++]! & 0x80) { /* ref uleb */ }
-      else if (codec !== 0) {
+      if (codec === CODEC_RAW) plen = ps;
+      else if (codec === CODEC_DUP) while (u8[p++]! & 0x80) { /* ref uleb */ }
+      else if (codec !== CODEC_ZERO) {
         let v = 0; let mul = 1; let b: number;
         do { b = u8[p++]!; v += (b & 0x7f) * mul; mul *= 128; } while (b & 0x80);
         plen = v;
       }
       const dst = mem.page(page);
-      if (codec === 0) dst.fill(0);
-      else if (codec === 1) dst.set(u8.subarray(p, p + ps));
-      else if (codec === 2) dst.set(mem.page(ref));
-      else if (codec === 3) {
+      if (codec === CODEC_ZERO) dst.fill(0);
+      else if (codec === CODEC_RAW) dst.set(u8.subarray(p, p + ps));
+      else if (codec === CODEC_DUP) dst.set(mem.page(ref));
+      else if (codec === CODEC_XBZRLE) {
         u8.set(dst, this.scratchPtr);
-        if (core.xbzrleDecode(p, plen, this.scratchPtr, ps) < 0) return this.failAt(k, p - blk, -103);
+        if (core.xbzrleDecode(p, plen, this.scratchPtr, ps) < 0) return this.failAt(k, p - blk, STATUS_XBZRLE_CORRUPT);
         dst.set(u8.subarray(this.scratchPtr, this.scratchPtr + ps));
       } else {
-        if (core.rleDecode(p, plen, this.scratchPtr, ps) < 0) return this.failAt(k, p - blk, -104);
+        // CODEC_RLE: the scan accepted no other codec
+        if (core.rleDecode(p, plen, this.scratchPtr, ps) < 0) return this.failAt(k, p - blk, STATUS_RLE_CORRUPT);
         dst.set(u8.subarray(this.scratchPtr, this.scratchPtr + ps));
       }
       this.stats.codecs[RECORD_CODECS[codec]!].pages++;
       pages[k] = page;
       p += plen;
     }
-    if (p !== end) return this.failAt(n, p - blk, -100);
+    if (p !== end) return this.failAt(n, p - blk, STATUS_RECORD_CORRUPT);
     return n;
   }
 
   private failAt(done: number, at: number, status: number): number {
     const dv = this.core.view();
-    dv.setUint32(this.st + 28, at, true);
-    dv.setUint32(this.st + 36, done, true);
+    dv.setUint32(this.st + DEC_ERR_AT, at, true);
+    dv.setUint32(this.st + DEC_DONE, done, true);
     return status;
   }
 
@@ -298,8 +307,8 @@ export class PageDecoder {
     if (this.blkSize) this.core.release(this.blkPtr, this.blkSize);
     this.lz4In.dispose();
     this.core.release(this.scratchPtr, this.memory.pageSize);
-    this.core.release(this.tablePtr, MAX_BLOCK_RECORDS * 12);
+    this.core.release(this.tablePtr, MAX_BLOCK_RECORDS * DEC_SCAN_ENTRY_BYTES);
     this.core.release(this.pagesPtr, MAX_BLOCK_RECORDS * 4);
-    this.core.release(this.st, 64);
+    this.core.release(this.st, DEC_STATE_BYTES);
   }
 }

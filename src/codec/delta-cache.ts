@@ -18,19 +18,13 @@
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { Core } from '../core/core.js';
+import {
+  ENC_HAND, ENC_HINDEX, ENC_HMASK, ENC_MAP, ENC_PAGE_COUNT, ENC_PAGE_SIZE, ENC_SCRATCH, ENC_SLOTS, ENC_SLOT_DATA,
+  ENC_SLOT_HASH, ENC_SLOT_PAGE, ENC_SLOT_REF, ENC_STATE_BYTES,
+} from '../core/layout.js';
 
 /** Default cache size: QEMU's xbzrle-cache-size default. */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
-const STATE_BYTES = 128;
-
-/** The core functions the cache and the encoder call (assembly/batch.ts). */
-export interface BatchExports {
-  encodeBatch(st: number, idxPtr: number, ptrPtr: number, count: number, outPtr: number, outLimit: number, flags: number): number;
-  cacheForget(st: number, idxPtr: number, count: number): void;
-  cacheUsed(st: number): number;
-  decodeScan(st: number, blk: number, len: number): number;
-  decodeApply(st: number, blk: number, len: number): number;
-}
 
 /** Delta cache state in a core. */
 export class DeltaCache {
@@ -56,7 +50,7 @@ export class DeltaCache {
     let hsize = 16;
     while (hsize < this.slots * 4) hsize *= 2;
     const a = (n: number): number => { const p = core.alloc(n); this.blocks.push([p, n]); return p; };
-    this.st = a(STATE_BYTES);
+    this.st = a(ENC_STATE_BYTES);
     const map = a(pageCount * 4);
     const slotPage = a(this.slots * 4);
     const refs = a(this.slots);
@@ -67,19 +61,19 @@ export class DeltaCache {
     this.ptrs = { map, slotPage, refs, hindex, hsize };
     const dv = core.view();
     const st = this.st;
-    for (let i = 0; i < STATE_BYTES; i += 4) dv.setUint32(st + i, 0, true);
-    dv.setUint32(st + 0, pageSize, true);
-    dv.setUint32(st + 4, pageCount, true);
-    dv.setUint32(st + 8, map, true);
-    dv.setUint32(st + 12, this.slots, true);
-    dv.setUint32(st + 16, slotPage, true);
-    dv.setUint32(st + 20, data, true);
-    dv.setUint32(st + 24, refs, true);
-    dv.setUint32(st + 28, hash, true);
-    dv.setUint32(st + 32, hindex, true);
-    dv.setUint32(st + 36, hsize - 1, true);
-    dv.setUint32(st + 40, 0, true);
-    dv.setUint32(st + 44, scratch, true);
+    for (let i = 0; i < ENC_STATE_BYTES; i += 4) dv.setUint32(st + i, 0, true);
+    dv.setUint32(st + ENC_PAGE_SIZE, pageSize, true);
+    dv.setUint32(st + ENC_PAGE_COUNT, pageCount, true);
+    dv.setUint32(st + ENC_MAP, map, true);
+    dv.setUint32(st + ENC_SLOTS, this.slots, true);
+    dv.setUint32(st + ENC_SLOT_PAGE, slotPage, true);
+    dv.setUint32(st + ENC_SLOT_DATA, data, true);
+    dv.setUint32(st + ENC_SLOT_REF, refs, true);
+    dv.setUint32(st + ENC_SLOT_HASH, hash, true);
+    dv.setUint32(st + ENC_HINDEX, hindex, true);
+    dv.setUint32(st + ENC_HMASK, hsize - 1, true);
+    dv.setUint32(st + ENC_HAND, 0, true);
+    dv.setUint32(st + ENC_SCRATCH, scratch, true);
     this.clear();
   }
 
@@ -91,7 +85,7 @@ export class DeltaCache {
     u8.fill(0xff, p.slotPage, p.slotPage + this.slots * 4);
     u8.fill(0, p.refs, p.refs + this.slots);
     u8.fill(0, p.hindex, p.hindex + p.hsize * 4);
-    this.core.view().setUint32(this.st + 40, 0, true);
+    this.core.view().setUint32(this.st + ENC_HAND, 0, true);
   }
 
   /** Forget these pages (their delivery is unknown): no delta, "unchanged" or reference against them. */
@@ -110,12 +104,12 @@ export class DeltaCache {
       const p = pages[i]!;
       u32[i] = Number.isInteger(p) && p >= 0 && p < this.pageCount ? p : 0xffffffff;
     }
-    (this.core.exports as unknown as BatchExports).cacheForget(this.st, this.idxArena, n);
+    this.core.exports.cacheForget(this.st, this.idxArena, n);
   }
 
   /** Pages held now. */
   used(): number {
-    return (this.core.exports as unknown as BatchExports).cacheUsed(this.st);
+    return this.core.exports.cacheUsed(this.st);
   }
 
   /** Release the core memory. */

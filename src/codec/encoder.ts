@@ -30,7 +30,12 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import { Core, createCore } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
-import { DeltaCache, DEFAULT_CACHE_BYTES, type BatchExports } from './delta-cache.js';
+import { DeltaCache, DEFAULT_CACHE_BYTES } from './delta-cache.js';
+import {
+  ENC_STATS, ENC_STAT_EVICTIONS, ENC_STAT_HITS, ENC_STAT_INSERTS, ENC_STAT_MISSES, ENC_STAT_OVERFLOWS, ENC_STAT_UNCHANGED,
+} from '../core/layout.js';
+import type { CoreExports } from '../core/exports.js';
+import { statusMessage } from '../core/status.js';
 import { coreLz4Compress, lz4MaxCompressedSize, warmUpCoreLz4 } from './lz4.js';
 import { Lz4AutoPolicy, LZ4_PRIOR, type Lz4DecisionStats } from './lz4-policy.js';
 import {
@@ -164,7 +169,7 @@ export class PageEncoder {
   private readonly ps: number;
   private readonly batch: number;
   private readonly cache: DeltaCache;
-  private readonly ex: BatchExports;
+  private readonly ex: CoreExports;
   private idxPtr: number;
   private ptrPtr: number;
   private outPtr: number;
@@ -189,7 +194,7 @@ export class PageEncoder {
     this.ps = memory.pageSize;
     const maxBatch = Math.min(MAX_BLOCK_RECORDS, Math.floor(MAX_BLOCK_BYTES / (this.ps + 6)));
     this.batch = Math.max(1, Math.min(batchPages, maxBatch));
-    this.ex = core.exports as unknown as BatchExports;
+    this.ex = core.exports;
     // Without XBZRLE and dup the state block is still needed (page size, per-call counts): one slot.
     this.cache = new DeltaCache(core, memory.pageCount, this.ps, cfg.cache ? cacheBytes : this.ps);
     this.idxPtr = core.alloc(this.batch * 4);
@@ -272,7 +277,7 @@ export class PageEncoder {
       if (external) this.stage(idx, n);
       const flags = this.flags(opts.final === true, opts.postcopy === true);
       const len = this.ex.encodeBatch(this.cache.st, this.idxPtr, this.ptrPtr, n, this.outPtr, this.outSize, flags);
-      if (len < 0) throw new PagewireError(ErrorCode.WASM_FAILED, `core encodeBatch failed (${len})`);
+      if (len < 0) throw new PagewireError(ErrorCode.WASM_FAILED, `core encodeBatch failed: ${statusMessage(len)}`);
       // the pages as encoded, still in core memory (in place or staged): their hashes for the digest
       this.hashTable?.updateFromCore(this.idxPtr, this.ptrPtr, n, idx);
       this.encodedPages += n;
@@ -329,22 +334,22 @@ export class PageEncoder {
     s.pages += n;
     s.coreMs += ms;
     for (let c = 0; c < RECORD_CODECS.length; c++) {
-      const pages = dv.getUint32(st + 64 + 8 * c, true);
+      const pages = dv.getUint32(st + ENC_STATS + 8 * c, true);
       const k = s.codecs[RECORD_CODECS[c]!];
       k.pages += pages;
       k.inBytes += pages * this.ps;
-      k.outBytes += dv.getUint32(st + 68 + 8 * c, true);
+      k.outBytes += dv.getUint32(st + ENC_STATS + 8 * c + 4, true);
     }
-    const unchanged = dv.getUint32(st + 104, true);
+    const unchanged = dv.getUint32(st + ENC_STAT_UNCHANGED, true);
     s.unchanged += unchanged;
     s.codecs.unchanged.pages += unchanged;
     s.codecs.unchanged.inBytes += unchanged * this.ps;
     s.dup = s.codecs.dup.pages;
-    s.cache.hits += dv.getUint32(st + 108, true);
-    s.cache.misses += dv.getUint32(st + 112, true);
-    s.cache.overflows += dv.getUint32(st + 116, true);
-    s.cache.evictions += dv.getUint32(st + 120, true);
-    s.cache.inserts += dv.getUint32(st + 124, true);
+    s.cache.hits += dv.getUint32(st + ENC_STAT_HITS, true);
+    s.cache.misses += dv.getUint32(st + ENC_STAT_MISSES, true);
+    s.cache.overflows += dv.getUint32(st + ENC_STAT_OVERFLOWS, true);
+    s.cache.evictions += dv.getUint32(st + ENC_STAT_EVICTIONS, true);
+    s.cache.inserts += dv.getUint32(st + ENC_STAT_INSERTS, true);
   }
 
   private reserve(pos: number, extra: number): number {
@@ -401,7 +406,7 @@ export class PageEncoder {
     const st = this.cache.st;
     const dv = this.core.view();
     let n = 0;
-    for (let c = 0; c < RECORD_CODECS.length; c++) n += dv.getUint32(st + 64 + 8 * c, true);
+    for (let c = 0; c < RECORD_CODECS.length; c++) n += dv.getUint32(st + ENC_STATS + 8 * c, true);
     return n;
   }
 

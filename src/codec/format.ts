@@ -32,16 +32,8 @@ export type RecordCodecName = Exclude<CodecName, 'lz4'>;
 /** Record codec ids (low 3 bits of a record head), index = id. */
 export const RECORD_CODECS: readonly RecordCodecName[] = ['zero', 'raw', 'dup', 'xbzrle', 'rle'];
 
-/** Enable-mask bits shared with assembly/batch.ts (bit = record codec id). */
-export const F_ZERO = 1 << 0;
-export const F_RAW = 1 << 1;
-export const F_DUP = 1 << 2;
-export const F_XBZRLE = 1 << 3;
-export const F_RLE = 1 << 4;
-/** Encoder flags (assembly/batch.ts). */
-export const F_CACHE = 1 << 8;
-export const F_FINAL = 1 << 9;
-export const F_XB_ACTIVE = 1 << 10;
+/** Enable-mask bits and encoder flags shared with the core (src/core/layout.ts mirrors assembly/layout.ts). */
+export { F_ZERO, F_RAW, F_DUP, F_XBZRLE, F_RLE, F_CACHE, F_FINAL, F_XB_ACTIVE } from '../core/layout.js';
 
 /** Mask of record codecs in a list of names ('lz4' is a block kind, not a record codec). */
 export function codecMask(names: readonly string[]): number {

@@ -149,6 +149,20 @@ interface Lz4Exports {
   __wbindgen_free(ptr: number, size: number): void;
 }
 
+const LZ4_FUNCTIONS = ['compress', 'decompress', '__wbindgen_add_to_stack_pointer', '__wbindgen_malloc', '__wbindgen_free'] as const;
+
+/** An lz4-wasm instance's exports, checked by kind (the module is the one bundled at build time). */
+function lz4Exports(instance: WebAssembly.Instance): Lz4Exports {
+  const ex: object = instance.exports;
+  if (!isLz4Exports(ex)) throw new PagewireError(ErrorCode.WASM_FAILED, 'lz4-wasm lacks the exports pagewire calls');
+  return ex;
+}
+
+function isLz4Exports(ex: object): ex is Lz4Exports {
+  const rec = ex as Record<string, unknown>;
+  return rec.memory instanceof WebAssembly.Memory && LZ4_FUNCTIONS.every((name) => typeof rec[name] === 'function');
+}
+
 let modulePromise: Promise<WebAssembly.Module> | undefined;
 let shared: Lz4 | undefined;
 
@@ -172,7 +186,7 @@ export class Lz4 {
 
   /** @param mod the compiled lz4-wasm module ({@link loadLz4} compiles it and keeps one instance) */
   constructor(private readonly mod: WasmModule) {
-    this.ex = new WebAssembly.Instance(mod as WebAssembly.Module, IMPORTS).exports as unknown as Lz4Exports;
+    this.ex = lz4Exports(new WebAssembly.Instance(mod as WebAssembly.Module, IMPORTS));
     this.u8 = new Uint8Array(this.ex.memory.buffer);
     this.i32 = new Int32Array(this.ex.memory.buffer);
   }
@@ -250,7 +264,7 @@ export class Lz4 {
   }
 
   private reset(): void {
-    this.ex = new WebAssembly.Instance(this.mod as WebAssembly.Module, IMPORTS).exports as unknown as Lz4Exports;
+    this.ex = lz4Exports(new WebAssembly.Instance(this.mod as WebAssembly.Module, IMPORTS));
     this.u8 = new Uint8Array(this.ex.memory.buffer);
     this.i32 = new Int32Array(this.ex.memory.buffer);
   }

@@ -17,6 +17,7 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import { Arena, type Core, loadSharedCore, sharedCore } from './core.js';
 import type { CoreExports } from './exports.js';
 import { STATUS_OVERFLOW, statusMessage } from './status.js';
+import { XXH64_STATE_BYTES } from './layout.js';
 
 /** Bytes copied into the core per core call for large inputs (a multiple of 65536 and of 32). */
 export const CHUNK_BYTES = 128 * 1024;
@@ -30,8 +31,6 @@ export const XBZRLE_MAX_PAGE_SIZE = 16384;
 export const RLE_MAX_LEN = 2 ** 30 - 1;
 
 const U64_LIMIT = 1n << 64n;
-/** Bytes of the streaming xxHash64 state in core memory. */
-const XXH_STATE_BYTES = 64;
 
 interface State {
   core: Core;
@@ -135,7 +134,7 @@ function stateFor(core: Core): State {
       ex: core.exports,
       input: new Arena(core, CHUNK_BYTES),
       output: new Arena(core, 16384),
-      xxhState: core.alloc(XXH_STATE_BYTES),
+      xxhState: core.alloc(XXH64_STATE_BYTES),
       view: core.u8(),
     };
     warmUp(state);

@@ -56,5 +56,49 @@ export interface CoreExports {
   /** Largest output of lz4Compress for `len` input bytes. */
   lz4MaxCompressedSize(len: number): number;
 
-  [name: string]: unknown;
+  /**
+   * Encode `count` pages into page records at `outPtr` (EncState at `st`, see ./layout.ts): page
+   * `idx[k]` with its bytes at `ptrs[k]` (u32 arrays). Bytes written, STATUS_OVERFLOW when
+   * `outLimit` is too small, STATUS_BAD_ARGUMENT when a page needs RAW and F_RAW is clear.
+   */
+  encodeBatch(st: number, idxPtr: number, ptrPtr: number, count: number, outPtr: number, outLimit: number, flags: number): number;
+  /** Forget the delta-cache entries of `count` pages listed at `idxPtr` (indices >= pageCount ignored). */
+  cacheForget(st: number, idxPtr: number, count: number): void;
+  /** Pages the delta cache holds now. */
+  cacheUsed(st: number): number;
+  /** Validate a block of records and list (page, ref, codec) per record (DecState at `st`); records or a negative status. */
+  decodeScan(st: number, blk: number, len: number): number;
+  /** Apply a block of records to guest memory at DEC_BASE; records or a negative status. */
+  decodeApply(st: number, blk: number, len: number): number;
+}
+
+/**
+ * Every export of the core by kind: the compiler checks that this table names exactly the
+ * members of {@link CoreExports}, test/core-exports.test.ts that it names exactly the module's
+ * exports, and {@link isCoreExports} checks an instance against it at load.
+ */
+export const CORE_EXPORT_KINDS = {
+  memory: 'memory', heapBase: 'function',
+  xxh64: 'function', xxh64Init: 'function', xxh64Update: 'function', xxh64Digest: 'function',
+  hashPages: 'function', hashPageList: 'function', isZero: 'function', zeroPages: 'function',
+  xbzrleEncode: 'function', xbzrleDecode: 'function', xbzrleCheck: 'function',
+  rleEncode: 'function', rleDecode: 'function', rleCheck: 'function', rleMaxEncodedSize: 'function',
+  lz4Compress: 'function', lz4Decompress: 'function', lz4MaxCompressedSize: 'function',
+  encodeBatch: 'function', cacheForget: 'function', cacheUsed: 'function', decodeScan: 'function', decodeApply: 'function',
+} as const satisfies Record<keyof CoreExports, 'memory' | 'function'>;
+
+/** Exports the module has beyond {@link CoreExports} (AssemblyScript's start function). */
+export const CORE_EXTRA_EXPORTS: readonly string[] = ['_initialize'];
+
+/**
+ * Whether an instance's exports have every member of {@link CoreExports} with the right kind
+ * (functions are checked by presence and kind, not signature: the module is ours, built with it).
+ */
+export function isCoreExports(exports: object): exports is CoreExports {
+  const ex = exports as Record<string, unknown>;
+  for (const [name, kind] of Object.entries(CORE_EXPORT_KINDS)) {
+    const v = ex[name];
+    if (kind === 'function' ? typeof v !== 'function' : !(v instanceof WebAssembly.Memory)) return false;
+  }
+  return true;
 }

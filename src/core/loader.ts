@@ -5,7 +5,7 @@
  */
 import { CORE_WASM_BASE64 } from './core-wasm.generated.js';
 import { PagewireError, ErrorCode } from '../errors.js';
-import type { CoreExports } from './exports.js';
+import { isCoreExports, type CoreExports } from './exports.js';
 
 /** Decode base64 with the platform's `atob` (Node 16+, browsers, workers). */
 export function base64ToBytes(b64: string): Uint8Array {
@@ -29,10 +29,12 @@ export function coreModule(): Promise<WebAssembly.Module> {
 /** A fresh instance of the core (each instance has its own linear memory). */
 export async function instantiateCore(): Promise<CoreExports> {
   const mod = await coreModule();
+  let instance: WebAssembly.Instance;
   try {
-    const instance = await WebAssembly.instantiate(mod, {});
-    return instance.exports as unknown as CoreExports;
+    instance = await WebAssembly.instantiate(mod, {});
   } catch (cause) {
     throw new PagewireError(ErrorCode.WASM_FAILED, 'pagewire: could not instantiate the WebAssembly core', { cause });
   }
+  if (!isCoreExports(instance.exports)) throw new PagewireError(ErrorCode.WASM_FAILED, 'pagewire: the WebAssembly core lacks exports pagewire calls');
+  return instance.exports;
 }

@@ -23,6 +23,16 @@ export const STATUS_TRAILING = -8;
 export const STATUS_BAD_ARGUMENT = -9;
 /** An LZ4 match offset is zero or reaches before the start of the output. */
 export const STATUS_BAD_OFFSET = -10;
+/** A page record is malformed: head, lengths, a reference to itself, too many records (decoder). */
+export const STATUS_RECORD_CORRUPT = -100;
+/** A record names a page (or a reference) outside guest memory (decoder). */
+export const STATUS_PAGE_OUT_OF_RANGE = -101;
+/** A record uses a codec outside the accepted mask (decoder). */
+export const STATUS_CODEC_NOT_NEGOTIATED = -102;
+/** An XBZRLE record's payload is malformed or does not fit the page (decoder). */
+export const STATUS_XBZRLE_CORRUPT = -103;
+/** An RLE record's payload is malformed or does not decode to one page (decoder). */
+export const STATUS_RLE_CORRUPT = -104;
 
 /** Every status by name, for tests and messages. */
 export const CoreStatus = {
@@ -36,6 +46,11 @@ export const CoreStatus = {
   TRAILING: STATUS_TRAILING,
   BAD_ARGUMENT: STATUS_BAD_ARGUMENT,
   BAD_OFFSET: STATUS_BAD_OFFSET,
+  RECORD_CORRUPT: STATUS_RECORD_CORRUPT,
+  PAGE_OUT_OF_RANGE: STATUS_PAGE_OUT_OF_RANGE,
+  CODEC_NOT_NEGOTIATED: STATUS_CODEC_NOT_NEGOTIATED,
+  XBZRLE_CORRUPT: STATUS_XBZRLE_CORRUPT,
+  RLE_CORRUPT: STATUS_RLE_CORRUPT,
 } as const;
 
 /** One of the values of {@link CoreStatus}. */
@@ -52,6 +67,11 @@ const MESSAGES: Record<number, string> = {
   [STATUS_TRAILING]: 'bytes after the end of the output',
   [STATUS_BAD_ARGUMENT]: 'argument out of range',
   [STATUS_BAD_OFFSET]: 'LZ4 offset before the start of the output',
+  [STATUS_RECORD_CORRUPT]: 'malformed page record',
+  [STATUS_PAGE_OUT_OF_RANGE]: 'page index outside guest memory',
+  [STATUS_CODEC_NOT_NEGOTIATED]: 'codec not negotiated',
+  [STATUS_XBZRLE_CORRUPT]: 'malformed XBZRLE record payload',
+  [STATUS_RLE_CORRUPT]: 'malformed RLE record payload',
 };
 
 /**

@@ -16,8 +16,6 @@ import { Arena, type Core } from '../core/core.js';
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { GuestMemory } from './guest-memory.js';
 
-type HashPageList = (base: number, pageSize: number, idx: number, ptrs: number, count: number, pageCount: number, table: number) => number;
-type Xxh64 = (ptr: number, len: number, seed: bigint) => bigint;
 
 /** Pages hashed per core call when pages must be staged (external placement). */
 const STAGE_PAGES = 256;
@@ -31,8 +29,6 @@ export class PageHashTable {
   private readonly idx: Arena;
   private readonly ptrs: Arena;
   private readonly stage: Arena;
-  private readonly hashList: HashPageList;
-  private readonly xxh64: Xxh64;
   private disposed = false;
 
   /**
@@ -40,10 +36,6 @@ export class PageHashTable {
    * @param core where the table lives; pages are hashed in place when `memory` is in this core
    */
   constructor(readonly memory: GuestMemory, readonly core: Core) {
-    const ex = core.exports as unknown as { hashPageList?: HashPageList; xxh64: Xxh64 };
-    if (typeof ex.hashPageList !== 'function') throw new PagewireError(ErrorCode.WASM_FAILED, 'core has no hashPageList export');
-    this.hashList = ex.hashPageList;
-    this.xxh64 = ex.xxh64;
     this.hashed = new Uint8Array(memory.pageCount);
     this.unhashed = memory.pageCount;
     this.tablePtr = core.alloc(memory.pageCount * 8);
@@ -68,7 +60,7 @@ export class PageHashTable {
   updateFromCore(idxPtr: number, ptrsPtr: number, count: number, indices: ArrayLike<number>): void {
     if (ptrsPtr === 0 && this.memory.core !== this.core) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'page hash table: pages are not in this core');
     const base = ptrsPtr === 0 ? this.memory.basePtr : 0;
-    this.check(this.hashList(base, this.memory.pageSize, idxPtr, ptrsPtr, count, this.memory.pageCount, this.tablePtr), count);
+    this.check(this.core.exports.hashPageList(base, this.memory.pageSize, idxPtr, ptrsPtr, count, this.memory.pageCount, this.tablePtr), count);
     this.mark(indices, 0, count);
   }
 
@@ -100,7 +92,7 @@ export class PageHashTable {
           u8!.set(m.page(p), stagePtr + k * ps);
         }
       }
-      this.check(this.hashList(inPlace ? m.basePtr : 0, ps, idxPtr, ptrsPtr, n, m.pageCount, this.tablePtr), n);
+      this.check(this.core.exports.hashPageList(inPlace ? m.basePtr : 0, ps, idxPtr, ptrsPtr, n, m.pageCount, this.tablePtr), n);
       this.mark(indices, start + b, n);
     }
   }
@@ -118,7 +110,7 @@ export class PageHashTable {
   digest(): string {
     if (this.disposed) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'page hash table disposed');
     if (this.unhashed > 0) this.hashUnhashed();
-    const d = BigInt.asUintN(64, this.xxh64(this.tablePtr, this.memory.pageCount * 8, 0n));
+    const d = BigInt.asUintN(64, this.core.exports.xxh64(this.tablePtr, this.memory.pageCount * 8, 0n));
     return d.toString(16).padStart(16, '0');
   }
 

@@ -6,8 +6,6 @@
 import { Arena, type Core } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 
-type HashPages = (ptr: number, pageSize: number, count: number, seed: bigint, outPtr: number) => number;
-type Xxh64 = (ptr: number, len: number, seed: bigint) => bigint;
 
 const BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -22,7 +20,7 @@ export function pageHashes(memory: GuestMemory, core: Core): BigUint64Array {
 
 /** The memory digest (16 hex chars): xxh64 over the per-page hashes. */
 export function memoryDigest(memory: GuestMemory, core: Core): string {
-  const ex = core.exports as unknown as { xxh64: Xxh64 };
+  const ex = core.exports;
   let d = 0n;
   withPageHashes(memory, core, (ptr, n) => { d = BigInt.asUintN(64, ex.xxh64(ptr, n * 8, 0n)); });
   return d.toString(16).padStart(16, '0');
@@ -30,7 +28,7 @@ export function memoryDigest(memory: GuestMemory, core: Core): string {
 
 /** Digest of an array of per-page hashes (what {@link memoryDigest} computes from memory). */
 export function digestOfHashes(hashes: BigUint64Array, core: Core): string {
-  const ex = core.exports as unknown as { xxh64: Xxh64 };
+  const ex = core.exports;
   const a = new Arena(core);
   try {
     const ptr = a.ensure(hashes.byteLength);
@@ -43,7 +41,7 @@ export function digestOfHashes(hashes: BigUint64Array, core: Core): string {
 
 /** Compute all page hashes into a core arena and hand (pointer, count) to `use`. */
 function withPageHashes(memory: GuestMemory, core: Core, use: (ptr: number, n: number) => void): void {
-  const ex = core.exports as unknown as { hashPages: HashPages };
+  const ex = core.exports;
   const pageSize = memory.pageSize;
   const n = memory.pageCount;
   const hashes = new Arena(core);

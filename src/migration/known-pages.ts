@@ -38,14 +38,13 @@ export const KNOWN_PAGES_PER_FRAME = 256 * 1024;
 const LAST = 1;
 const BATCH_BYTES = 4 * 1024 * 1024;
 
-type HashPages = (ptr: number, pageSize: number, count: number, seed: bigint, outPtr: number) => number;
 
 /**
  * Per-page xxh64 of all of `memory` with `seed`, one core call per batch (in place for memory in
  * `core`, copied per batch otherwise).
  */
 export function hashAllPages(memory: GuestMemory, core: Core, seed: bigint): BigUint64Array {
-  const ex = core.exports as unknown as { hashPages: HashPages };
+  const ex = core.exports;
   const ps = memory.pageSize;
   const n = memory.pageCount;
   const out = new BigUint64Array(n);
@@ -153,7 +152,7 @@ export async function sendKnownPages(send: (payload: Uint8Array) => Promise<unkn
 }
 
 function zeroPageHashes(pageSize: number, core: Core): [bigint, bigint] {
-  const ex = core.exports as unknown as { hashPages: HashPages };
+  const ex = core.exports;
   const arena = new Arena(core);
   try {
     const p = arena.ensure(pageSize + 16);

@@ -24,7 +24,6 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { digestOfHashes, pageHashes } from './digest.js';
 import { PageSet, percentile, sleep, type Clock } from './common.js';
 
-type HashPages = (ptr: number, pageSize: number, count: number, seed: bigint, outPtr: number) => number;
 
 /** What post-copy needs from the target endpoint. */
 export interface PostcopyTargetHost {
@@ -231,7 +230,7 @@ export class PostcopyTargetState {
   /** Hash pages first..first+count-1 where they lie in this core's memory (one core call). */
   private hashInPlace(first: number, count: number): void {
     const out = (this.arena ??= new Arena(this.core)).ensure(count * 8);
-    (this.core.exports as unknown as { hashPages: HashPages }).hashPages(this.memory.pagePtr(first), this.memory.pageSize, count, 0n, out);
+    this.core.exports.hashPages(this.memory.pagePtr(first), this.memory.pageSize, count, 0n, out);
     this.hashes!.set(new BigUint64Array(this.core.exports.memory.buffer, out, count), first);
   }
 
@@ -249,7 +248,7 @@ export class PostcopyTargetState {
       if (inCore) u8.copyWithin(base + i * ps, this.memory.pagePtr(p), this.memory.pagePtr(p) + ps);
       else u8.set(this.memory.page(p), base + i * ps);
     }
-    (this.core.exports as unknown as { hashPages: HashPages }).hashPages(base, ps, n, 0n, out);
+    this.core.exports.hashPages(base, ps, n, 0n, out);
     const dv = this.core.view();
     const h = this.hashes!;
     for (let i = 0; i < n; i++) h[pages[i]!] = dv.getBigUint64(out + i * 8, true);

@@ -9,18 +9,13 @@
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { Arena, type Core } from '../core/core.js';
+import type { CoreExports } from '../core/exports.js';
 import {
   FRAME_HEADER_BYTES, PREAMBLE_BYTES, DEFAULT_MAX_FRAME_BYTES, FLAG_MAC, MAC_BYTES, checkPreamble, frameSeed, frameTypeName, isFrameType,
   type Frame, type FrameType,
 } from './frame.js';
 
-type Xxh64 = (ptr: number, len: number, seed: bigint) => bigint;
-
-function coreXxh64(core: Core): Xxh64 {
-  const fn = (core.exports as unknown as { xxh64?: Xxh64 }).xxh64;
-  if (typeof fn !== 'function') throw new PagewireError(ErrorCode.WASM_FAILED, 'core has no xxh64 export');
-  return fn;
-}
+type Xxh64 = CoreExports['xxh64'];
 
 /** Computes frame checksums with the core; copies outside payloads into a scratch arena first. */
 export class FrameChecksum {
@@ -28,7 +23,7 @@ export class FrameChecksum {
   private readonly hash: Xxh64;
   constructor(private readonly core: Core) {
     this.scratch = new Arena(core);
-    this.hash = coreXxh64(core);
+    this.hash = core.exports.xxh64;
   }
 
   /** Checksum of `payload` (anywhere) for the given header fields. */
