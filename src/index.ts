@@ -36,7 +36,7 @@ export {
   BitmapDirtyLog, WriteTrackingDirtyLog, bitmapWords, type DirtyLog, type BitmapDirtyLogOptions,
 } from './memory/dirty-log.js';
 export { HashScanDirtyLog, type HashScanOptions } from './memory/hash-scan-log.js';
-export { memoryDigest } from './migration/digest.js';
+export { memoryDigest } from './memory/digest.js';
 
 // migration: source, target, policy options, reports, post-copy guest, parallel channels
 export {

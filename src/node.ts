@@ -14,12 +14,12 @@ export {
 export { startShapingProxy, type ShapingProxy, type ShapingProxyOptions, type ProxyDirection } from './transport/shaped-proxy-node.js';
 export { loadCorpus } from './sim/corpus-node.js';
 export {
-  loadMemoryImage, parseElfCore, MAX_IMAGE_REGIONS,
+  loadMemoryImage, parseElfCore, writeRawImage, MAX_IMAGE_REGIONS,
   type MemoryImage, type ImageSegment, type LoadImageOptions, type ElfCoreInfo, type ElfLoadSegment,
 } from './memory/dump-node.js';
 export {
-  SnapshotFileSink, readFileChunks, readSnapshotFileHeader, resolveSnapshotChain, restoreSnapshotFile, writeRawImage,
-} from './cli/snapshot.js';
+  SnapshotFileSink, readFileChunks, readSnapshotFileHeader, resolveSnapshotChain, restoreSnapshotFile,
+} from './snapshot/file-node.js';
 export { nodeChannelSpawner } from './migration/channels-node.js';
 export { QmpClient, type QmpOptions, type QmpEvent, type QmpVersion } from './qemu/qmp.js';
 export { QemuSource, type QemuSourceOptions, type QemuSourceReport } from './qemu/source.js';

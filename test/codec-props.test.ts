@@ -6,7 +6,7 @@ import { GuestMemory } from '../src/memory/guest-memory.js';
 import { createCore, type Core } from '../src/core/core.js';
 import { PagewireError } from '../src/errors.js';
 import { loadLz4 } from '../src/codec/lz4.js';
-import type { EncoderLike, DecoderLike } from '../src/migration/codec-adapter.js';
+import type { EncoderLike, DecoderLike } from '../src/codec/adapter.js';
 
 const PS = 512;
 let srcCore: Core;

@@ -7,7 +7,7 @@ import { createCore } from '../src/core/core.js';
 import { Connection } from '../src/protocol/connection.js';
 import { FrameType } from '../src/protocol/frame.js';
 import { encodeAck, encodeJson, parseComplete, parseHello, type WelcomeMessage } from '../src/protocol/messages.js';
-import { memoryDigest } from '../src/migration/digest.js';
+import { memoryDigest } from '../src/memory/digest.js';
 import { MigrationSource } from '../src/migration/source.js';
 import { memoryPair } from '../src/transport/memory.js';
 import type { Transport } from '../src/transport/types.js';

@@ -9,7 +9,7 @@ import { GuestMemory } from '../src/memory/guest-memory.js';
 import { memoryPair } from '../src/transport/memory.js';
 import { MigrationSource } from '../src/migration/source.js';
 import { MigrationTarget } from '../src/migration/target.js';
-import { PageSet } from '../src/migration/common.js';
+import { PageSet } from '../src/memory/page-set.js';
 import { ErrorCode, PagewireError } from '../src/errors.js';
 import {
   KnownPagesCollector, encodeKnownPages, hashAllPages, parseKnownPages, KNOWN_PAGES_SEED,

@@ -4,7 +4,7 @@ import { GuestMemory } from '../src/memory/guest-memory.js';
 import { memoryPair } from '../src/transport/memory.js';
 import { MigrationSource, type DirtyLogLike } from '../src/migration/source.js';
 import { MigrationTarget } from '../src/migration/target.js';
-import { PageSet } from '../src/migration/common.js';
+import { PageSet } from '../src/memory/page-set.js';
 
 class SetDirtyLog implements DirtyLogLike {
   set: PageSet;

@@ -10,7 +10,7 @@ import { GuestMemory } from '../src/memory/guest-memory.js';
 import { PageHashTable } from '../src/memory/page-hash-table.js';
 import { PageEncoder } from '../src/codec/encoder.js';
 import { PageDecoder } from '../src/codec/decoder.js';
-import { memoryDigest, pageHashes } from '../src/migration/digest.js';
+import { memoryDigest, pageHashes } from '../src/memory/digest.js';
 import { PagewireError } from '../src/errors.js';
 import { MigrationSource } from '../src/migration/source.js';
 import { MigrationTarget } from '../src/migration/target.js';

@@ -343,7 +343,7 @@ describe('post-copy target state', () => {
     await waiting;
     expect(st.faults).toBe(1);
     mem.page(2).fill(8); // and is written by the guest afterwards
-    const { memoryDigest } = await import('../src/migration/digest.js');
+    const { memoryDigest } = await import('../src/memory/digest.js');
     expect(st.receivedDigest()).toBe(memoryDigest(ref, core));
   });
 

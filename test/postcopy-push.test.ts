@@ -5,7 +5,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { runPostcopySource, POSTCOPY_PUSH_BATCH, type PostcopySourceHost } from '../src/migration/postcopy-source.js';
-import { PageSet } from '../src/migration/common.js';
+import { PageSet } from '../src/memory/page-set.js';
 import { FrameType } from '../src/protocol/frame.js';
 import { ErrorCode } from '../src/errors.js';
 import type { GuestMemory } from '../src/memory/guest-memory.js';

@@ -6,7 +6,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { DirtyFrequencyOrder } from '../src/migration/reorder.js';
-import { PageSet } from '../src/migration/common.js';
+import { PageSet } from '../src/memory/page-set.js';
 import { memoryPair } from '../src/transport/memory.js';
 import { MigrationSource } from '../src/migration/source.js';
 import { MigrationTarget } from '../src/migration/target.js';

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createCore } from '../core/core.js';
 import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
+import { writeRawImage } from '../memory/dump-node.js';
 import { PagewireError, ErrorCode } from '../errors.js';
 import { MigrationSource, type SourceOptions } from '../migration/source.js';
 import { MigrationTarget } from '../migration/target.js';
@@ -265,27 +266,6 @@ function equal(x: Uint8Array, y: Uint8Array): boolean {
   return Buffer.compare(x, y) === 0; // memcmp
 }
 
-/** Write guest memory to a raw image file (pages in order). */
-async function dumpMemory(memory: GuestMemory, path: string): Promise<void> {
-  const { open } = await import('node:fs/promises');
-  const fh = await open(path, 'w');
-  try {
-    const per = 256;
-    for (let p = 0; p < memory.pageCount; p += per) {
-      const n = Math.min(per, memory.pageCount - p);
-      for (let i = 0; i < n; ) {
-        let c = n - i;
-        let v = memory.pages(p + i, c);
-        while (!v) { c >>= 1; v = memory.pages(p + i, c); }
-        await fh.write(v.slice());
-        i += c;
-      }
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
 /** `pagewire serve`: a target that receives one migration (or many with --keep). */
 export async function serve(argv: string[]): Promise<number> {
   if (argv.some((a) => a.startsWith('--qemu-'))) return (await import('./qemu.js')).serveQemu(argv);
@@ -320,7 +300,7 @@ export async function serve(argv: string[]): Promise<number> {
       const unwatch = metrics?.metrics.watch('target', target);
       try {
         const rep = await target.run((signal) => listener.accept({ signal }));
-        if (typeof v['dump-memory'] === 'string' && target.guestMemory) await dumpMemory(target.guestMemory, v['dump-memory']);
+        if (typeof v['dump-memory'] === 'string' && target.guestMemory) await writeRawImage(target.guestMemory, v['dump-memory']);
         if (json) out(JSON.stringify(rep));
         else out(`received ${rep.guestPages} pages in ${rep.rounds.length} rounds, ${formatBytes(rep.wireBytes)} on the wire; verified: ${rep.verified ? 'yes' : 'NO'} (digest ${rep.digest})`);
         code = rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED;
@@ -388,7 +368,7 @@ export async function migrate(argv: string[]): Promise<number> {
     const rep = await source.migrate();
     done();
     // The guest stays paused after a successful migration: memory is as it was at pause time.
-    if (typeof v['dump-memory'] === 'string') await dumpMemory(guest.memory, v['dump-memory']);
+    if (typeof v['dump-memory'] === 'string') await writeRawImage(guest.memory, v['dump-memory']);
     const notFired = unfiredFaults(inj);
     if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired, faultsNotFired: notFired } : {}) })));
     else out('\n' + summary(rep));

@@ -182,7 +182,7 @@ export class PageEncoder {
   private encodedPages = 0;
   private readonly lz4Policy: Lz4AutoPolicy;
   private disposed = false;
-  private readonly regionViews: Uint8Array[] | null;
+  private readonly external: boolean;
 
   private constructor(
     private readonly memory: GuestMemory,
@@ -202,7 +202,7 @@ export class PageEncoder {
     this.outSize = this.batch * (this.ps + 6);
     this.outPtr = core.alloc(this.outSize);
     if (memory.placement === 'external') this.stagePtr = core.alloc(this.batch * this.ps);
-    this.regionViews = memory.placement === 'external' ? memory.regionViews() : null;
+    this.external = memory.placement === 'external';
     if (cfg.lz4 !== 'never') {
       this.lz4Size = lz4MaxCompressedSize(this.outSize);
       this.lz4Ptr = core.alloc(this.lz4Size);
@@ -261,7 +261,7 @@ export class PageEncoder {
     this.out[pos++] = RECORDS_VERSION;
     const pc = this.memory.pageCount;
     const ps = this.ps;
-    const external = this.regionViews !== null;
+    const external = this.external;
     for (let b = 0; b < count; b += this.batch) {
       const n = Math.min(this.batch, count - b);
       const t0 = performance.now();
@@ -306,24 +306,15 @@ export class PageEncoder {
   private stage(idx: Uint32Array, n: number): void {
     const u8 = this.core.u8();
     const ps = this.ps;
-    const regions = this.memory.regions;
-    const views = this.regionViews!;
-    let r = 0;
     let k = 0;
     while (k < n) {
       const p = idx[k]!;
       let run = 1;
       while (k + run < n && idx[k + run] === p + run) run++;
-      // split the run at region boundaries
-      if (!(p >= regions[r]!.firstPage && p < regions[r]!.firstPage + regions[r]!.pageCount)) {
-        r = 0;
-        while (!(p >= regions[r]!.firstPage && p < regions[r]!.firstPage + regions[r]!.pageCount)) r++;
-      }
-      const reg = regions[r]!;
-      run = Math.min(run, reg.firstPage + reg.pageCount - p);
-      const off = (p - reg.firstPage) * ps;
-      u8.set(views[r]!.subarray(off, off + run * ps), this.stagePtr + k * ps);
-      k += run;
+      // the run, cut at the end of its region (the rest is the next run)
+      const view = this.memory.run(p, run);
+      u8.set(view, this.stagePtr + k * ps);
+      k += view.byteLength / ps;
     }
   }
 

@@ -18,6 +18,7 @@ import { Arena, type Core, loadSharedCore, sharedCore } from './core.js';
 import type { CoreExports } from './exports.js';
 import { STATUS_OVERFLOW, statusMessage } from './status.js';
 import { XXH64_STATE_BYTES } from './layout.js';
+import { PageHasher } from '../memory/page-hasher.js';
 
 /** Bytes copied into the core per core call for large inputs (a multiple of 65536 and of 32). */
 export const CHUNK_BYTES = 128 * 1024;
@@ -41,6 +42,8 @@ interface State {
   output: Arena;
   /** Streaming xxHash64 state. */
   xxhState: number;
+  /** Page hashes, staged a chunk at a time. */
+  hasher: PageHasher;
   /** Byte view of core memory; detached (length 0) after a memory.grow, then rebuilt. */
   view: Uint8Array;
 }
@@ -135,6 +138,7 @@ function stateFor(core: Core): State {
       input: new Arena(core, CHUNK_BYTES),
       output: new Arena(core, 16384),
       xxhState: core.alloc(XXH64_STATE_BYTES),
+      hasher: new PageHasher(core, CHUNK_BYTES),
       view: core.u8(),
     };
     warmUp(state);
@@ -230,20 +234,8 @@ export function hashPages(data: Uint8Array, pageSize: number, seed: bigint = 0n)
   checkBytes(data, 'data');
   checkPageSize(data, pageSize);
   const s64 = checkSeed(seed);
-  const s = st();
-  const count = data.length / pageSize;
-  const result = new BigUint64Array(count);
-  const resultBytes = new Uint8Array(result.buffer);
-  const chunkPages = Math.max(1, CHUNK_BYTES / pageSize);
-  const inPtr = s.input.ensure(chunkPages * pageSize);
-  const outPtr = s.output.ensure(chunkPages * 8);
-  for (let first = 0; first < count; first += chunkPages) {
-    const n = Math.min(chunkPages, count - first);
-    const u8 = mem(s);
-    u8.set(data.subarray(first * pageSize, (first + n) * pageSize), inPtr);
-    s.ex.hashPages(inPtr, pageSize, n, s64, outPtr);
-    resultBytes.set(u8.subarray(outPtr, outPtr + n * 8), first * 8);
-  }
+  const result = new BigUint64Array(data.length / pageSize);
+  st().hasher.hashBytes(data, pageSize, s64, result);
   return result;
 }
 

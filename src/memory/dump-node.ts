@@ -302,3 +302,21 @@ export async function loadMemoryImage(path: string, options: LoadImageOptions = 
     await fh.close();
   }
 }
+
+/**
+ * Write guest memory to a raw image file: pages in order, what {@link loadMemoryImage} reads back.
+ * Writes up to 4 MiB at a time, each a contiguous run of pages ({@link GuestMemory.run}).
+ */
+export async function writeRawImage(memory: GuestMemory, path: string): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    const per = Math.max(1, Math.floor((4 * 1024 * 1024) / memory.pageSize));
+    for (let p = 0; p < memory.pageCount; ) {
+      const run = memory.run(p, per);
+      await fh.write(run.slice()); // a copy: core memory may move while the write is pending
+      p += run.byteLength / memory.pageSize;
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -209,6 +209,29 @@ export class GuestMemory {
     return this.buffers[r]!.subarray(off, off + count * this.pageSize);
   }
 
+  /**
+   * The longest view of consecutive pages from `first`, at most `maxCount` pages (at least one):
+   * pages `first .. first + view.byteLength / pageSize - 1`, cut at the end of `first`'s region
+   * (never cut for placement `core`). Walk a range with it to copy or write whole runs at once.
+   * For placement `core` the view is valid only until the core's memory grows.
+   * @throws PagewireError PAGE_OUT_OF_RANGE when `first` is outside the guest or `maxCount` < 1
+   */
+  run(first: number, maxCount: number): Uint8Array {
+    if (!(first >= 0 && first < this.pageCount) || !Number.isInteger(first) || !(maxCount >= 1)) {
+      throw new PagewireError(ErrorCode.PAGE_OUT_OF_RANGE, `a run of ${maxCount} pages from page ${first} is outside guest memory (0..${this.pageCount - 1})`);
+    }
+    const count = Math.min(maxCount, this.pageCount - first);
+    if (this.core) {
+      const off = this.basePtr + first * this.pageSize;
+      return this.core.u8().subarray(off, off + count * this.pageSize);
+    }
+    const r = this.regionIndexOf(first);
+    const reg = this.regions[r]!;
+    const off = (first - reg.firstPage) * this.pageSize;
+    const n = Math.min(count, reg.firstPage + reg.pageCount - first);
+    return this.buffers[r]!.subarray(off, off + n * this.pageSize);
+  }
+
   /** The region buffers (placement `external`) or the single core-resident view. */
   regionViews(): Uint8Array[] {
     if (this.core) return [this.core.u8().subarray(this.basePtr, this.basePtr + this.byteLength)];

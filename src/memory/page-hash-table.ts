@@ -4,7 +4,7 @@
  * core call over 8 bytes per page instead of hashing the whole guest (about 130 ms per GiB).
  *
  *   digest = xxh64(seed 0) over the little-endian u64 hashes of pages 0..pageCount-1, which is
- *   what memoryDigest (src/migration/digest.ts) computes from memory.
+ *   what memoryDigest (./digest.ts) computes from memory.
  *
  * Invariant: for every page marked `hashed`, `table[p]` is the hash of the page's content as of
  * the last update that named it. The owner names a page whenever its content may have changed
@@ -15,6 +15,7 @@
 import { Arena, type Core } from '../core/core.js';
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { GuestMemory } from './guest-memory.js';
+import { hex64 } from './digest.js';
 
 
 /** Pages hashed per core call when pages must be staged (external placement). */
@@ -110,8 +111,7 @@ export class PageHashTable {
   digest(): string {
     if (this.disposed) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'page hash table disposed');
     if (this.unhashed > 0) this.hashUnhashed();
-    const d = BigInt.asUintN(64, this.core.exports.xxh64(this.tablePtr, this.memory.pageCount * 8, 0n));
-    return d.toString(16).padStart(16, '0');
+    return hex64(this.core.exports.xxh64(this.tablePtr, this.memory.pageCount * 8, 0n));
   }
 
   /** A copy of the hashes (after hashing what was never reported). */

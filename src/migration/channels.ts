@@ -32,7 +32,7 @@ import type { Transport } from '../transport/types.js';
 import { MigrationTarget, type TargetHooks, type TargetOptions } from './target.js';
 import type { DirtyLogLike, SourceHooks, SourceOptions } from './source.js';
 import { ConvergencePolicy, DEFAULT_POLICY, type PolicyDecision, type PolicyOptions, type RoundMeasurement } from './policy.js';
-import { memoryDigest } from './digest.js';
+import { memoryDigest } from '../memory/digest.js';
 import { Emitter, addCodecCounts, type MigrationEvents, type MigrationReport, type RoundReport, type CodecCounts } from './report.js';
 import { defaultClock, type Clock } from './common.js';
 

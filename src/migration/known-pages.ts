@@ -29,14 +29,14 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { Arena, type Core } from '../core/core.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import type { PageSet } from './common.js';
+import { PageHasher } from '../memory/page-hasher.js';
+import type { PageSet } from '../memory/page-set.js';
 
 /** Seed of the second, independent page hash. */
 export const KNOWN_PAGES_SEED = 0x9e3779b97f4a7c15n;
 /** Pages per KNOWN_PAGES frame (20 bytes each: 5 MiB per frame). */
 export const KNOWN_PAGES_PER_FRAME = 256 * 1024;
 const LAST = 1;
-const BATCH_BYTES = 4 * 1024 * 1024;
 
 
 /**
@@ -44,33 +44,11 @@ const BATCH_BYTES = 4 * 1024 * 1024;
  * `core`, copied per batch otherwise).
  */
 export function hashAllPages(memory: GuestMemory, core: Core, seed: bigint): BigUint64Array {
-  const ex = core.exports;
-  const ps = memory.pageSize;
-  const n = memory.pageCount;
-  const out = new BigUint64Array(n);
-  const hashes = new Arena(core);
-  const staging = new Arena(core);
+  const hasher = new PageHasher(core);
   try {
-    if (memory.core === core) {
-      const h = hashes.ensure(n * 8);
-      ex.hashPages(memory.basePtr, ps, n, seed, h);
-      out.set(new BigUint64Array(core.exports.memory.buffer, h, n));
-      return out;
-    }
-    const per = Math.max(1, Math.floor(BATCH_BYTES / ps));
-    const h = hashes.ensure(per * 8);
-    const s = staging.ensure(per * ps);
-    for (let first = 0; first < n; first += per) {
-      const count = Math.min(per, n - first);
-      const u8 = core.u8();
-      for (let i = 0; i < count; i++) u8.set(memory.page(first + i), s + i * ps);
-      ex.hashPages(s, ps, count, seed, h);
-      out.set(new BigUint64Array(core.exports.memory.buffer, h, count), first);
-    }
-    return out;
+    return hasher.hashAll(memory, seed);
   } finally {
-    staging.dispose();
-    hashes.dispose();
+    hasher.dispose();
   }
 }
 

@@ -8,8 +8,8 @@
  *   `pending`, the session reconnects (the pages of frames the target lost join them), and
  *   sending continues with everything pending
  */
-import type { PageSet } from './common.js';
-import type { EncoderLike } from './codec-adapter.js';
+import type { PageSet } from '../memory/page-set.js';
+import type { EncoderLike } from '../codec/adapter.js';
 import type { LinkSession } from './link-session.js';
 import { FrameType } from '../protocol/frame.js';
 

@@ -21,7 +21,8 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { FrameType } from '../protocol/frame.js';
 import { encodeJson, encodePageList, type PostcopyMessage, type RoundEndMessage } from '../protocol/messages.js';
 import { codecCountsSince, type CodecCounts, type RoundReport } from './report.js';
-import { PageSet, type Clock } from './common.js';
+import { type Clock } from './common.js';
+import { PageSet } from '../memory/page-set.js';
 
 /** Pages per PAGE_LIST frame (256 KiB of indices). */
 export const PAGE_LIST_CHUNK = 65536;

@@ -16,13 +16,15 @@
  * cannot go on with incomplete memory), the target never reports verified.
  */
 import { PagewireError, ErrorCode } from '../errors.js';
-import { Arena, type Core } from '../core/core.js';
+import type { Core } from '../core/core.js';
 import type { Connection } from '../protocol/connection.js';
 import { FrameType, type Frame } from '../protocol/frame.js';
 import { encodePageList, parsePostcopy } from '../protocol/messages.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { digestOfHashes, pageHashes } from './digest.js';
-import { PageSet, percentile, sleep, type Clock } from './common.js';
+import { digestOfHashes } from '../memory/digest.js';
+import { PageHasher } from '../memory/page-hasher.js';
+import { percentile, sleep, type Clock } from './common.js';
+import { PageSet } from '../memory/page-set.js';
 
 
 /** What post-copy needs from the target endpoint. */
@@ -34,6 +36,8 @@ export interface PostcopyTargetHost {
   parsePages(p: Uint8Array): Uint32Array;
   /** The core for hashing (the target's). */
   core?: Core;
+  /** Keep the post-copy state made for a POSTCOPY frame (the target's {@link PostcopyTargetView.postcopy} from now on). */
+  adopt(state: PostcopyTargetState): void;
 }
 
 interface Waiter { resolve: () => void; reject: (e: Error) => void; at: number }
@@ -54,7 +58,8 @@ export class PostcopyTargetState {
   private readonly waiters = new Map<number, Waiter[]>();
   private listed = 0;
   private hashes: BigUint64Array | null = null;
-  private arena: Arena | null = null;
+  /** Hashes pages as they arrive (from the switch-over until none is missing). */
+  private hasher: PageHasher | null = null;
   private conn: Connection;
   private failure: Error | null = null;
   private guestStarted = false;
@@ -169,7 +174,7 @@ export class PostcopyTargetState {
       if (!this.missing.has(p)) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, `post-copy sent page ${p}, which the target already had (the guest may have written it)`);
       this.missing.delete(p);
     }
-    this.hashBatch(pages);
+    this.hasher!.hashList(this.memory, pages, 0n, this.hashes!);
     const now = this.clock();
     for (let i = 0; i < n; i++) {
       const p = pages[i]!;
@@ -181,10 +186,7 @@ export class PostcopyTargetState {
         w.resolve();
       }
     }
-    if (this.missing.size === 0) {
-      this.arena?.dispose();
-      this.arena = null;
-    }
+    if (this.missing.size === 0) this.releaseHasher();
   }
 
   /** Post-copy failed: waiting accesses fail, later ones too. */
@@ -196,81 +198,60 @@ export class PostcopyTargetState {
     this.failure = e;
     for (const list of this.waiters.values()) for (const w of list) w.reject(e);
     this.waiters.clear();
-    this.arena?.dispose();
-    this.arena = null;
+    this.releaseHasher();
   }
 
   /**
    * Hashes of the pages present at the switch-over (final from then on); missing pages are hashed
    * when they arrive, so they are not read here (on a fresh target that would only fault in
-   * untouched memory: about 15 us per page, 250 ms for 64 MiB, all of it downtime). Runs of
-   * present pages are hashed in place when the memory is in this core, with one call per run.
+   * untouched memory: about 15 us per page, 250 ms for 64 MiB, all of it downtime). Each run of
+   * present pages is one PageHasher call (in place when the memory is in this core).
    */
   private presentHashes(): BigUint64Array {
     const n = this.memory.pageCount;
-    if (this.missing.size === 0) return pageHashes(this.memory, this.core);
-    this.hashes = new BigUint64Array(n);
-    const maxRun = 1024;
-    const list = this.memory.core === this.core ? null : new Uint32Array(maxRun);
+    this.hasher = new PageHasher(this.core);
+    const hashes = new BigUint64Array(n);
     for (let p = 0; p < n; ) {
       if (this.missing.has(p)) { p++; continue; }
       let end = p + 1;
-      while (end < n && end - p < maxRun && !this.missing.has(end)) end++;
-      if (list) {
-        for (let i = p; i < end; i++) list[i - p] = i;
-        this.hashBatch(list.subarray(0, end - p));
-      } else {
-        this.hashInPlace(p, end - p);
-      }
+      while (end < n && !this.missing.has(end)) end++;
+      this.hasher.hash(this.memory, p, end - p, 0n, hashes);
       p = end;
     }
-    return this.hashes;
+    if (this.missing.size === 0) this.releaseHasher();
+    return hashes;
   }
 
-  /** Hash pages first..first+count-1 where they lie in this core's memory (one core call). */
-  private hashInPlace(first: number, count: number): void {
-    const out = (this.arena ??= new Arena(this.core)).ensure(count * 8);
-    this.core.exports.hashPages(this.memory.pagePtr(first), this.memory.pageSize, count, 0n, out);
-    this.hashes!.set(new BigUint64Array(this.core.exports.memory.buffer, out, count), first);
-  }
-
-  /** Copy the pages into a core arena and hash them with one call. */
-  private hashBatch(pages: ArrayLike<number>): void {
-    const ps = this.memory.pageSize;
-    const n = pages.length;
-    const arena = (this.arena ??= new Arena(this.core));
-    const base = arena.ensure(n * (ps + 8));
-    const out = base + n * ps;
-    const u8 = this.core.u8();
-    const inCore = this.memory.core === this.core;
-    for (let i = 0; i < n; i++) {
-      const p = pages[i]!;
-      if (inCore) u8.copyWithin(base + i * ps, this.memory.pagePtr(p), this.memory.pagePtr(p) + ps);
-      else u8.set(this.memory.page(p), base + i * ps);
-    }
-    this.core.exports.hashPages(base, ps, n, 0n, out);
-    const dv = this.core.view();
-    const h = this.hashes!;
-    for (let i = 0; i < n; i++) h[pages[i]!] = dv.getBigUint64(out + i * 8, true);
+  private releaseHasher(): void {
+    this.hasher?.dispose();
+    this.hasher = null;
   }
 }
 
+/** A target whose post-copy state can be read (null until the source switched over to post-copy). */
+export interface PostcopyTargetView {
+  readonly postcopy: PostcopyTargetState | null;
+}
+
 /**
- * Handle a POSTCOPY or PAGE_LIST frame on the target.
+ * Handle a POSTCOPY or PAGE_LIST frame on the target. POSTCOPY makes the post-copy state and hands
+ * it to `host.adopt` before anything else happens (the guest may start within this call, and
+ * whatever runs it reads the state from the target).
+ * @param current the target's post-copy state so far (null before POSTCOPY)
  * @throws PagewireError PROTOCOL_VIOLATION, FRAME_CORRUPT
  */
-export async function onPostcopyFrame(target: { postcopy: PostcopyTargetState | null }, conn: Connection, f: Frame, host: PostcopyTargetHost): Promise<void> {
+export async function onPostcopyFrame(current: PostcopyTargetState | null, conn: Connection, f: Frame, host: PostcopyTargetHost): Promise<void> {
   if (f.type === FrameType.POSTCOPY) {
-    if (target.postcopy) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'a second POSTCOPY frame');
+    if (current) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'a second POSTCOPY frame');
     const m = parsePostcopy(f.payload);
     if (m.missingPages > host.memory.pageCount) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `POSTCOPY announces ${m.missingPages} missing pages, the guest has ${host.memory.pageCount}`);
     if (!host.core) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'post-copy target needs a core');
     const st = new PostcopyTargetState(host.memory, host.core, host.clock, m.missingPages, conn);
-    target.postcopy = st;
+    host.adopt(st);
     if (st.listComplete) await st.switchOver(host);
     return;
   }
-  const st = target.postcopy;
+  const st = current;
   if (!st) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'PAGE_LIST before POSTCOPY');
   st.addMissing(host.parsePages(f.payload));
   if (st.listComplete) await st.switchOver(host);
@@ -317,7 +298,7 @@ export class FaultingGuestRunner {
    * @param target the target (its `postcopy` state is read at each access)
    * @param guest the guest whose accesses to run
    */
-  constructor(private readonly target: { postcopy: PostcopyTargetState | null }, private readonly guest: AccessingGuest, options: FaultingGuestOptions = {}) {
+  constructor(private readonly target: PostcopyTargetView, private readonly guest: AccessingGuest, options: FaultingGuestOptions = {}) {
     this.rate = options.ratePagesPerSec ?? 1000;
     this.sliceMs = options.sliceMs ?? 5;
     this.writes = options.writes ?? true;

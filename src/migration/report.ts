@@ -3,8 +3,9 @@
  * listens to. Names follow QEMU's migration statistics where one exists.
  */
 
-/** Pages and bytes per codec in one round (or in total). */
-export type CodecCounts = Record<string, { pages: number; bytes: number }>;
+import type { CodecCounts } from '../codec/adapter.js';
+
+export type { CodecCounts };
 
 /** One pre-copy round (or the stop-and-copy round, `final: true`). */
 export interface RoundReport {

@@ -3,7 +3,7 @@
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { DEFAULT_POLICY, type PolicyDecision, type PolicyOptions, type RoundMeasurement } from './policy.js';
-import type { CodecChoice } from './codec-adapter.js';
+import type { CodecChoice } from '../codec/adapter.js';
 import type { ReorderOptions } from './reorder.js';
 import { checkYieldInterval, type Clock } from './common.js';
 

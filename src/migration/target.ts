@@ -18,11 +18,11 @@ import {
   type ChallengeMessage, type DoneMessage, type HelloMessage, type WelcomeMessage,
 } from '../protocol/messages.js';
 import { authFailed, authProof, completeNames, frameKeys, randomHex, requireFrameMac, sameProof } from '../protocol/auth.js';
-import { memoryDigest, pageHashes } from './digest.js';
+import { memoryDigest, pageHashes } from '../memory/digest.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
 import { Emitter, type MigrationEvents, type MigrationReport, type RoundReport } from './report.js';
 import { defaultClock, type Clock } from './common.js';
-import { createDecoder, trackAppliedHashes, type DecoderLike } from './codec-adapter.js';
+import { createDecoder, trackAppliedHashes, type DecoderLike } from '../codec/adapter.js';
 import { sendKnownPages } from './known-pages.js';
 import { ConnectionGate, DEFAULT_GATE_LIMITS, type Admitted, type RejectedConnection } from './target-gate.js';
 import { DEFAULT_MAX_GUEST_BYTES, DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, checkGuestBytes } from '../limits.js';
@@ -113,8 +113,12 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   private postcopyActive = false;
   /** The transport of the connection being served, if any. */
   private active: Transport | null = null;
-  /** Post-copy state (set by postcopy-target when the source switches over early). */
-  postcopy: import('./postcopy-target.js').PostcopyTargetState | null = null;
+  private postcopyState: import('./postcopy-target.js').PostcopyTargetState | null = null;
+
+  /** Post-copy state: null until the source switches over early (POSTCOPY), then the missing pages and faults. */
+  get postcopy(): import('./postcopy-target.js').PostcopyTargetState | null {
+    return this.postcopyState;
+  }
 
   constructor(memory: TargetMemory, options: TargetOptions = {}, hooks: TargetHooks = {}) {
     super();
@@ -396,8 +400,9 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       case FrameType.POSTCOPY:
       case FrameType.PAGE_LIST: {
         const pc = await import('./postcopy-target.js');
-        await pc.onPostcopyFrame(this, conn, f, {
+        await pc.onPostcopyFrame(this.postcopyState, conn, f, {
           memory: this.memory!, clock: this.clock, core: this.core!,
+          adopt: (st) => { this.postcopyState = st; },
           startGuest: async () => { await this.runGuest(); },
           parsePages: (p: Uint8Array) => parsePageList(p, this.memory!.pageCount),
         });

@@ -11,7 +11,7 @@
  * - PAGES payloads are codec records (the page encoder's output, applied by the page decoder);
  * - ROUND_END `{ round: 0, pages, wireBytes, final: true, codecs }` counts the pages stored and
  *   their per-codec split (`codecs` is an addition the migration target ignores);
- * - COMPLETE `{ digest, rounds: 1, pausedAt }` carries the memory digest (src/migration/digest.ts)
+ * - COMPLETE `{ digest, rounds: 1, pausedAt }` carries the memory digest (src/memory/digest.ts)
  *   of the whole guest after the snapshot is applied (for an incremental: after its parent).
  *
  * A file that stops before COMPLETE, has bytes after it, a frame out of sequence or any frame
@@ -19,7 +19,7 @@
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import type { MemoryLayout } from '../memory/guest-memory.js';
-import type { CodecCounts } from '../migration/report.js';
+import type { CodecCounts } from '../codec/adapter.js';
 
 /** Version of the `options.snapshot` object in HELLO. */
 export const SNAPSHOT_FORMAT = 1;

@@ -1,6 +1,6 @@
 /**
  * Snapshots: the migration stream written to a file (full or incremental), restored and verified.
- * Browser-safe; file access is in src/cli/snapshot.ts.
+ * Browser-safe; file access is in src/snapshot/file-node.ts (Node).
  */
 export {
   SNAPSHOT_FORMAT, DEFAULT_SNAPSHOT_BATCH_PAGES, isDigest, parseSnapshotInfo,

@@ -12,9 +12,9 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { createCore, type Core } from '../core/core.js';
 import { GuestMemory, checkPageSize, type MemoryLayout } from '../memory/guest-memory.js';
-import { createDecoder } from '../migration/codec-adapter.js';
-import { memoryDigest } from '../migration/digest.js';
-import type { CodecCounts } from '../migration/report.js';
+import { createDecoder } from '../codec/adapter.js';
+import { memoryDigest } from '../memory/digest.js';
+import type { CodecCounts } from '../codec/adapter.js';
 import { FRAME_HEADER_BYTES, PREAMBLE_BYTES, PROTOCOL_MINOR, FrameType, frameTypeName } from '../protocol/frame.js';
 import { FrameReader } from '../protocol/codec.js';
 import { parseComplete, parseHello, parseRoundEnd, type CompleteMessage } from '../protocol/messages.js';

@@ -9,9 +9,9 @@
 import { PagewireError, ErrorCode } from '../errors.js';
 import { createCore, type Core } from '../core/core.js';
 import type { GuestMemory, MemoryLayout } from '../memory/guest-memory.js';
-import { createEncoder, encoderCounts, type CodecChoice } from '../migration/codec-adapter.js';
-import { digestOfHashes, memoryDigest, pageHashes } from '../migration/digest.js';
-import type { CodecCounts } from '../migration/report.js';
+import { createEncoder, encoderCounts, type CodecChoice } from '../codec/adapter.js';
+import { digestOfHashes, memoryDigest, pageHashes } from '../memory/digest.js';
+import type { CodecCounts } from '../codec/adapter.js';
 import { FrameType, encodePreamble } from '../protocol/frame.js';
 import { FrameWriter } from '../protocol/codec.js';
 import { encodeJson, type CompleteMessage, type HelloMessage } from '../protocol/messages.js';

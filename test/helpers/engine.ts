@@ -7,7 +7,7 @@ import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { memoryPair } from '../../src/transport/memory.js';
 import type { Transport } from '../../src/transport/types.js';
 import type { DirtyLogLike } from '../../src/migration/source.js';
-import { PageSet } from '../../src/migration/common.js';
+import { PageSet } from '../../src/memory/page-set.js';
 
 export class SetDirtyLog implements DirtyLogLike {
   set: PageSet;

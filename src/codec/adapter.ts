@@ -1,13 +1,15 @@
 /**
- * The migration layer's view of the codec pipeline (src/codec): what the source and the target
- * need from a page encoder and decoder.
+ * The codec pipeline as its users see it (the migration source and target, snapshot files): what
+ * they need from a page encoder and decoder, and how to make the ones this package provides.
  */
 import { PagewireError, ErrorCode, isPagewireError } from '../errors.js';
-import { PageEncoder, type EncoderOptions } from '../codec/encoder.js';
-import { PageDecoder } from '../codec/decoder.js';
+import { PageEncoder, type EncoderOptions } from './encoder.js';
+import { PageDecoder } from './decoder.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { PageHashTable } from '../memory/page-hash-table.js';
-import type { CodecCounts } from './report.js';
+
+/** Pages and bytes per codec in one round (or in total). */
+export type CodecCounts = Record<string, { pages: number; bytes: number }>;
 
 /** A codec preset name or detailed codec options. */
 export type CodecChoice = 'raw' | 'qemu' | 'all' | Record<string, unknown>;
