@@ -50,7 +50,7 @@ async function fake(t: Transport, lie: Lie, state: { applied: number; connection
         continue;
       }
       state.applied = f.seq;
-      await conn.send(FrameType.ACK, encodeAck({ appliedSeq: f.seq, round: 0, bytesApplied: conn.bytesRead - ackBase, pagesApplied: 0, targetTimeMs: 0, echoTimeMs: 0 }));
+      await conn.send(FrameType.ACK, encodeAck({ appliedSeq: f.seq, bytesApplied: conn.bytesRead - ackBase, echoTimeMs: 0 }, conn.peerMinor));
     }
   } catch {
     // the source hung up

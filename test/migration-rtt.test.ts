@@ -55,12 +55,13 @@ describe('round-trip time', () => {
   });
 
   it(`a target of protocol 1.1 is sent no PING (it would answer PONG); RTT comes from the handshake`, async () => {
-    expect(PROTOCOL_MINOR).toBe(3);
+    expect(PROTOCOL_MINOR).toBe(4);
     const pages = 512;
     const { src, dst } = await makeMemories(pages);
     const [a, b] = memoryPair();
     const rec = await recording(a);
-    const [rs] = await Promise.all([new MigrationSource(src, new SetDirtyLog(pages), rec.t).migrate(), new MigrationTarget(dst).run(announcing(b, 1))]);
+    // both sides announce 1.1, so this target also answers as a 1.1 target does (40-byte ACKs)
+    const [rs] = await Promise.all([new MigrationSource(src, new SetDirtyLog(pages), announcing(rec.t, 1)).migrate(), new MigrationTarget(dst).run(announcing(b, 1))]);
     expect(rs.verified).toBe(true);
     expect(rec.frames.some(([type]) => type === FrameType.PING)).toBe(false);
     expect(rs.rttMs).toBeGreaterThan(0);
@@ -73,7 +74,7 @@ describe('round-trip time', () => {
       const [a, b] = memoryPair();
       const rec = await recording(a);
       const [rs] = await Promise.all([
-        new MigrationSource(src, new SetDirtyLog(pages), rec.t, { mode: 'postcopy' }).migrate(),
+        new MigrationSource(src, new SetDirtyLog(pages), announcing(rec.t, minor), { mode: 'postcopy' }).migrate(),
         new MigrationTarget(dst).run(announcing(b, minor)),
       ]);
       expect(rs.verified).toBe(true);
@@ -85,5 +86,42 @@ describe('round-trip time', () => {
       }
       expect(sameMemory(src, dst)).toBe(true);
     }
+  });
+
+  it('ACKs are 20 bytes to a protocol 1.4 source, 40 to a 1.3 source; both sources measure the round trip from them', async () => {
+    const pages = 1024;
+    for (const minor of [3, 4]) {
+      const { src, dst } = await makeMemories(pages);
+      const [a, b] = shapedPair({ bandwidthBytesPerSec: 64 * 1024 * 1024, delayMs: 10 });
+      const acks = await recording(b);
+      const [rs] = await Promise.all([
+        new MigrationSource(src, new SetDirtyLog(pages), announcing(a, minor)).migrate(),
+        new MigrationTarget(dst).run(announcing(acks.t, minor)),
+      ]);
+      expect(rs.verified).toBe(true);
+      const sizes = new Set(acks.frames.filter(([type]) => type === FrameType.ACK).map(([, p]) => p.byteLength));
+      expect([...sizes]).toEqual([minor >= 4 ? 20 : 40]);
+      expect(rs.rttMs).toBeGreaterThanOrEqual(20); // the echoed time stamp was read from the right offset
+      expect(sameMemory(src, dst)).toBe(true);
+    }
+  });
+});
+
+describe('target setup time', () => {
+  it('runs from the source\'s HELLO to the end of the handshake: the memory it makes counts, the wait for the source does not', async () => {
+    const pages = 512;
+    const { src, dst } = await makeMemories(pages);
+    const [a, b] = memoryPair();
+    const waitMs = 300;
+    const makeMs = 150;
+    // the target's memory comes from a factory that takes makeMs (as allocating a large guest does)
+    const target = new MigrationTarget(async () => { await new Promise((r) => setTimeout(r, makeMs)); return dst; }).run(b);
+    await new Promise((r) => setTimeout(r, waitMs)); // no source yet
+    const [rs, rt] = await Promise.all([new MigrationSource(src, new SetDirtyLog(pages), a).migrate(), target]);
+    expect(rs.verified && rt.verified).toBe(true);
+    expect(rt.setupTimeMs).toBeGreaterThanOrEqual(makeMs - 1); // timers may fire up to 1 ms early
+    expect(rt.setupTimeMs).toBeLessThanOrEqual(rt.totalTimeMs - waitMs + 1);
+    expect(rs.setupTimeMs).toBeGreaterThanOrEqual(rt.setupTimeMs - 1); // the source's setup holds the target's handshake
+    expect(sameMemory(src, dst)).toBe(true);
   });
 });

@@ -4,7 +4,7 @@ import xxhash from 'xxhash-wasm';
 import { createCore, type Core } from '../src/core/core.js';
 import { FrameReader, FrameWriter } from '../src/protocol/codec.js';
 import { encodePreamble, FrameType, FRAME_HEADER_BYTES, frameSeed } from '../src/protocol/frame.js';
-import { encodeAck, parseAck, parseHello, encodeJson, encodePageList, parsePageList, encodePing, parsePing, PAGE_LIST_RANGES } from '../src/protocol/messages.js';
+import { ACK_BYTES, ACK_BYTES_1_3, encodeAck, parseAck, parseHello, encodeJson, encodePageList, parsePageList, encodePing, parsePing, PAGE_LIST_RANGES } from '../src/protocol/messages.js';
 import { ErrorCode, PagewireError } from '../src/errors.js';
 
 let core: Core;
@@ -34,7 +34,7 @@ function readAll(reader: FrameReader): { type: number; seq: number; payload: str
 
 describe('frame layout', () => {
   it('writes the preamble and a PING frame byte for byte as documented', () => {
-    expect(hex(encodePreamble())).toBe('5047575201030000');
+    expect(hex(encodePreamble())).toBe('5047575201040000');
     const w = new FrameWriter(core);
     w.seq = 7;
     const payload = new Uint8Array([1, 2, 3]);
@@ -156,13 +156,36 @@ describe('incremental reader', () => {
 });
 
 describe('messages', () => {
-  it('ACK round-trips and rejects bad sizes and values', () => {
-    const a = { appliedSeq: 9, round: 2, bytesApplied: 123456, pagesApplied: 77, targetTimeMs: 12.5, echoTimeMs: 0 };
-    expect(parseAck(encodeAck(a))).toEqual(a);
-    expect(() => parseAck(new Uint8Array(39))).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
-    const bad = encodeAck(a);
-    new DataView(bad.buffer).setFloat64(8, Number.NaN, true);
-    expect(() => parseAck(bad)).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+  it('ACK: 20 bytes for protocol 1.4 peers, the 40-byte 1.0-1.3 layout (zeros where its unread fields were) for older ones', () => {
+    const a = { appliedSeq: 9, bytesApplied: 123456, echoTimeMs: 1234.5 };
+    // u32 seq, f64 bytesApplied, f64 echoTimeMs
+    expect(hex(encodeAck(a, 4))).toBe('09000000' + '000000000024fe40' + '00000000004a9340');
+    // u32 seq, u32 round (0), f64 bytesApplied, f64 pagesApplied (0), f64 targetTimeMs (0), f64 echoTimeMs
+    expect(hex(encodeAck(a, 3))).toBe('09000000' + '00000000' + '000000000024fe40' + '0'.repeat(32) + '00000000004a9340');
+    expect(ACK_BYTES).toBe(20);
+    expect(ACK_BYTES_1_3).toBe(40);
+    for (const minor of [0, 1, 2, 3, 4, 5]) expect(parseAck(encodeAck(a, minor), minor)).toEqual(a);
+    // an older target's values in the fields nobody reads are ignored
+    const old = encodeAck(a, 3);
+    const dv = new DataView(old.buffer);
+    dv.setUint32(4, 7, true);
+    dv.setFloat64(16, 77, true);
+    dv.setFloat64(24, 12.5, true);
+    expect(parseAck(old, 3)).toEqual(a);
+    const corrupt = (p: Uint8Array, minor: number): void => {
+      expect(() => parseAck(p, minor)).toThrowError(expect.objectContaining({ code: ErrorCode.FRAME_CORRUPT }));
+    };
+    corrupt(encodeAck(a, 3), 4); // the layout the peer does not speak, either way
+    corrupt(encodeAck(a, 4), 3);
+    corrupt(new Uint8Array(19), 4);
+    corrupt(new Uint8Array(39), 3);
+    for (const [minor, off] of [[4, 4], [4, 12], [3, 8], [3, 32]] as const) {
+      for (const v of [Number.NaN, -1, Infinity]) {
+        const bad = encodeAck(a, minor);
+        new DataView(bad.buffer).setFloat64(off, v, true);
+        corrupt(bad, minor);
+      }
+    }
   });
 
   it('PING carries an f64 time stamp (protocol 1.2); other sizes and values are refused', () => {

@@ -373,7 +373,7 @@ export class LinkSession {
   }
 
   private onAck(payload: Uint8Array): void {
-    const a = parseAck(payload);
+    const a = parseAck(payload, this.peerMinor);
     this.appliedSeq = a.appliedSeq === 0xffffffff ? -1 : a.appliedSeq;
     if (this.appliedSeq >= 0) {
       while (this.unacked.length > 0 && seqLE(this.unacked[0]!.seq, a.appliedSeq)) this.pagesAcked += this.unacked.shift()!.pages.length;

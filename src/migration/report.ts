@@ -42,7 +42,13 @@ export interface MigrationReport {
   verified: boolean;
   /** True when pre-copy reached the downtime limit (false when switch-over was forced). */
   converged: boolean;
+  /** Source: from migrate() to the report. Target: from run() to the report (waiting for the source included). */
   totalTimeMs: number;
+  /**
+   * Source: from migrate() to the first round (connect, handshake, dirty log, verification cost).
+   * Target: from the session's HELLO to the end of its handshake (authentication, memory, decoder,
+   * digest table, known pages).
+   */
   setupTimeMs: number;
   /** Pause to the target's "guest may run" (as seen by the source: includes half a round trip). */
   downtimeMs: number;

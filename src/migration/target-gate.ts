@@ -19,6 +19,8 @@ export interface Admitted {
   conn: Connection;
   hello: HelloMessage;
   transport: Transport;
+  /** When its HELLO arrived (the target's clock, ms): the start of the target's setup. */
+  helloAt: number;
 }
 
 /** Limits of the door. */

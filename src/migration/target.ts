@@ -111,6 +111,8 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   private guestRunAt = 0;
   private digest = '';
   private postcopyActive = false;
+  /** HELLO to the end of the handshake, for the session's first connection (ms). */
+  private setupTimeMs = 0;
   /** The transport of the connection being served, if any. */
   private active: Transport | null = null;
   private postcopyState: import('./postcopy-target.js').PostcopyTargetState | null = null;
@@ -147,7 +149,6 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
    */
   async run(transports: TargetTransports): Promise<MigrationReport> {
     const t0 = this.clock();
-    let setupTimeMs = 0;
     // With a way to accept connections, each one is admitted by the gate first (its own deadline
     // and frame ceiling); one that fails before admission ends only itself.
     const gate = typeof transports === 'function'
@@ -166,7 +167,6 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
         }
         try {
           await this.serveConnection(admitted);
-          if (first) setupTimeMs = 0;
           break;
         } catch (err) {
           if (this.complete) break;
@@ -192,19 +192,19 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       this.hashTable?.dispose();
       this.decoder?.dispose();
     }
-    const report = this.report(t0, setupTimeMs);
+    const report = this.report(t0);
     this.emit('complete', report);
     return report;
   }
 
-  private report(t0: number, setupTimeMs: number): MigrationReport {
+  private report(t0: number): MigrationReport {
     const pageSize = this.memory?.pageSize ?? 0;
     const rawBytes = this.rounds.reduce((n, r) => n + r.rawBytes, 0);
     const pc = this.postcopy;
     return {
       role: 'target', sessionId: this.sessionId,
       mode: pc && this.hello?.mode !== 'hybrid' ? 'postcopy' : (this.hello?.mode as MigrationReport['mode']) ?? 'precopy',
-      verified: this.complete, converged: true, totalTimeMs: this.clock() - t0, setupTimeMs,
+      verified: this.complete, converged: true, totalTimeMs: this.clock() - t0, setupTimeMs: this.setupTimeMs,
       downtimeMs: this.lastPrecopyEndAt > 0 ? this.guestRunAt - this.lastPrecopyEndAt : 0, expectedDowntimeMs: 0,
       wireBytes: this.wireBytes, rawBytes, pageSize, guestPages: this.memory?.pageCount ?? 0, rounds: this.rounds, codecs: {},
       precopyBytes: 0, downtimeBytes: 0, postcopyBytes: 0, digest: this.digest, throttlePct: 0, drops: this.drops,
@@ -227,14 +227,16 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
       maxFrameBytes: Math.min(this.opts.maxFrameBytes, this.opts.maxHandshakeFrameBytes), writeTimeoutMs: this.opts.idleTimeoutMs,
     });
     try {
+      let helloAt = 0;
       const hello = await withTimeout((async () => {
         await conn.open();
         const h = parseHello((await conn.expect(FrameType.HELLO)).payload);
+        helloAt = this.clock();
         await this.authenticate(conn, h);
         await this.checkSession(conn, h);
         return h;
       })(), this.opts.handshakeTimeoutMs, 'handshake');
-      return { conn, hello, transport };
+      return { conn, hello, transport, helloAt };
     } catch (err) {
       await closeAfter(conn, err);
       conn.dispose();
@@ -267,7 +269,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     const { conn, hello, transport } = a;
     this.active = transport;
     try {
-      const welcomeBytes = await withTimeout(this.welcome(conn, hello), this.opts.handshakeTimeoutMs, 'handshake');
+      const welcomeBytes = await withTimeout(this.welcome(conn, hello, a.helloAt), this.opts.handshakeTimeoutMs, 'handshake');
       conn.maxFrameBytes = this.opts.maxFrameBytes;
       // Acks count the bytes of frames after the handshake on this connection, as the source does.
       const ackBase = welcomeBytes;
@@ -293,9 +295,15 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     }
   }
 
-  /** After admission: make the session (first HELLO), send WELCOME. @returns bytes read up to and including the handshake */
-  private async welcome(conn: Connection, hello: HelloMessage): Promise<number> {
-    if (!hello.resume && !this.hello) await this.setup(hello);
+  /**
+   * After admission: make the session (first HELLO), send WELCOME (and KNOWN_PAGES). The first
+   * session's setup time runs from its HELLO to here: authentication, memory, decoder, digest
+   * table, known-pages hashing.
+   * @returns bytes read up to and including the handshake
+   */
+  private async welcome(conn: Connection, hello: HelloMessage, helloAt: number): Promise<number> {
+    const first = !hello.resume && !this.hello;
+    if (first) await this.setup(hello);
     const welcome: WelcomeMessage = {
       sessionId: hello.sessionId,
       resume: hello.resume ? { appliedSeq: this.appliedSeq, round: this.round, complete: this.complete, ...(this.complete ? { digest: this.digest } : {}) } : null,
@@ -305,6 +313,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     if (!hello.resume && hello.options['knownPages'] === true) {
       await sendKnownPages((p) => conn.send(FrameType.KNOWN_PAGES, p), this.memory!, this.core!, this.opts.advertiseKnownPages === true);
     }
+    if (first) this.setupTimeMs = this.clock() - helloAt;
     this.emit('phase', { phase: 'handshake', round: this.round });
     return conn.bytesRead;
   }
@@ -451,10 +460,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
   }
 
   private async ack(conn: Connection, f: Frame, ackBase: number, echoTimeMs = 0): Promise<void> {
-    await conn.send(FrameType.ACK, encodeAck({
-      appliedSeq: f.seq, round: this.round, bytesApplied: conn.bytesRead - ackBase,
-      pagesApplied: this.pagesApplied, targetTimeMs: this.clock(), echoTimeMs,
-    }));
+    await conn.send(FrameType.ACK, encodeAck({ appliedSeq: f.seq, bytesApplied: conn.bytesRead - ackBase, echoTimeMs }, conn.peerMinor));
   }
 }
 

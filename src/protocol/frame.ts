@@ -18,7 +18,7 @@ export const PREAMBLE_MAGIC = 0x52574750; // "PGWR" read as u32 LE
 export const PREAMBLE_BYTES = 8;
 /** Protocol version. Major must match; minor may differ (features negotiated in HELLO). */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 3;
+export const PROTOCOL_MINOR = 4;
 /** First minor that understands page lists as ranges (PAGE_LIST_RANGES). */
 export const MINOR_PAGE_RANGES = 1;
 /**
@@ -26,6 +26,8 @@ export const MINOR_PAGE_RANGES = 1;
  * instead of sending it in COMPLETE. With a shared secret both sides require it.
  */
 export const MINOR_FRAME_MAC = 3;
+/** First minor whose ACK is the 20-byte layout (appliedSeq, bytesApplied, echoTimeMs; messages.ts). */
+export const MINOR_SHORT_ACK = 4;
 export const FRAME_HEADER_BYTES = 16;
 /**
  * Frame flag (protocol 1.3): a MAC_BYTES tag follows the payload (not counted in payloadLength):

@@ -5,6 +5,7 @@
  * (docs/RECORDS.md) and DEVICE_STATE payloads are opaque.
  */
 import { PagewireError, ErrorCode } from '../errors.js';
+import { MINOR_SHORT_ACK } from './frame.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -280,49 +281,55 @@ export function parsePostcopy(payload: Uint8Array): PostcopyMessage {
 }
 
 /**
- * ACK (target -> source), 40 bytes:
+ * ACK (target -> source). Protocol 1.4 on (MINOR_SHORT_ACK), 20 bytes:
  *   u32 appliedSeq    last PAGES/ROUND_END/... frame sequence number applied (0xffffffff: none)
- *   u32 round         round of that frame
  *   f64 bytesApplied  frame bytes (header + payload) received and applied so far this session
- *   f64 pagesApplied  pages written so far this session
- *   f64 targetTimeMs  target's monotonic clock when it sent the ack
- *   f64 echoTimeMs    when the acked frame is a PING: its time stamp (protocol 1.2; the source's RTT
- *                     sample); 0 otherwise
+ *   f64 echoTimeMs    when the acked frame is a PING: its time stamp (the source's RTT sample); 0 otherwise
+ * Protocol 1.0-1.3, 40 bytes: u32 appliedSeq, u32 round, f64 bytesApplied, f64 pagesApplied,
+ * f64 targetTimeMs, f64 echoTimeMs. No source ever read round, pagesApplied or targetTimeMs: a
+ * target writes zeros there for an older source, and a source ignores them from an older target.
+ * Which layout is chosen by the minor version the other side announced in its preamble.
  */
 export interface AckMessage {
   appliedSeq: number;
-  round: number;
   bytesApplied: number;
-  pagesApplied: number;
-  targetTimeMs: number;
   echoTimeMs: number;
 }
-export const ACK_BYTES = 40;
+/** Bytes of an ACK for a peer of protocol 1.4 or later. */
+export const ACK_BYTES = 20;
+/** Bytes of an ACK for a peer of protocol 1.0-1.3. */
+export const ACK_BYTES_1_3 = 40;
 
-export function encodeAck(a: AckMessage): Uint8Array {
-  const out = new Uint8Array(ACK_BYTES);
+/** The ACK layout the peer of minor version `peerMinor` reads: [bytes, offset of bytesApplied, offset of echoTimeMs]. */
+function ackLayout(peerMinor: number): readonly [number, number, number] {
+  return peerMinor >= MINOR_SHORT_ACK ? [ACK_BYTES, 4, 12] : [ACK_BYTES_1_3, 8, 32];
+}
+
+/**
+ * Encode an ACK for a source that announced protocol 1.`peerMinor`.
+ * @param a the acknowledgement
+ * @param peerMinor the source's minor version (from its preamble)
+ */
+export function encodeAck(a: AckMessage, peerMinor: number): Uint8Array {
+  const [bytes, applied, echo] = ackLayout(peerMinor);
+  const out = new Uint8Array(bytes);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, a.appliedSeq >>> 0, true);
-  dv.setUint32(4, a.round >>> 0, true);
-  dv.setFloat64(8, a.bytesApplied, true);
-  dv.setFloat64(16, a.pagesApplied, true);
-  dv.setFloat64(24, a.targetTimeMs, true);
-  dv.setFloat64(32, a.echoTimeMs, true);
+  dv.setFloat64(applied, a.bytesApplied, true);
+  dv.setFloat64(echo, a.echoTimeMs, true);
   return out;
 }
 
-export function parseAck(payload: Uint8Array): AckMessage {
-  if (payload.byteLength !== ACK_BYTES) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `ACK frame must be ${ACK_BYTES} bytes, got ${payload.byteLength}`);
-  const dv = new DataView(payload.buffer, payload.byteOffset, ACK_BYTES);
-  const a: AckMessage = {
-    appliedSeq: dv.getUint32(0, true),
-    round: dv.getUint32(4, true),
-    bytesApplied: dv.getFloat64(8, true),
-    pagesApplied: dv.getFloat64(16, true),
-    targetTimeMs: dv.getFloat64(24, true),
-    echoTimeMs: dv.getFloat64(32, true),
-  };
-  for (const k of ['bytesApplied', 'pagesApplied', 'targetTimeMs', 'echoTimeMs'] as const) {
+/**
+ * Parse an ACK from a target that announced protocol 1.`peerMinor`.
+ * @throws PagewireError FRAME_CORRUPT for another length or a negative or non-finite number
+ */
+export function parseAck(payload: Uint8Array, peerMinor: number): AckMessage {
+  const [bytes, applied, echo] = ackLayout(peerMinor);
+  if (payload.byteLength !== bytes) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `ACK frame from a protocol 1.${peerMinor} target must be ${bytes} bytes, got ${payload.byteLength}`);
+  const dv = new DataView(payload.buffer, payload.byteOffset, bytes);
+  const a: AckMessage = { appliedSeq: dv.getUint32(0, true), bytesApplied: dv.getFloat64(applied, true), echoTimeMs: dv.getFloat64(echo, true) };
+  for (const k of ['bytesApplied', 'echoTimeMs'] as const) {
     if (!Number.isFinite(a[k]) || a[k] < 0) throw new PagewireError(ErrorCode.FRAME_CORRUPT, `ACK field ${k} is not a finite non-negative number`);
   }
   return a;
