@@ -2,13 +2,14 @@
  * The benchmark's simulated clock (src/sim/virtual/model.ts): same inputs, same figures; the codec
  * engines order as they must on a hot set; a guest that outruns a slow link does not converge.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, vi } from 'vitest';
 import { createCore } from '../src/core/core.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { SimulatedGuest, type SimulatedGuestOptions } from '../src/sim/guest.js';
 import { fillInitial } from '../src/sim/content.js';
 import { loadLz4 } from '../src/codec/lz4.js';
 import { simulateMigration, LINKS, DEFAULT_CODEC_COSTS, type CodecCosts, type EngineName, type VirtualRunResult } from '../src/sim/virtual/model.js';
+import { ConvergencePolicy, DEFAULT_POLICY } from '../src/migration/policy.js';
 
 async function run(engine: EngineName, link: keyof typeof LINKS, pages: number, guestOpts: SimulatedGuestOptions, costs?: CodecCosts): Promise<VirtualRunResult> {
   const memory = GuestMemory.inCore(await createCore(), pages, 4096);
@@ -35,6 +36,30 @@ describe('simulated-clock migration model', () => {
         expect(a.faultLatencyMs!.median).toBeGreaterThanOrEqual(50);
         expect(a.faultLatencyMs!.p99).toBeGreaterThanOrEqual(a.faultLatencyMs!.median);
       }
+    }
+  }, 60_000);
+
+  it('decides with the real engine\'s ConvergencePolicy, confirming before the pause as the source does', async () => {
+    const after = vi.spyOn(ConvergencePolicy.prototype, 'afterRound');
+    const recheck = vi.spyOn(ConvergencePolicy.prototype, 'recheck');
+    try {
+      const r = await run('pagewire', '100mbit-50ms', 4096, { workload: 'hotset', ratePagesPerSec: 1500 });
+      const precopy = r.rounds.filter((x) => !x.final);
+      // one policy call per pre-copy round, and a recheck (after the drain) before the switch-over
+      expect(after).toHaveBeenCalledTimes(precopy.length);
+      expect(recheck).toHaveBeenCalledTimes(1);
+      const confirmed = recheck.mock.results[0]!.value as ReturnType<ConvergencePolicy['recheck']>;
+      expect(confirmed).toMatchObject({ action: 'switchover', converged: true });
+      // the round reports what the policy answered, and the switch-over happened on that answer
+      expect(precopy.at(-1)!.expectedDowntimeMs).toBe(confirmed.expectedDowntimeMs);
+      expect(r.converged).toBe(true);
+      expect(confirmed.expectedDowntimeMs).toBeLessThanOrEqual(DEFAULT_POLICY.downtimeLimitMs);
+      // on the modelled link the estimate holds: the downtime is within it and within the limit
+      expect(r.downtimeMs).toBeLessThanOrEqual(confirmed.expectedDowntimeMs);
+      expect(r.downtimeMs).toBeGreaterThanOrEqual(LINKS['100mbit-50ms']!.rttMs);
+    } finally {
+      after.mockRestore();
+      recheck.mockRestore();
     }
   }, 60_000);
 

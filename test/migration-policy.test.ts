@@ -105,6 +105,25 @@ describe('ConvergencePolicy (the one policy every engine feeds)', () => {
     expect(p.afterRound({ ...m(1, 1000, 4_096_000, 900_000) }, 'continue').action).toBe('fail');
   });
 
+  it('recheck: the latest round measured again after the drain replaces its sample and decides again', () => {
+    const p = new ConvergencePolicy('precopy', DEFAULT_POLICY, 4096);
+    p.afterRound(m(0, 10_000, 40_960_000, 20_000));
+    // 1000 dirty pages at 4096 bytes over 100 MB/s: 41 ms (the source's 5 ms digest overlaps) + 5 + 20 + 5 = 71 ms
+    const first = p.afterRound({ ...m(1, 20_000, 81_920_000, 1000), inFlightBytes: 1_000_000 });
+    expect(first).toMatchObject({ action: 'switchover', converged: true });
+    // drained (nothing in flight) but the guest dirtied 9000 more pages meanwhile, and the round
+    // trip measured on the idle link now is 40 ms: 410 + 5 + 40 + 5 = 460 ms, over the limit
+    const again = p.recheck({ ...m(1, 20_000, 81_920_000, 10_000), inFlightBytes: 0, rttMs: 40, durationMs: 250 });
+    expect(again.action).toBe('continue');
+    expect(again.expectedDowntimeMs).toBeCloseTo((10_000 * 4096 * 1000) / (100 * MB) + 5 + 40 + 5);
+    // the same round, not another one: stall counting and maxRounds see two rounds
+    expect(p.samples).toHaveLength(2);
+    expect(p.samples[1]).toMatchObject({ round: 1, dirtyPagesAfter: 10_000, durationMs: 250 });
+    expect(p.expectedDowntimeMs).toBeCloseTo(again.expectedDowntimeMs);
+    // a workload's forced switch-over holds through the recheck
+    expect(p.recheck({ ...m(1, 20_000, 81_920_000, 10_000), inFlightBytes: 0 }, 'switchover')).toMatchObject({ action: 'switchover', converged: true });
+  });
+
   it('keeps the throttle it asked for and raises it step by step', () => {
     const p = new ConvergencePolicy('precopy', { ...DEFAULT_POLICY, autoConverge: true, stallRounds: 1 }, 4096);
     p.afterRound(m(0, 1000, 4_096_000, 900_000));

@@ -86,6 +86,11 @@ export class FlowControl {
     return this.rtts.length === 0 ? 0 : Math.min(...this.rtts);
   }
 
+  /** The latest round-trip sample, ms (0 before any). */
+  get latestRttMs(): number {
+    return this.rtts.length === 0 ? 0 : this.rtts[this.rtts.length - 1]!;
+  }
+
   /** RTT samples taken so far (at most RTT_SAMPLES kept). */
   get rttSamples(): number {
     return this.rtts.length;

@@ -15,7 +15,12 @@
  * comes back (one round trip). Unacknowledged bytes sent within the last half round trip have arrived
  * already (their ACKs are on the way), the rest must cross before the last round does.
  *
- * and the guest is stopped as soon as that is within `downtimeLimitMs`. The migration is "not
+ * The guest is stopped as soon as that is within `downtimeLimitMs`. Before it stops the guest,
+ * an engine confirms: it lets the link drain (the guest still runs), takes a round-trip sample on
+ * the idle link, syncs the dirty log again and asks once more ({@link ConvergencePolicy.recheck}),
+ * so the estimate the switch-over is made on has nothing in flight (the queue's drain rate, which
+ * the first term can only guess, was the largest error on delayed links) and a round trip
+ * measured under the host's current load. The migration is "not
  * converging" when, for `stallRounds` rounds in a row, the dirty set did not shrink by at least
  * 10% (the guest dirties about as fast as the link drains), or when `maxRounds` is reached.
  */
@@ -196,6 +201,10 @@ export interface RoundMeasurement {
   verifyCostMs: number;
 }
 
+function sampleOf(m: RoundMeasurement): RoundSample {
+  return { round: m.round, pagesSent: m.pagesSent, wireBytes: m.wireBytes, durationMs: m.durationMs, dirtyPagesAfter: m.dirtyPagesAfter };
+}
+
 /**
  * The convergence policy of one migration with its history: every engine (the source, the
  * parallel-channel coordinator, the virtual-clock model) feeds it one {@link RoundMeasurement}
@@ -220,8 +229,23 @@ export class ConvergencePolicy {
    *   'continue'; it never overrides 'fail' and a 'switchover' the policy made itself
    */
   afterRound(m: RoundMeasurement, forced?: 'switchover' | 'continue'): PolicyDecision {
-    this.samples.push({ round: m.round, pagesSent: m.pagesSent, wireBytes: m.wireBytes, durationMs: m.durationMs, dirtyPagesAfter: m.dirtyPagesAfter });
+    this.samples.push(sampleOf(m));
     if (m.pagesSent > 0) this.wireBytesPerPage = m.wireBytes / m.pagesSent;
+    return this.decideNow(m, forced);
+  }
+
+  /**
+   * The latest round measured again, later (the engine let the link drain before pausing the
+   * guest, synced the dirty log again and took a fresh round-trip sample): it replaces that
+   * round's sample and the policy decides again.
+   */
+  recheck(m: RoundMeasurement, forced?: 'switchover' | 'continue'): PolicyDecision {
+    if (this.samples.length === 0) return this.afterRound(m, forced);
+    this.samples[this.samples.length - 1] = sampleOf(m);
+    return this.decideNow(m, forced);
+  }
+
+  private decideNow(m: RoundMeasurement, forced?: 'switchover' | 'continue'): PolicyDecision {
     let d = decide({
       mode: this.mode, rounds: this.samples, bandwidthBytesPerSec: m.bandwidthBytesPerSec, rttMs: m.rttMs,
       wireBytesPerPage: this.wireBytesPerPage, throttlePct: this.throttlePct, inFlightBytes: m.inFlightBytes, verifyCostMs: m.verifyCostMs,

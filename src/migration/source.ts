@@ -264,13 +264,37 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     if (this.hooks.decide) {
       decision = await this.hooks.decide(m);
     } else {
-      const forced = await this.hooks.onRound?.(round, false);
-      decision = this.convergence.afterRound(m, forced ?? undefined);
+      const forced = (await this.hooks.onRound?.(round, false)) ?? undefined;
+      decision = this.convergence.afterRound(m, forced);
+      if (decision.action === 'switchover' && decision.converged && flow.inFlightBytes > 0) decision = await this.confirmSwitchover(m, rr, roundStart, forced);
     }
     rr.expectedDowntimeMs = decision.expectedDowntimeMs;
     this.expectedMs = decision.expectedDowntimeMs;
     this.addRound(rr);
     return decision;
+  }
+
+  /**
+   * Before the guest is paused: let the link drain while the guest still runs, take a round-trip
+   * sample on the idle link (what COMPLETE -> DONE costs now, late timers and a busy target
+   * included), sync the dirty log again and ask the policy once more. The downtime is then the
+   * last round, the digests and one round trip, with no queue ahead of the last round whose
+   * drain rate the estimate would have to guess.
+   */
+  private async confirmSwitchover(m: RoundMeasurement, rr: RoundReport, roundStart: number, forced: 'switchover' | 'continue' | undefined): Promise<PolicyDecision> {
+    const flow = this.session.flow;
+    await this.session.drain(0);
+    await this.session.probeRtt(true).catch(() => undefined); // a failed link surfaces at the next send
+    const dirty = this.dirtyLog.sync();
+    this.pending.addAll(dirty);
+    this.reorderer?.noteDirty(dirty);
+    rr.durationMs = this.clock() - roundStart;
+    rr.dirtyPages += dirty.length;
+    rr.dirtyRateBytesPerSec = (rr.dirtyPages * this.memory.pageSize * 1000) / rr.durationMs;
+    return this.convergence.recheck({
+      ...m, durationMs: rr.durationMs, dirtyPagesAfter: this.pending.size, inFlightBytes: flow.inFlightBytes,
+      rttMs: flow.latestRttMs || flow.rttMs, bandwidthBytesPerSec: flow.bandwidthBytesPerSec,
+    }, forced);
   }
 
   private addRound(rr: RoundReport): void {

@@ -336,11 +336,24 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
     if (wire >= 256 * 1024 && durationMs > 0) lastBandwidth = Math.min(bw, (wire * 1000) / durationMs);
     // the same policy as the real source, fed what the source would have measured: the link's
     // round trip (PING echo), the bandwidth above, the bytes still in flight
-    decision = convergence.afterRound({
+    const measured = {
       round, pagesSent: indices.length, wireBytes: wire, durationMs, dirtyPagesAfter: pending.size,
       bandwidthBytesPerSec: lastBandwidth, rttMs: link.rttMs, inFlightBytes: Math.min(window, (bw * link.rttMs) / 1000, wire), verifyCostMs,
-    }, forced ?? undefined);
-    rounds.push({ round, final: false, postcopy: false, pages: indices.length, wireBytes: wire, durationMs, dirtyPagesAfter: pending.size, expectedDowntimeMs: decision.expectedDowntimeMs });
+    };
+    decision = convergence.afterRound(measured, forced ?? undefined);
+    if (decision.action === 'switchover' && decision.converged && measured.inFlightBytes > 0) {
+      // As the source does before it pauses the guest: the round's last bytes are acknowledged
+      // (a byte sent at x at x + RTT), a PING crosses the idle link and comes back, the dirty log
+      // is synced again and the policy asked again with nothing in flight.
+      const confirmMs = Math.min(link.rttMs, linkMs(wire)) + link.rttMs;
+      t += confirmMs;
+      guest.advanceBy(confirmMs);
+      const more = guest.dirtyLog.sync();
+      pending.addAll(more);
+      reorderer?.noteDirty(more);
+      decision = convergence.recheck({ ...measured, durationMs: t - start, dirtyPagesAfter: pending.size, inFlightBytes: 0 }, forced ?? undefined);
+    }
+    rounds.push({ round, final: false, postcopy: false, pages: indices.length, wireBytes: wire, durationMs: t - start, dirtyPagesAfter: pending.size, expectedDowntimeMs: decision.expectedDowntimeMs });
     if (t > maxMs) {
       timedOut = true;
       decision = { action: 'switchover', expectedDowntimeMs: decision.expectedDowntimeMs, converged: false, reason: `virtual time limit ${maxMs} ms reached` };
