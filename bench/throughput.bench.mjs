@@ -21,9 +21,12 @@ const MiB = 1024 * 1024;
 export function throughputPlan(quick, cores = cpus().length) {
   const sizeBytes = quick ? 128 * MiB : 512 * MiB;
   const channels = [1, 2, 4].filter((c) => c === 1 || c <= Math.max(2, cores));
+  // the done-when rows, with the target's pre-fault worker off (the default) and on (before/after)
   const cases = [
     { workload: 'idle', transport: 'tcp', channels: 1, link: '0', codecs: 'raw' },
+    { workload: 'idle', transport: 'tcp', channels: 1, link: '0', codecs: 'raw', prefault: 'on' },
     { workload: 'idle', transport: 'tcp', channels: 1, link: '0', codecs: 'all' },
+    { workload: 'idle', transport: 'tcp', channels: 1, link: '0', codecs: 'all', prefault: 'on' },
   ];
   const workloads = quick ? ['idle'] : ['idle', 'hotset'];
   const links = quick ? ['0'] : ['0', '10Gbit'];
@@ -55,7 +58,7 @@ export function freshCopy(bytes) {
 /** One `pagewire simulate` run of a case. */
 export function simulateCase(c, sizeBytes, timeoutMs = 600_000) {
   const args = [CLI, 'simulate', '--size', String(sizeBytes), '--workload', c.workload, '--transport', c.transport,
-    '--channels', String(c.channels), '--link', c.link, '--codecs', c.codecs, '--json'];
+    '--channels', String(c.channels), '--link', c.link, '--codecs', c.codecs, '--prefault', c.prefault ?? 'off', '--json'];
   const rep = runJson(args, timeoutMs).at(-1);
   return {
     verified: rep.verified === true && rep.identical === true, totalTimeMs: rep.totalTimeMs, downtimeMs: rep.downtimeMs,
@@ -82,7 +85,7 @@ export function throughputSvg(rows, baselineGbPerSec, title) {
     `<rect width="${W}" height="${H}" fill="white"/>`, `<text x="10" y="20" font-size="14">${esc(title)}</text>`];
   rows.forEach((r, i) => {
     const y = top + i * (barH + 6);
-    const label = `${r.workload} ${r.transport} ch${r.channels} link ${r.link === '0' ? 'unlimited' : r.link} ${r.codecs}`;
+    const label = `${r.workload} ${r.transport} ch${r.channels} link ${r.link === '0' ? 'unlimited' : r.link} ${r.codecs}${r.prefault === 'on' ? ' pre-fault' : ''}`;
     out.push(`<text x="${left - 6}" y="${y + barH - 4}" text-anchor="end">${esc(label)}</text>`);
     if (r.gbPerSec) {
       out.push(`<rect x="${left}" y="${y}" width="${x(r.gbPerSec) - left}" height="${barH}" fill="${r.channels > 1 ? '#2ca02c' : '#1f77b4'}"/>`);
@@ -102,7 +105,7 @@ export default async function (ctx) {
   for (const c of cases) {
     const b = freshCopy(sizeBytes);
     baselines.push(b.gbPerSec);
-    ctx.log(`throughput: ${c.workload} ${c.transport} ch${c.channels} link ${c.link} ${c.codecs} (baseline ${b.gbPerSec.toFixed(3)} GB/s)`);
+    ctx.log(`throughput: ${c.workload} ${c.transport} ch${c.channels} link ${c.link} ${c.codecs}${c.prefault === 'on' ? ' prefault on' : ''} (baseline ${b.gbPerSec.toFixed(3)} GB/s)`);
     let r;
     try {
       r = simulateCase(c, sizeBytes);

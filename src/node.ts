@@ -20,7 +20,9 @@ export {
 export {
   SnapshotFileSink, readFileChunks, readSnapshotFileHeader, resolveSnapshotChain, restoreSnapshotFile,
 } from './snapshot/file-node.js';
-export { nodeChannelSpawner } from './migration/channels-node.js';
+export { nodeChannelSpawner, nodeTargetChannelSpawner } from './migration/channels-node.js';
+export { WorkerParallelTarget, type WorkerParallelTargetOptions, type SpawnTargetWorker, type TargetWorker } from './migration/target-channels.js';
+export { startPrefault, DEFAULT_PREFAULT_AHEAD_BYTES, type Prefaulter, type PrefaultOptions } from './memory/prefault-node.js';
 export { QmpClient, type QmpOptions, type QmpEvent, type QmpVersion } from './qemu/qmp.js';
 export { QemuSource, type QemuSourceOptions, type QemuSourceReport } from './qemu/source.js';
 export { QemuTarget, type QemuTargetOptions, type QemuTargetReport, type QemuTargetFigures } from './qemu/target.js';

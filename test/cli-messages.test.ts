@@ -75,12 +75,14 @@ describe('usage errors name the problem', () => {
 });
 
 describe('help texts', () => {
-  it('migrate and demo list no simulate-only options and no ../shared paths; simulate lists --channels', async () => {
+  it('migrate and demo list no simulate-only options and no ../shared paths; simulate and migrate list --channels', async () => {
     for (const cmd of ['migrate', 'demo']) {
       const r = await runCli([cmd, '--help']);
       expect(r.code).toBe(0);
-      expect(r.stdout).not.toMatch(/\.\.\/shared|simulate only|\(simulate|--channels|--transport/);
+      expect(r.stdout).not.toMatch(/\.\.\/shared|simulate only|\(simulate|--transport|--prefault/);
       expect(r.stdout).toMatch(/--dump-memory FILE/);
+      if (cmd === 'demo') expect(r.stdout).not.toMatch(/--channels/);
+      else expect(r.stdout).toMatch(/--channels 1/);
     }
     const sim = await runCli(['simulate', '--help']);
     expect(sim.stdout).toMatch(/--channels 1/);

@@ -4,16 +4,14 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createCore } from '../core/core.js';
-import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
+import { GuestMemory } from '../memory/guest-memory.js';
 import { writeRawImage } from '../memory/dump-node.js';
+import { cliTargetMemory, prefaultFlag } from './target-memory.js';
 import { PagewireError, ErrorCode } from '../errors.js';
 import { MigrationSource, type SourceOptions } from '../migration/source.js';
 import { MigrationTarget } from '../migration/target.js';
 import { FaultingGuestRunner } from '../migration/postcopy-target.js';
-import { ParallelMigrationSource, ParallelMigrationTarget } from '../migration/channels.js';
-import { nodeChannelSpawner } from '../migration/channels-node.js';
-import { messagePortTransport } from '../transport/message-port.js';
+import { migrateChannels, serveChannels, simulateChannels } from './channels.js';
 import { SimulatedGuest } from '../sim/guest.js';
 import type { WorkloadKind } from '../sim/workloads.js';
 import { FaultInjector } from '../migration/faults.js';
@@ -27,7 +25,7 @@ import { GUEST_OPTIONS, guestArgs, parse, resolveSecret, type GuestArgs } from '
 import { createCliGuest, type CliGuest } from './guest.js';
 import { ProgressLine, roundLine, summary } from './output.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { formatBytes } from './units.js';
+import { formatBytes, parseCount } from './units.js';
 import type { MetricsServer } from './metrics.js';
 import { peerText } from '../protocol/messages.js';
 
@@ -49,7 +47,7 @@ export function shapeSource(t: Transport, g: GuestArgs, inj: FaultInjector | nul
 }
 
 /** The reverse direction (acks) sees the same one-way delay. */
-function shapeTarget(t: Transport, g: GuestArgs): Transport {
+export function shapeTarget(t: Transport, g: GuestArgs): Transport {
   if (g.delayMs > 0 || g.jitterMs > 0) return shapeTransport(t, { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1, label: 'target link' });
   return t;
 }
@@ -65,11 +63,6 @@ export function attachOutput(src: Pick<MigrationSource, 'on'>, g: GuestArgs, tot
   return () => progress.clear();
 }
 
-function targetMemoryFactory(): (layout: MemoryLayout) => Promise<GuestMemory> {
-  // in a core of its own up to the in-core limit, external regions above it
-  return async (layout) => GuestMemory.forLayout(layout, { core: await createCore() });
-}
-
 function sourceOptions(g: GuestArgs, inj: FaultInjector | null, guest: CliGuest): SourceOptions {
   return {
     ...g.source,
@@ -80,14 +73,16 @@ function sourceOptions(g: GuestArgs, inj: FaultInjector | null, guest: CliGuest)
 
 /** `pagewire simulate`: both endpoints in this process. */
 export async function simulate(argv: string[]): Promise<number> {
-  const v = parse(argv, { ...GUEST_OPTIONS, transport: { type: 'string', default: 'memory' } });
+  const v = parse(argv, { ...GUEST_OPTIONS, transport: { type: 'string', default: 'memory' }, prefault: { type: 'string', default: 'off' } });
   if (v['help']) { out(SIMULATE_HELP); return EXIT.OK; }
   const g = guestArgs(v);
   const transport = String(v['transport']);
   if (!['memory', 'tcp'].includes(transport)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--transport must be memory or tcp, got "${transport}"`);
   const inj = g.inject ? new FaultInjector(g.inject) : null;
+  const prefault = prefaultFlag(v['prefault']);
+  if (g.channels > 1) return simulateChannels(g, await createCliGuest(g), transport, prefault);
+  const targetMemory = cliTargetMemory(prefault);
   const guest = await createCliGuest(g);
-  if (g.channels > 1) return simulateChannels(g, guest, transport);
   let listener: TransportListener | null = null;
   let connect: () => Promise<Transport>;
   let accept: () => Promise<Transport>;
@@ -124,7 +119,8 @@ export async function simulate(argv: string[]): Promise<number> {
   }
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
   let runner: FaultingGuestRunner | null = null;
-  const target: MigrationTarget = new MigrationTarget(targetMemoryFactory(), { secret: g.secret, resumeDeadlineMs: 30_000 }, {
+  const target: MigrationTarget = new MigrationTarget((layout) => targetMemory.memory(layout), { secret: g.secret, resumeDeadlineMs: 30_000 }, {
+    pagesWritten: (pages) => targetMemory.pagesWritten(pages),
     // post-copy and hybrid: the guest runs on the target from the switch-over on and faults on
     // missing pages (reads, so source and target memories stay comparable byte for byte)
     guestMayRun: () => { if (g.source.mode !== 'precopy' || g.source.onNonConvergence === 'postcopy') runner = startTargetGuest(target, g); },
@@ -140,6 +136,7 @@ export async function simulate(argv: string[]): Promise<number> {
     });
     const [rs, rt] = await Promise.allSettled([migrated, target.run(accept)]);
     done();
+    await targetMemory.stop();
     await (runner as FaultingGuestRunner | null)?.stop();
     if (rs.status === 'rejected') throw rs.reason;
     if (rt.status === 'rejected') throw rt.reason;
@@ -150,12 +147,13 @@ export async function simulate(argv: string[]): Promise<number> {
     return finish(rep, g, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
   } finally {
     guest.stop();
+    await targetMemory.stop();
     await listener?.close();
   }
 }
 
 /** Print the report (JSON or human) and choose the exit code. */
-function finish(rep: MigrationReport, g: GuestArgs, extra: { identical: boolean } & Record<string, unknown>, inj: FaultInjector | null): number {
+export function finish(rep: MigrationReport, g: GuestArgs, extra: { identical: boolean } & Record<string, unknown>, inj: FaultInjector | null): number {
   const notFired = unfiredFaults(inj);
   if (g.json) out(JSON.stringify(jsonReport(rep, { ...extra, ...(inj ? { faultsNotFired: notFired } : {}) })));
   else out('\n' + summary(rep) + `\nbyte comparison of source and target memory: ${extra.identical ? 'identical' : 'DIFFERENT'}`);
@@ -164,7 +162,7 @@ function finish(rep: MigrationReport, g: GuestArgs, extra: { identical: boolean 
 }
 
 /** The faults of --inject that never hit the wire (their phase never came, or came without a write). */
-function unfiredFaults(inj: FaultInjector | null): string[] {
+export function unfiredFaults(inj: FaultInjector | null): string[] {
   if (!inj) return [];
   const fired = [...inj.fired];
   const left: string[] = [];
@@ -181,7 +179,7 @@ function unfiredFaults(inj: FaultInjector | null): string[] {
  * A fault that did not fire means the test the user asked for did not happen: say so, and do
  * not exit 0.
  */
-function reportUnfired(notFired: string[], code: number): number {
+export function reportUnfired(notFired: string[], code: number): number {
   if (notFired.length === 0) return code;
   err(`pagewire: the injected fault${notFired.length > 1 ? 's' : ''} ${notFired.join(', ')} did not fire (the migration never reached ${notFired.length > 1 ? 'their phases' : 'its phase'} with a write to break): the fault test did not happen`);
   return code === EXIT.OK ? EXIT.FAILED : code;
@@ -203,52 +201,7 @@ function startTargetGuest(target: MigrationTarget, g: GuestArgs): FaultingGuestR
   return runner;
 }
 
-/**
- * `simulate --channels N`: N channel workers (worker_threads) read the shared guest memory, each
- * with its own connection, encoder and delta cache. The link's rate is paced per channel by the
- * source (link / N each); its delay applies to the acknowledgements.
- */
-async function simulateChannels(g: GuestArgs, guest: CliGuest, transport: string): Promise<number> {
-  if (g.source.mode !== 'precopy') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 supports --mode precopy only');
-  if (g.inject) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--inject is not supported with --channels > 1');
-  const n = g.channels;
-  let link: (k: number) => { kind: 'port'; port: unknown } | { kind: 'tcp'; host: string; port: number };
-  let accept: () => Promise<Transport>;
-  let listener: TransportListener | null = null;
-  if (transport === 'tcp') {
-    listener = await listenTcp({ host: '127.0.0.1', port: 0 });
-    const l = listener;
-    link = () => ({ kind: 'tcp', host: '127.0.0.1', port: l.port });
-    accept = async () => shapeTarget(await l.accept(), g);
-  } else {
-    const { MessageChannel } = await import('node:worker_threads');
-    const chans = Array.from({ length: n }, () => new MessageChannel());
-    let next = 0;
-    link = (k) => ({ kind: 'port', port: chans[k]!.port1 });
-    accept = async () => shapeTarget(messagePortTransport(chans[next++]!.port2 as never), g);
-  }
-  const pacing = g.linkBytesPerSec > 0 ? { maxBandwidthBytesPerSec: Math.floor((g.source.maxBandwidthBytesPerSec ?? g.linkBytesPerSec) / n) } : {};
-  const source = new ParallelMigrationSource(guest.memory, guest.dirtyLog, {
-    ...g.source, ...guest.sourceOptions, ...pacing, channels: n, spawn: nodeChannelSpawner(), link,
-  }, guest.hooks);
-  const dst = GuestMemory.allocateExternal(guest.memory.layout, true);
-  const target = new ParallelMigrationTarget(dst, n, { secret: g.secret });
-  const done = attachOutput(source, g, guest.memory.pageCount);
-  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, ${n} channels (worker threads), transport ${transport}`);
-  guest.start();
-  try {
-    const [rs, rt] = await Promise.allSettled([source.migrate(), target.run(accept)]);
-    done();
-    if (rs.status === 'rejected') throw rs.reason;
-    if (rt.status === 'rejected') throw rt.reason;
-    return finish(rs.value, g, { transport, identical: sameBytes(guest.memory, dst), guestRunning: guest.running() }, null);
-  } finally {
-    guest.stop();
-    await listener?.close();
-  }
-}
-
-function sameBytes(a: GuestMemory, b: GuestMemory): boolean {
+export function sameBytes(a: GuestMemory, b: GuestMemory): boolean {
   if (a.pageCount !== b.pageCount) return false;
   const chunk = 256;
   for (let p = 0; p < a.pageCount; p += chunk) {
@@ -272,10 +225,12 @@ export async function serve(argv: string[]): Promise<number> {
   const v = parse(argv, {
     host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '4444' }, keep: { type: 'boolean', default: false },
     secret: { type: 'string' }, 'secret-file': { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
-    'dump-memory': { type: 'string' }, metrics: { type: 'string' },
+    'dump-memory': { type: 'string' }, metrics: { type: 'string' }, prefault: { type: 'string', default: 'off' }, channels: { type: 'string', default: '1' },
     quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   });
   if (v['help']) { out(SERVE_HELP); return EXIT.OK; }
+  const prefault = prefaultFlag(v['prefault']);
+  const channels = parseCount(String(v['channels']), '--channels', 1, 64);
   const port = Number(v['port']);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--port must be 0..65535, got "${String(v['port'])}"`);
   const json = v['json'] === true;
@@ -289,11 +244,17 @@ export async function serve(argv: string[]): Promise<number> {
   let code: number = EXIT.OK;
   try {
     do {
-      const target = new MigrationTarget(targetMemoryFactory(), {
+      if (channels > 1) {
+        const dump = typeof v['dump-memory'] === 'string' ? v['dump-memory'] : null;
+        code = await serveChannels(listener, channels, { secret, maxGuestBytes, prefault, json, quiet: v['quiet'] === true, dumpMemory: dump, metrics });
+        continue;
+      }
+      const targetMemory = cliTargetMemory(prefault);
+      const target = new MigrationTarget((layout) => targetMemory.memory(layout), {
         secret, maxGuestBytes, resumeDeadlineMs: 30_000,
         // a connection turned away before admission ends only itself; say so (one line each)
         onRejected: (r) => { if (!json && v['quiet'] !== true) err(`rejected a connection from ${r.remote}: ${r.error.code}: ${peerText(r.error.message, 512)}`); },
-      });
+      }, { pagesWritten: (pages) => targetMemory.pagesWritten(pages) });
       if (!json && v['quiet'] !== true) {
         target.on('drop', (d) => err(`connection dropped (${d.error}); waiting for the source to resume`));
       }
@@ -312,6 +273,7 @@ export async function serve(argv: string[]): Promise<number> {
         metrics?.metrics.failed('target');
       } finally {
         unwatch?.();
+        await targetMemory.stop();
       }
     } while (v['keep'] === true);
   } finally {
@@ -337,7 +299,7 @@ export function hostPort(value: string, what: string, allowPortZero = false): { 
  * `--metrics HOST:PORT`: serve Prometheus metrics there (prom-client is loaded only then); the
  * address goes to stderr as "metrics on http://HOST:PORT/metrics" (port 0 picks one).
  */
-async function startMetrics(value: unknown): Promise<MetricsServer | null> {
+export async function startMetrics(value: unknown): Promise<MetricsServer | null> {
   if (typeof value !== 'string') return null;
   const { host, port } = hostPort(value, '--metrics', true);
   const { serveMetrics } = await import('./metrics.js');
@@ -354,35 +316,54 @@ export async function migrate(argv: string[]): Promise<number> {
   if (typeof v['to'] !== 'string') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--to HOST:PORT is required (where `pagewire serve` listens)');
   const { host, port } = hostPort(v['to'], '--to');
   const g = guestArgs(v);
-  if (g.channels > 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 is supported by simulate only (serve accepts one connection per migration)');
+  if (g.channels > 1) return migrateChannels(g, await createCliGuest(g), host, port, await startMetrics(v['metrics']), typeof v['dump-memory'] === 'string' ? v['dump-memory'] : null);
   const inj = g.inject ? new FaultInjector(g.inject) : null;
   const guest = await createCliGuest(g);
   const connect = async () => shapeSource(await connectTcp({ host, port, timeoutMs: 10_000 }), g, inj);
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
-  const done = attachOutput(source, g, guest.memory.pageCount);
   const metrics = await startMetrics(v['metrics']);
-  metrics?.metrics.watch('source', source);
-  if (!g.json && !g.quiet) out(`migrate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs} -> ${host}:${port}`);
+  const dump = typeof v['dump-memory'] === 'string' ? v['dump-memory'] : null;
+  return runCliSource(source, g, guest, inj, { metrics, dump, headline: `migrate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs} -> ${host}:${port}` });
+}
+
+/** A source of `migrate` (one channel or several) that the CLI runs. */
+export interface CliSource extends Pick<MigrationSource, 'on'> {
+  migrate(): Promise<MigrationReport>;
+}
+
+/**
+ * Run a `migrate` source to its end: progress, the report (JSON or human), metrics, the memory
+ * dump at pause time, the exit code. The source guest keeps running when it fails.
+ */
+export async function runCliSource(
+  source: CliSource, g: GuestArgs, guest: CliGuest, inj: FaultInjector | null,
+  o: { metrics: MetricsServer | null; dump: string | null; headline: string; afterMigrate?: () => void },
+): Promise<number> {
+  const done = attachOutput(source, g, guest.memory.pageCount);
+  o.metrics?.metrics.watch('source', source);
+  if (!g.json && !g.quiet) out(o.headline);
   guest.start();
   try {
     const rep = await source.migrate();
     done();
+    o.afterMigrate?.();
     // The guest stays paused after a successful migration: memory is as it was at pause time.
-    if (typeof v['dump-memory'] === 'string') await writeRawImage(guest.memory, v['dump-memory']);
+    if (o.dump) await writeRawImage(guest.memory, o.dump);
     const notFired = unfiredFaults(inj);
     if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired, faultsNotFired: notFired } : {}) })));
     else out('\n' + summary(rep));
     return reportUnfired(notFired, rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED);
   } catch (e) {
     done();
+    o.afterMigrate?.();
     const pe = e as PagewireError;
     if (g.json) out(JSON.stringify({ role: 'source', verified: false, guestRunning: guest.running(), error: { code: pe.code ?? 'INTERNAL', message: pe.message } }));
     else err(`migration failed: ${pe.code ?? ''} ${peerText(String(pe.message), 4096)}; the source guest keeps running`);
-    metrics?.metrics.failed('source');
+    o.metrics?.metrics.failed('source');
     return exitCodeFor(e);
   } finally {
     guest.stop();
-    await metrics?.close();
+    await o.metrics?.close();
   }
 }
 
@@ -396,7 +377,7 @@ export async function demo(argv: string[]): Promise<number> {
   // Refuse bad options before a target process exists.
   const v = parse(args, { ...GUEST_OPTIONS, 'dump-memory': { type: 'string' } });
   const g = guestArgs(v);
-  if (g.channels > 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 is supported by simulate only');
+  if (g.channels > 1) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--channels > 1 is for simulate, and migrate to a `pagewire serve --channels N` target');
   const bin = fileURLToPath(new URL('../../bin/pagewire.js', import.meta.url));
   const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const targetExit = new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
@@ -429,7 +410,7 @@ export async function demo(argv: string[]): Promise<number> {
 /** The guest and policy options, as each command takes them. */
 function commonHelp(command: 'simulate' | 'migrate' | 'demo'): string {
   const lines = COMMON_HELP.split('\n');
-  const simulateOnly = ['--channels'];
+  const simulateOnly = command === 'demo' ? ['--prefault', '--channels'] : ['--prefault'];
   const sourceOnly = ['--dump-memory'];
   const keep = (l: string): boolean => {
     const opt = /^ {2}(--[a-z-]+)/.exec(l)?.[1];
@@ -470,8 +451,13 @@ const COMMON_HELP = `guest and policy options:
                            switch-over; its accesses to missing pages fault and are served first)
   --reorder                send rarely dirtied pages first, hold hot pages back
   --auto-converge          throttle the guest when not converging
-  --channels 1             parallel channels: worker threads over shared guest memory (pre-copy
-                           only; the link rate is paced per channel)
+  --channels 1             parallel channels: worker threads over shared guest memory on both sides
+                           (pre-copy only; the link rate is paced per channel; migrate needs a
+                           \`pagewire serve --channels N\` target; --inject hits channel 0, which
+                           resumes over TCP like a single channel)
+  --prefault off           on: the target pre-faults its fresh memory ahead of the stream on a worker
+                           thread (needs a free core to pay; off: guests up to 3 GiB live in the
+                           decoder's core)
   --secret S               shared secret (both sides must have it; visible to other users in ps:
                            prefer --secret-file FILE (its first line) or PAGEWIRE_SECRET=S)
   --verify digest          digest (incremental: per-page hashes kept as pages are sent and written) | memory (hash
@@ -487,13 +473,16 @@ Runs a source and a target in this process with a simulated guest that keeps wri
 ${commonHelp('simulate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
-export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S | --secret-file FILE] [--json] [--max-guest 16GiB] [--metrics HOST:PORT]
+export const SERVE_HELP = `pagewire serve --host 127.0.0.1 --port 4444 [--keep] [--secret S | --secret-file FILE] [--json] [--max-guest 16GiB] [--metrics HOST:PORT] [--prefault on|off] [--channels N]
 Receives one migration (like QEMU -incoming), verifies it, prints its report and exits
 (--dump-memory FILE writes the received memory to FILE); --keep serves
 one migration after another. --port 0 picks a free port (printed on stderr as "listening on HOST:PORT").
 With --qemu-qmp/--qemu-ram/--qemu-incoming it receives a running QEMU guest (pagewire serve --qemu-qmp X --help).
 --metrics HOST:PORT serves Prometheus metrics at http://HOST:PORT/metrics (pagewire_migration_*:
 the current or last migration; pagewire_*_total: counters over all of them; docs/METRICS.md).
+--prefault on: a worker thread pre-faults the received memory ahead of the stream (default off).
+--channels N: receive a \`pagewire migrate --channels N\` migration, one worker thread per channel
+(each channel's part of the guest is checked against --max-guest).
 exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;
 
 export const DEMO_HELP = `pagewire demo [options]

@@ -79,6 +79,17 @@ export class PageDecoder {
   private lastLen = 0;
   private readonly cursor = { pos: 0 };
   private readonly external: boolean;
+  /**
+   * External placement with a hash table: the raw records of a block (page, and where its bytes
+   * are in the block: hashed there, no copy back into the core) and the other pages written
+   * (hashed from guest memory after the block).
+   */
+  private rawIdxPtr = 0;
+  private rawPtrsPtr = 0;
+  private rawCount = 0;
+  private rawPages = new Uint32Array(0);
+  private otherPages = new Uint32Array(0);
+  private otherCount = 0;
   private disposed = false;
 
   private constructor(private readonly memory: GuestMemory, private readonly core: Core, private readonly mask: number, private readonly lz4: boolean) {
@@ -189,6 +200,13 @@ export class PageDecoder {
    */
   trackHashes(table: PageHashTable | null): void {
     this.hashTable = table;
+    if (table && this.external && this.rawIdxPtr === 0) {
+      // sized once for the largest block: applying never grows core memory for hashing
+      this.rawIdxPtr = this.core.alloc(MAX_BLOCK_RECORDS * 4);
+      this.rawPtrsPtr = this.core.alloc(MAX_BLOCK_RECORDS * 4);
+      this.rawPages = new Uint32Array(MAX_BLOCK_RECORDS);
+      this.otherPages = new Uint32Array(MAX_BLOCK_RECORDS);
+    }
   }
   private hashTable: PageHashTable | null = null;
 
@@ -231,8 +249,13 @@ export class PageDecoder {
     if (this.hashTable) {
       // the incremental digest: hash the pages just written (in place in the core, else staged)
       const written = this.last.subarray(this.lastLen, this.lastLen + count);
-      if (this.external) this.hashTable.update(written);
-      else this.hashTable.updateFromCore(this.pagesPtr, 0, count, written);
+      if (!this.external) this.hashTable.updateFromCore(this.pagesPtr, 0, count, written);
+      else {
+        // raw pages from their bytes in the block, then the others as they are in memory now
+        // (after the block, so a page written twice hashes as last written either way)
+        if (this.rawCount > 0) this.hashTable.updateFromCore(this.rawIdxPtr, this.rawPtrsPtr, this.rawCount, this.rawPages);
+        if (this.otherCount > 0) this.hashTable.update(this.otherPages, 0, this.otherCount);
+      }
     }
     if (!this.external) {
       const codecs = new Uint8Array(buf, this.tablePtr, count);
@@ -252,6 +275,13 @@ export class PageDecoder {
     const u8 = this.core.u8();
     const dv = this.core.view();
     const pages = new Uint32Array(this.core.exports.memory.buffer, this.pagesPtr, n);
+    const hashing = this.hashTable !== null;
+    const rawIdx = hashing ? new Uint32Array(this.core.exports.memory.buffer, this.rawIdxPtr, n) : pages;
+    const rawPtrs = hashing ? new Uint32Array(this.core.exports.memory.buffer, this.rawPtrsPtr, n) : pages;
+    let nRaw = 0;
+    let nOther = 0;
+    this.rawCount = 0;
+    this.otherCount = 0;
     // walk the records again in JS for the payload offsets
     let p = blk;
     const end = blk + len;
@@ -287,6 +317,12 @@ export class PageDecoder {
       }
       this.stats.codecs[RECORD_CODECS[codec]!].pages++;
       pages[k] = page;
+      if (hashing) {
+        if (codec === 1) { rawIdx[nRaw] = page; rawPtrs[nRaw] = p; this.rawPages[nRaw++] = page; }
+        else this.otherPages[nOther++] = page;
+        this.rawCount = nRaw;
+        this.otherCount = nOther;
+      }
       p += plen;
     }
     if (p !== end) return this.failAt(n, p - blk, STATUS_RECORD_CORRUPT);
@@ -305,6 +341,10 @@ export class PageDecoder {
     if (this.disposed) return;
     this.disposed = true;
     if (this.blkSize) this.core.release(this.blkPtr, this.blkSize);
+    if (this.rawIdxPtr) {
+      this.core.release(this.rawPtrsPtr, MAX_BLOCK_RECORDS * 4);
+      this.core.release(this.rawIdxPtr, MAX_BLOCK_RECORDS * 4);
+    }
     this.lz4In.dispose();
     this.core.release(this.scratchPtr, this.memory.pageSize);
     this.core.release(this.tablePtr, MAX_BLOCK_RECORDS * DEC_SCAN_ENTRY_BYTES);

@@ -13,6 +13,7 @@ import { messagePortTransport, type MessagePortLike } from '../transport/message
 import { MigrationSource, type DirtyLogLike } from './source.js';
 import type { ChannelInit, ChannelLink, CoordinatorMessage, WorkerMessage } from './channels.js';
 import type { RoundMeasurement } from './policy.js';
+import { FaultInjector } from './faults.js';
 
 /** The worker's side of the control channel. */
 export interface ChannelControl {
@@ -65,8 +66,15 @@ export async function runChannelWorker(init: ChannelInit, ctl: ChannelControl, o
       stop() {},
       sync() { const d = next; next = new Uint32Array(0); return d; },
     };
-    const transport = await open(init.link);
-    const source = new MigrationSource(memory, log, transport, init.options, {
+    // TCP links reconnect after a drop (the target routes the resumed connection to this
+    // channel's target, which continues the session); a MessagePort link exists once
+    const inj = init.inject ? new FaultInjector(init.inject) : null;
+    const connect = async (): Promise<Transport> => {
+      const t = await open(init.link);
+      return inj ? inj.wrap(t) : t;
+    };
+    const options = inj ? { ...init.options, onPhase: (p: string) => inj.onPhase(p) } : init.options;
+    const source = new MigrationSource(memory, log, init.link.kind === 'tcp' ? connect : await connect(), options, {
       // before each dirty sync: the coordinator syncs the guest's log once for all channels
       onRound: async (round, before) => {
         if (before) next = (await call('round', { round })).dirty ?? new Uint32Array(0);
@@ -83,7 +91,7 @@ export async function runChannelWorker(init: ChannelInit, ctl: ChannelControl, o
     });
     source.on('progress', (e) => { bytesSent = e.bytesSent; });
     const report = await source.migrate();
-    ctl.post({ t: 'done', report: JSON.parse(JSON.stringify(report)) as typeof report });
+    ctl.post({ t: 'done', report: JSON.parse(JSON.stringify(report)) as typeof report, ...(inj ? { faultsFired: inj.fired } : {}) });
   } catch (err) {
     const e = err as PagewireError;
     ctl.post({ t: 'error', code: String(e?.code ?? 'ABORTED'), message: String(e?.message ?? err) });

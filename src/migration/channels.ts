@@ -58,6 +58,8 @@ export interface ChannelInit {
   /** Per-channel source options (serializable: no clock or callbacks). */
   options: SourceOptions;
   link: ChannelLink;
+  /** Faults to inject on this channel's connections (a FaultInjector spec; tests and --inject). */
+  inject?: string;
 }
 
 /** Messages a worker sends to the coordinator. */
@@ -65,7 +67,7 @@ export type WorkerMessage =
   | { t: 'call'; id: number; op: 'round'; round: number; bytesSent: number }
   | { t: 'call'; id: number; op: 'decide'; round: number; measurement: RoundMeasurement; bytesSent: number }
   | { t: 'call'; id: number; op: 'pause' | 'resume' | 'deviceState'; bytesSent: number }
-  | { t: 'done'; report: MigrationReport }
+  | { t: 'done'; report: MigrationReport; faultsFired?: string[] }
   | { t: 'error'; code: string; message: string };
 
 /** Replies of the coordinator. */
@@ -136,6 +138,8 @@ export interface ParallelSourceOptions extends SourceOptions {
   spawn: SpawnChannelWorker;
   /** Where channel k connects: a MessagePort (transferred to its worker) or a TCP address. */
   link(channel: number): ChannelLink;
+  /** Faults to inject on channel k's connections (FaultInjector spec), if any. */
+  inject?(channel: number): string | undefined;
 }
 
 interface Pending { id: number; k: number; measurement?: RoundMeasurement }
@@ -162,6 +166,8 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
   private reason = '';
   private converged = false;
   private failed: ((e: PagewireError) => void) | null = null;
+  /** Faults that fired on the channels' connections (see ParallelSourceOptions.inject). */
+  readonly faultsFired: string[] = [];
 
   constructor(memory: GuestMemory, dirtyLog: DirtyLogLike, options: ParallelSourceOptions, hooks: SourceHooks = {}) {
     super();
@@ -194,7 +200,7 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
     const split = splitMemory(this.memory, n);
     this.ranges = split.map((s) => ({ first: s.first, count: s.count }));
     this.bytesSent = new Array<number>(n).fill(0);
-    const { channels: _c, spawn: _s, link: _l, clock: _k, onPhase: _p, ...rest } = this.opts;
+    const { channels: _c, spawn: _s, link: _l, clock: _k, onPhase: _p, inject: _i, ...rest } = this.opts;
     // The coordinator decides for every channel (hooks.decide in the worker).
     const perChannel: SourceOptions = {
       ...rest,
@@ -212,13 +218,15 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
         split.forEach((s, k) => {
           const link = this.opts.link(k);
           const transfer = link.kind === 'port' ? [link.port] : [];
-          const w = this.opts.spawn({ channel: k, channels: n, pageSize: this.memory.pageSize, regions: s.regions, options: perChannel, link }, transfer);
+          const inject = this.opts.inject?.(k);
+          const w = this.opts.spawn({ channel: k, channels: n, pageSize: this.memory.pageSize, regions: s.regions, options: perChannel, link, ...(inject ? { inject } : {}) }, transfer);
           this.workers.push(w);
           w.onError((err) => this.fail(new PagewireError(ErrorCode.ABORTED, `channel ${k} worker failed: ${err.message}`, { cause: err })));
           w.onMessage((m) => {
             try {
               if (m.t === 'done') {
                 reports[k] = m.report;
+                if (m.faultsFired) this.faultsFired.push(...m.faultsFired);
                 // every channel's target verified: the guest may run there, the downtime ends
                 if (++done === n) { verifiedAt = this.clock(); resolve(); }
               } else if (m.t === 'error') {

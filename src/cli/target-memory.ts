@@ -1,0 +1,48 @@
+/**
+ * The CLI targets' guest memory: made from the layout the source announces, and with `--prefault
+ * on` pre-faulted on a worker thread ahead of the stream (src/memory/prefault-node.ts).
+ *
+ * With pre-faulting the memory is external SharedArrayBuffer regions (the worker must reach it);
+ * without, it lives in the decoder's core up to the in-core limit (one core call applies a block
+ * in place) and in external regions above.
+ */
+import { createCore } from '../core/core.js';
+import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
+import { startPrefault, type Prefaulter } from '../memory/prefault-node.js';
+import { PagewireError, ErrorCode } from '../errors.js';
+
+/** A target's memory factory, the hook that drives its pre-fault worker, and the worker's end. */
+export interface CliTargetMemory {
+  memory(layout: MemoryLayout): Promise<GuestMemory>;
+  /** TargetHooks.pagesWritten: the stream's position for the pre-fault worker. */
+  pagesWritten(pages: Uint32Array): void;
+  /** Stop the worker (call when the migration ended, either way). */
+  stop(): Promise<void>;
+}
+
+/** `--prefault on|off`. @throws PagewireError INVALID_ARGUMENT */
+export function prefaultFlag(v: unknown): boolean {
+  if (v === 'on') return true;
+  if (v === undefined || v === 'off') return false;
+  throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--prefault must be on or off, got "${String(v)}"`);
+}
+
+/** Guest memory for a CLI target (see the file header). */
+export function cliTargetMemory(prefault: boolean): CliTargetMemory {
+  let worker: Prefaulter | null = null;
+  return {
+    async memory(layout) {
+      if (!prefault) return GuestMemory.forLayout(layout, { core: await createCore() });
+      const m = GuestMemory.forLayout(layout, { shared: true });
+      await worker?.stop();
+      worker = startPrefault(m);
+      return m;
+    },
+    pagesWritten(pages) {
+      worker?.advance(pages);
+    },
+    async stop() {
+      await worker?.stop();
+    },
+  };
+}

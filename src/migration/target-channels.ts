@@ -1,0 +1,225 @@
+/**
+ * Target side of parallel channels with one worker per channel: each channel's frames are
+ * parsed, checksummed, decoded, hashed (and its memory pre-faulted) on the channel's own thread,
+ * over its range of the shared guest memory (src/migration/target-channel-worker.ts).
+ *
+ * This coordinator (the thread that accepts connections) does three things:
+ * - routes each accepted connection to its channel's worker: it reads the source's preamble and
+ *   HELLO (bounded: the handshake frame cap and deadline), takes the channel from the HELLO's
+ *   region names (`c<k>:...`, see splitMemory), and pipes the connection, those bytes first,
+ *   through a MessageChannel to worker k. A resumed connection of a dropped channel is routed
+ *   the same way, so a dropped channel resumes like a single migration (its worker's target
+ *   holds the session and its position). Authentication stays with the worker's target: a
+ *   connection that names a channel proves nothing until that target admits it.
+ * - lets the guest run once every channel verified (device state from the channel that sent it);
+ * - on any channel's failure stops every worker: the guest never runs.
+ */
+import { PagewireError, ErrorCode } from '../errors.js';
+import { createCore, type Core } from '../core/core.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import type { Transport } from '../transport/types.js';
+import { messagePortTransport } from '../transport/message-port.js';
+import { pipeTransports } from '../transport/pipe.js';
+import { FrameReader } from '../protocol/codec.js';
+import { FrameType } from '../protocol/frame.js';
+import { parseHello } from '../protocol/messages.js';
+import { withTimeout } from '../protocol/connection.js';
+import { DEFAULT_MAX_HANDSHAKE_FRAME_BYTES } from '../limits.js';
+import type { ChannelRegion } from './channels.js';
+import type { TargetHooks } from './target.js';
+import type { TargetChannelInit, TargetChannelOptions, TargetCoordinatorMessage, TargetWorkerMessage } from './target-channel-worker.js';
+import { memoryDigest } from '../memory/digest.js';
+import { Emitter, type MigrationEvents, type MigrationReport } from './report.js';
+
+/** A target channel worker as the coordinator sees it (a Node Worker, adapted). */
+export interface TargetWorker {
+  postMessage(msg: TargetCoordinatorMessage, transfer?: unknown[]): void;
+  onMessage(fn: (msg: TargetWorkerMessage) => void): void;
+  onError(fn: (err: Error) => void): void;
+  terminate(): Promise<unknown> | void;
+}
+
+/** Starts a target channel worker with its init message. */
+export type SpawnTargetWorker = (init: TargetChannelInit) => TargetWorker;
+
+/** Options of {@link WorkerParallelTarget}. */
+export interface WorkerParallelTargetOptions extends TargetChannelOptions {
+  /** Creates a worker (nodeTargetChannelSpawner from pagewire/node). */
+  spawn: SpawnTargetWorker;
+  /** Each worker pre-faults its part ahead of its stream (default false). */
+  prefault?: boolean;
+}
+
+/**
+ * The target of a parallel migration, one worker per channel; each worker allocates its part of
+ * the guest (SharedArrayBuffer regions) from its channel's HELLO. Events: drop, complete, error.
+ */
+export class WorkerParallelTarget extends Emitter<MigrationEvents> {
+  private workers: TargetWorker[] = [];
+  private parts: ChannelRegion[][] = [];
+  private memory: GuestMemory | null = null;
+  private readonly pipes: Transport[] = [];
+  private readonly pumping: Promise<void>[] = [];
+  private failure: PagewireError | null = null;
+  private onFailure: ((e: PagewireError) => void) | null = null;
+
+  /**
+   * @param channels the source's channel count
+   * @throws PagewireError INVALID_ARGUMENT for a count outside 1..64
+   */
+  constructor(readonly channels: number, private readonly options: WorkerParallelTargetOptions, private readonly hooks: TargetHooks = {}) {
+    super();
+    if (!Number.isInteger(channels) || channels < 1 || channels > 64) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `channels must be an integer in 1..64, got ${String(channels)}`);
+  }
+
+  /** The whole received guest memory, the channels' parts in order (after {@link run}). */
+  get guestMemory(): GuestMemory | null {
+    return this.memory;
+  }
+
+  /**
+   * Serve all channels until every one verified (or one failed).
+   * @param accept the next incoming connection (called until the migration ends; the signal cancels the last call)
+   * @throws PagewireError the first channel's failure (the guest never ran)
+   */
+  async run(accept: (signal?: AbortSignal) => Promise<Transport>): Promise<MigrationReport> {
+    const n = this.channels;
+    const { spawn, prefault, ...opts } = this.options;
+    const core = await createCore();
+    const reports: MigrationReport[] = new Array(n);
+    let deviceState: Uint8Array | null = null;
+    const stop = new AbortController();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.onFailure = reject;
+        let verified = 0;
+        let done = 0;
+        for (let k = 0; k < n; k++) {
+          const w = spawn({ channel: k, options: opts, prefault: prefault === true });
+          this.workers.push(w);
+          w.onError((err) => this.fail(new PagewireError(ErrorCode.ABORTED, `target channel ${k} worker failed: ${err.message}`, { cause: err })));
+          w.onMessage((m) => {
+            if (m.t === 'memory') this.parts[k] = m.regions;
+            else if (m.t === 'deviceState') deviceState = m.state;
+            else if (m.t === 'drop') this.emit('drop', { error: `channel ${k}: ${m.error}`, attempt: 0 });
+            else if (m.t === 'error') this.fail(new PagewireError((m.code in ErrorCode ? m.code : 'ABORTED') as ErrorCode, `channel ${k}: ${m.message}`));
+            else if (m.t === 'done') { reports[k] = m.report; if (++done === n) resolve(); }
+            else if (++verified === n) void this.runGuest(deviceState).catch((e: unknown) => this.fail(asError(e)));
+          });
+        }
+        void this.acceptLoop(accept, stop.signal, core);
+      });
+    } catch (err) {
+      this.emit('error', err as PagewireError);
+      throw err;
+    } finally {
+      stop.abort();
+      await this.stopAll();
+    }
+    const regions = this.parts.flat();
+    const memory = GuestMemory.external(regions.map((r) => new Uint8Array(r.buffer, r.byteOffset, r.byteLength)), reports[0]!.pageSize, regions.map((r) => r.name));
+    this.memory = memory;
+    const sum = (f: (r: MigrationReport) => number): number => reports.reduce((a, r) => a + f(r), 0);
+    const report: MigrationReport = {
+      ...reports[0]!, sessionId: reports.map((r) => r.sessionId).join(','), verified: reports.every((r) => r.verified),
+      wireBytes: sum((r) => r.wireBytes), rawBytes: sum((r) => r.rawBytes), guestPages: memory.pageCount,
+      digest: memoryDigest(memory, core), channels: n, totalTimeMs: Math.max(...reports.map((r) => r.totalTimeMs)),
+      downtimeMs: Math.max(...reports.map((r) => r.downtimeMs)), drops: sum((r) => r.drops), corruptionsDetected: sum((r) => r.corruptionsDetected),
+    };
+    this.emit('complete', report);
+    return report;
+  }
+
+  /** Every channel verified: device state, then the guest runs; then the workers finish. */
+  private async runGuest(state: Uint8Array | null): Promise<void> {
+    if (state) await this.hooks.deviceState?.(state);
+    await this.hooks.guestMayRun?.();
+    for (const w of this.workers) w.postMessage({ t: 'go' });
+  }
+
+  private async acceptLoop(accept: (signal?: AbortSignal) => Promise<Transport>, signal: AbortSignal, core: Core): Promise<void> {
+    while (!signal.aborted && !this.failure) {
+      let t: Transport;
+      try {
+        t = await accept(signal);
+      } catch (err) {
+        if (!signal.aborted) this.fail(asError(err));
+        return;
+      }
+      void this.route(t, core);
+    }
+  }
+
+  /** Read the HELLO, pipe the connection to its channel's worker. A connection that fails here ends only itself. */
+  private async route(t: Transport, core: Core): Promise<void> {
+    let k: number;
+    let chunks: Uint8Array[];
+    try {
+      ({ k, chunks } = await withTimeout(peekChannel(t, core, this.channels), this.options.handshakeTimeoutMs ?? 10_000, 'handshake'));
+    } catch (err) {
+      t.destroy(asError(err));
+      return;
+    }
+    const w = this.workers[k];
+    if (!w || this.failure) { t.destroy(this.failure ?? undefined); return; }
+    const { port1, port2 } = new MessageChannel();
+    const local = messagePortTransport(port1 as never, { label: `channel ${k} pipe` });
+    this.pipes.push(t, local);
+    w.postMessage({ t: 'conn', port: port2 }, [port2]);
+    const p = pipeTransports(t, local, chunks);
+    this.pumping.push(p);
+    await p;
+  }
+
+  private fail(e: PagewireError): void {
+    if (this.failure) return;
+    this.failure = e;
+    for (const w of this.workers) w.postMessage({ t: 'abort', message: e.message });
+    for (const t of this.pipes) t.destroy(e);
+    this.onFailure?.(e);
+  }
+
+  private async stopAll(): Promise<void> {
+    const ws = this.workers;
+    this.workers = [];
+    // a worker's 'done' may overtake its last frames (another port): let the pipes drain first
+    if (!this.failure) await withTimeout(Promise.all(this.pumping), PIPE_DRAIN_MS, 'draining channel connections').catch(() => undefined);
+    for (const t of this.pipes.splice(0)) if (!t.closed) t.destroy();
+    await Promise.all(ws.map((w) => w.terminate()));
+  }
+}
+
+/** Longest wait for the channel connections to pass their last frames on after every channel finished. */
+const PIPE_DRAIN_MS = 5_000;
+
+function asError(e: unknown): PagewireError {
+  return e instanceof PagewireError ? e : new PagewireError(ErrorCode.ABORTED, String((e as Error)?.message ?? e), { cause: e });
+}
+
+/**
+ * The channel a connection is for, from its HELLO (bounded by the handshake frame cap); the
+ * chunks read, to be replayed to the worker.
+ * @throws PagewireError PROTOCOL_VIOLATION, LAYOUT_MISMATCH, TRANSPORT_CLOSED, frame errors
+ */
+async function peekChannel(t: Transport, core: Core, channels: number): Promise<{ k: number; chunks: Uint8Array[] }> {
+  const reader = new FrameReader(core, { maxFrameBytes: DEFAULT_MAX_HANDSHAKE_FRAME_BYTES });
+  const chunks: Uint8Array[] = [];
+  try {
+    for (;;) {
+      const c = await t.read();
+      if (c === null) throw new PagewireError(ErrorCode.TRANSPORT_CLOSED, 'the connection ended before its HELLO');
+      chunks.push(c);
+      reader.push(c);
+      const f = reader.next();
+      if (!f) continue;
+      if (f.type !== FrameType.HELLO) throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, 'the first frame of a channel connection must be HELLO');
+      const name = parseHello(f.payload).regions[0]?.name ?? '';
+      const m = /^c(\d+):/.exec(name);
+      const k = m ? Number(m[1]) : -1;
+      if (!(k >= 0 && k < channels)) throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `a connection for region "${name.slice(0, 64)}" is not one of this target's ${channels} channels`);
+      return { k, chunks };
+    }
+  } finally {
+    reader.dispose();
+  }
+}
