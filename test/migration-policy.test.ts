@@ -124,6 +124,24 @@ describe('ConvergencePolicy (the one policy every engine feeds)', () => {
     expect(p.recheck({ ...m(1, 20_000, 81_920_000, 10_000), inFlightBytes: 0 }, 'switchover')).toMatchObject({ action: 'switchover', converged: true });
   });
 
+  it('CPU: the slower of link and encoder paces the last round; the first batch encoded and the last applied overlap nothing', () => {
+    const o = { switchoverCostMs: 5 };
+    const base = { bandwidthBytesPerSec: 1e6, rttMs: 100, wireBytesPerPage: 1000 };
+    // 1000 pages: 1000 ms of link; 0.1 ms of CPU a page (100 ms) hides behind it, except one
+    // 256-page batch at each end (2 x 25.6 ms)
+    expect(expectedDowntimeMs(1000, { ...base, cpuMsPerPage: 0.1, batchPages: 256 }, o)).toBeCloseTo(1000 + 51.2 + 100 + 5);
+    // an encoder at 2 ms a page is the slower stage: 2000 ms, plus the two unoverlapped batches
+    expect(expectedDowntimeMs(1000, { ...base, cpuMsPerPage: 2, batchPages: 256 }, o)).toBeCloseTo(2000 + 1024 + 100 + 5);
+    // fewer pages than a batch (default 256): the round is one batch
+    expect(expectedDowntimeMs(10, { ...base, cpuMsPerPage: 0.1 }, o)).toBeCloseTo(10 + 2 + 100 + 5);
+    // the policy keeps the figure of the latest round that measured one
+    const p = new ConvergencePolicy('precopy', DEFAULT_POLICY, 4096);
+    const m0 = { ...m(0, 1000, 100_000, 1000), cpuMsPerPage: 0.05, batchPages: 100 };
+    // 1000 pages: link 1 ms, CPU 50 ms; + 2 x 100 x 0.05; the digests (5 each) overlap; rtt 20; cost 5
+    expect(p.afterRound(m0).expectedDowntimeMs).toBeCloseTo(50 + 10 + 5 + 20 + 5);
+    expect(p.afterRound({ ...m(1, 0, 100, 1000), batchPages: 100 }).expectedDowntimeMs).toBeCloseTo(50 + 10 + 5 + 20 + 5);
+  });
+
   it('keeps the throttle it asked for and raises it step by step', () => {
     const p = new ConvergencePolicy('precopy', { ...DEFAULT_POLICY, autoConverge: true, stallRounds: 1 }, 4096);
     p.afterRound(m(0, 1000, 4_096_000, 900_000));

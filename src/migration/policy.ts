@@ -7,10 +7,15 @@
  * the target's acknowledgements) and the round trip. Then
  *
  *   transfer           = max(0, inFlightBytes / bandwidth - rtt / 2)      (still queued)
- *                        + dirtyPages * wireBytesPerPage / bandwidth         (the last round)
+ *                        + max(dirtyPages * wireBytesPerPage / bandwidth,    (the last round: link
+ *                              dirtyPages * cpuMsPerPage)                     or encoder, the slower)
+ *                        + 2 * min(dirtyPages, batchPages) * cpuMsPerPage    (first batch encoded,
+ *                                                                              last one applied)
  *   expectedDowntimeMs = max(transfer, digest) + digest + rtt + switchoverCostMs
  *
- * where digest is one side's memory digest (half the measured verification cost): the source
+ * where cpuMsPerPage is what the source measured around its encoder in the latest round that
+ * sent pages (the target's apply assumed as fast; on a loaded host it grows, and so does the
+ * estimate), and digest is one side's memory digest (half the measured verification cost): the source
  * hashes while its last pages cross the link, COMPLETE follows them, the target hashes, DONE
  * comes back (one round trip). Unacknowledged bytes sent within the last half round trip have arrived
  * already (their ACKs are on the way), the rest must cross before the last round does.
@@ -95,6 +100,10 @@ export interface PolicyState {
   inFlightBytes?: number;
   /** Measured cost of verifying at switch-over (both sides' digests), ms. */
   verifyCostMs?: number;
+  /** Time the source spends preparing and encoding one dirty page, ms (the target's apply assumed as fast). */
+  cpuMsPerPage?: number;
+  /** Pages per encoded frame (the pipeline's unit). */
+  batchPages?: number;
 }
 
 /** The policy's answer. */
@@ -106,11 +115,19 @@ export type PolicyDecision =
   | { action: 'fail'; expectedDowntimeMs: number; reason: string };
 
 /** Expected downtime if the guest were stopped now, ms (see the file header). */
-export function expectedDowntimeMs(dirtyPages: number, s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage' | 'inFlightBytes' | 'verifyCostMs'>, o: Pick<PolicyOptions, 'switchoverCostMs'>): number {
+export function expectedDowntimeMs(
+  dirtyPages: number,
+  s: Pick<PolicyState, 'bandwidthBytesPerSec' | 'rttMs' | 'wireBytesPerPage' | 'inFlightBytes' | 'verifyCostMs' | 'cpuMsPerPage' | 'batchPages'>,
+  o: Pick<PolicyOptions, 'switchoverCostMs'>,
+): number {
   const bw = Math.max(1, s.bandwidthBytesPerSec);
   // unacknowledged bytes sent in the last half round trip have arrived; their ACKs are on the way
   const queuedMs = Math.max(0, ((s.inFlightBytes ?? 0) * 1000) / bw - s.rttMs / 2);
-  const transferMs = queuedMs + (dirtyPages * s.wireBytesPerPage * 1000) / bw;
+  // encoder, link and the target's decoder form a pipeline of batches: the slowest stage sets the
+  // pace, and the first batch's encoding and the last batch's apply overlap nothing
+  const cpu = s.cpuMsPerPage ?? 0;
+  const fillMs = 2 * Math.min(dirtyPages, s.batchPages ?? 256) * cpu;
+  const transferMs = queuedMs + Math.max((dirtyPages * s.wireBytesPerPage * 1000) / bw, dirtyPages * cpu) + fillMs;
   // the source hashes while its last pages cross the link; the target hashes after COMPLETE
   const digestMs = (s.verifyCostMs ?? 0) / 2;
   return Math.max(transferMs, digestMs) + digestMs + s.rttMs + o.switchoverCostMs;
@@ -199,6 +216,10 @@ export interface RoundMeasurement {
   inFlightBytes: number;
   /** Measured cost of both digests at switch-over, ms. */
   verifyCostMs: number;
+  /** Measured time to prepare and encode one page of the round, ms (absent when it sent none). */
+  cpuMsPerPage?: number;
+  /** Pages per encoded frame. */
+  batchPages?: number;
 }
 
 function sampleOf(m: RoundMeasurement): RoundSample {
@@ -218,6 +239,7 @@ export class ConvergencePolicy {
   /** The latest estimate (Infinity before the first round). */
   expectedDowntimeMs = Infinity;
   private wireBytesPerPage: number;
+  private cpuMsPerPage = 0;
 
   constructor(private readonly mode: PolicyState['mode'], readonly options: PolicyOptions, pageSize: number) {
     this.wireBytesPerPage = pageSize;
@@ -231,6 +253,7 @@ export class ConvergencePolicy {
   afterRound(m: RoundMeasurement, forced?: 'switchover' | 'continue'): PolicyDecision {
     this.samples.push(sampleOf(m));
     if (m.pagesSent > 0) this.wireBytesPerPage = m.wireBytes / m.pagesSent;
+    if (m.cpuMsPerPage !== undefined) this.cpuMsPerPage = m.cpuMsPerPage;
     return this.decideNow(m, forced);
   }
 
@@ -249,6 +272,7 @@ export class ConvergencePolicy {
     let d = decide({
       mode: this.mode, rounds: this.samples, bandwidthBytesPerSec: m.bandwidthBytesPerSec, rttMs: m.rttMs,
       wireBytesPerPage: this.wireBytesPerPage, throttlePct: this.throttlePct, inFlightBytes: m.inFlightBytes, verifyCostMs: m.verifyCostMs,
+      cpuMsPerPage: this.cpuMsPerPage, ...(m.batchPages !== undefined ? { batchPages: m.batchPages } : {}),
     }, this.options);
     if (forced === 'switchover' && d.action !== 'switchover') {
       d = { action: 'switchover', expectedDowntimeMs: d.expectedDowntimeMs, converged: true, reason: 'the workload ended (last snapshot replayed)' };

@@ -183,7 +183,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
       },
     }, this.stats, this.opts, this.clock);
     const log = this.dirtyLog;
-    this.sender = new PageSender(this.session, this.encoder, this.pending, this.opts.batchPages, log.prepare ? (x, s, n) => log.prepare!(x, s, n) : undefined);
+    this.sender = new PageSender(this.session, this.encoder, this.pending, this.opts.batchPages, log.prepare ? (x, s, n) => log.prepare!(x, s, n) : undefined, this.clock);
     await this.session.connectFirst();
     // Verification at switch-over: with the incremental digest (the encoder keeps per-page hashes
     // of what it sent, the target's decoder of what it wrote) it costs one pass over 8 bytes per
@@ -234,7 +234,9 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     const flow = this.session.flow;
     const roundStart = this.clock();
     const ackedAtStart = flow.ackedTotal;
+    const cpu0 = { ...this.sender.cpu };
     const rr = await this.sendRound(round, false);
+    const cpuPages = this.sender.cpu.pages - cpu0.pages;
     // A round lasts at least as long as the link needs for what was queued before it: without
     // this, small rounds only fill the window, empty rounds spin, and bytes merely queued count
     // as expected downtime round after round. Until the acknowledgements gave a bandwidth
@@ -259,6 +261,7 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     const m: RoundMeasurement = {
       round, pagesSent: rr.pages, wireBytes: rr.wireBytes, durationMs: rr.durationMs, dirtyPagesAfter: this.pending.size,
       bandwidthBytesPerSec: flow.bandwidthBytesPerSec, rttMs: flow.rttMs, inFlightBytes: flow.inFlightBytes, verifyCostMs: this.verifyCostMs,
+      ...(cpuPages > 0 ? { cpuMsPerPage: (this.sender.cpu.ms - cpu0.ms) / cpuPages } : {}), batchPages: this.opts.batchPages,
     };
     let decision: PolicyDecision;
     if (this.hooks.decide) {

@@ -339,6 +339,8 @@ export async function simulateMigration(opts: VirtualRunOptions): Promise<Virtua
     const measured = {
       round, pagesSent: indices.length, wireBytes: wire, durationMs, dirtyPagesAfter: pending.size,
       bandwidthBytesPerSec: lastBandwidth, rttMs: link.rttMs, inFlightBytes: Math.min(window, (bw * link.rttMs) / 1000, wire), verifyCostMs,
+      // what the source measures around its encoder (the model's per-page cost; the decoder's may be the slower stage)
+      cpuMsPerPage: Math.max(costs.encodeNsPerPage[preset], costs.decodeNsPerPage[preset]) / 1e6, batchPages: batch,
     };
     decision = convergence.afterRound(measured, forced ?? undefined);
     if (decision.action === 'switchover' && decision.converged && measured.inFlightBytes > 0) {
