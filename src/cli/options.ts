@@ -23,6 +23,7 @@ export const GUEST_OPTIONS = {
   jitter: { type: 'string', default: '0ms' },
   codecs: { type: 'string', default: 'all' },
   'cache-size': { type: 'string', default: '64MiB' },
+  'cache-prefault': { type: 'string', default: 'on' },
   'downtime-limit': { type: 'string', default: '300' },
   'max-rounds': { type: 'string', default: '30' },
   'on-nonconvergence': { type: 'string', default: 'switchover' },
@@ -57,6 +58,8 @@ export interface GuestArgs {
   jitterMs: number;
   codecs: 'raw' | 'qemu' | 'all';
   cacheBytes: number;
+  /** Fault in the source's delta cache memory with the guest, before the migration (--cache-prefault on|off). */
+  prefaultCache: boolean;
   json: boolean;
   quiet: boolean;
   inject: string;
@@ -96,6 +99,8 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
   const sizeBytes = parseSize(s('size'), '--size');
   if (sizeBytes % pageSize !== 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--size ${sizeBytes} is not a whole number of ${pageSize}-byte pages`);
   const cacheBytes = parseSize(s('cache-size'), '--cache-size');
+  const prefault = s('cache-prefault');
+  if (prefault !== 'on' && prefault !== 'off') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--cache-prefault must be on or off, got "${prefault}"`);
   const linkBps = parseLink(s('link'));
   const maxBw = v['max-bandwidth'] === undefined ? undefined : parseLink(s('max-bandwidth'), '--max-bandwidth');
   const source: SourceOptions = {
@@ -123,7 +128,7 @@ export function guestArgs(v: Record<string, string | boolean | undefined>): Gues
     linkBytesPerSec: linkBps,
     delayMs: parseDuration(s('delay'), '--delay'),
     jitterMs: parseDuration(s('jitter'), '--jitter'),
-    codecs: codecs as 'raw' | 'qemu' | 'all', cacheBytes,
+    codecs: codecs as 'raw' | 'qemu' | 'all', cacheBytes, prefaultCache: prefault === 'on',
     json: v['json'] === true, quiet: v['quiet'] === true,
     inject: typeof v['inject'] === 'string' ? v['inject'] : '',
     secret,

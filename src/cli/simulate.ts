@@ -144,7 +144,7 @@ export async function simulate(argv: string[]): Promise<number> {
     // both sides see the same corrupted frame (the target detects it, the source hears of it)
     rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
     const identical = sameBytes(guest.memory, target.guestMemory!);
-    return finish(rep, g, { transport, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
+    return finish(rep, g, { transport, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
   } finally {
     guest.stop();
     await targetMemory.stop();
@@ -350,7 +350,7 @@ export async function runCliSource(
     // The guest stays paused after a successful migration: memory is as it was at pause time.
     if (o.dump) await writeRawImage(guest.memory, o.dump);
     const notFired = unfiredFaults(inj);
-    if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired, faultsNotFired: notFired } : {}) })));
+    if (g.json) out(JSON.stringify(jsonReport(rep, { transport: 'tcp', guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired, faultsNotFired: notFired } : {}) })));
     else out('\n' + summary(rep));
     return reportUnfired(notFired, rep.verified ? EXIT.OK : EXIT.VERIFY_FAILED);
   } catch (e) {
@@ -443,6 +443,8 @@ const COMMON_HELP = `guest and policy options:
   --jitter 0ms             delay jitter
   --codecs all             raw (QEMU default) | qemu (zero + XBZRLE) | all (pagewire)
   --cache-size 64MiB       XBZRLE delta cache size
+  --cache-prefault on      fault the source's cache memory in with the guest, before the
+                           migration clock (JSON: cachePrefaultMs); off: in round 0
   --downtime-limit 300     allowed downtime, ms
   --max-rounds 30          pre-copy rounds before the non-convergence action
   --on-nonconvergence switchover   switchover | fail | postcopy
