@@ -6,7 +6,7 @@
 //
 // Writes one JSON line per measurement as it goes (so a run cut short keeps what it measured):
 //   {kind:'machine'}, {kind:'baseline'} (fresh-memory copies of 512 MiB and 1 GiB),
-//   {kind:'single'} (512 MiB idle over TCP, raw and all, one channel),
+//   {kind:'single'} (512 MiB idle over TCP, raw and all, one channel, target pre-fault off and on),
 //   {kind:'channels'} (1 GiB idle over memory transport, codecs all, channels 1/2/4/8),
 //   {kind:'large'} (6 GiB idle, if the budget allows).
 // Every run is its own process (bench/throughput.bench.mjs's freshCopy / simulateCase).
@@ -50,8 +50,11 @@ for (const bytes of [512 * MiB, 1024 * MiB]) {
 }
 for (let i = 0; i < 2; i++) {
   for (const codecs of ['raw', 'all']) {
-    attempt('single', { sizeBytes: 512 * MiB, codecs, transport: 'tcp', rep: i }, () =>
-      simulateCase({ workload: 'idle', transport: 'tcp', channels: 1, link: '0', codecs }, 512 * MiB));
+    // the target's pre-fault thread off (the default) and on: does it pay with free cores?
+    for (const prefault of ['off', 'on']) {
+      attempt('single', { sizeBytes: 512 * MiB, codecs, transport: 'tcp', prefault, rep: i }, () =>
+        simulateCase({ workload: 'idle', transport: 'tcp', channels: 1, link: '0', codecs, prefault }, 512 * MiB));
+    }
   }
 }
 for (let i = 0; i < 2; i++) {

@@ -84,6 +84,21 @@ describe('migrate/serve --channels over TCP between two processes', () => {
     expect(rt.digest).toBe(rs.digest);
   });
 
+  it('a source without --channels is told the channel count (LAYOUT_MISMATCH, exit 3, guest running); serve keeps waiting', async () => {
+    const serve = await startServe(['--channels', '2', '--json']);
+    try {
+      const src = await runCli(['migrate', '--to', `127.0.0.1:${serve.port}`, '--size', '4MiB', '--json']);
+      expect(src.code).toBe(3);
+      const rep = JSON.parse(src.stdout);
+      expect(rep.guestRunning).toBe(true);
+      expect(rep.error.code).toBe('LAYOUT_MISMATCH');
+      expect(rep.error.message).toMatch(/--channels 2/);
+    } finally {
+      serve.child.kill('SIGTERM');
+      await serve.result;
+    }
+  });
+
   it('simulate: --inject with --channels needs --transport tcp (usage error); over tcp a drop resumes', async () => {
     const bad = await runCli(['simulate', '--channels', '2', '--size', '4MiB', '--inject', 'drop@round1']);
     expect(bad.code).toBe(2);

@@ -22,8 +22,8 @@ import { messagePortTransport } from '../transport/message-port.js';
 import { pipeTransports } from '../transport/pipe.js';
 import { FrameReader } from '../protocol/codec.js';
 import { FrameType } from '../protocol/frame.js';
-import { parseHello } from '../protocol/messages.js';
-import { withTimeout } from '../protocol/connection.js';
+import { parseHello, peerText } from '../protocol/messages.js';
+import { Connection, withTimeout } from '../protocol/connection.js';
 import { DEFAULT_MAX_HANDSHAKE_FRAME_BYTES } from '../limits.js';
 import type { ChannelRegion } from './channels.js';
 import type { TargetHooks } from './target.js';
@@ -157,7 +157,13 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
     try {
       ({ k, chunks } = await withTimeout(peekChannel(t, core, this.channels), this.options.handshakeTimeoutMs ?? 10_000, 'handshake'));
     } catch (err) {
-      t.destroy(asError(err));
+      const e = asError(err);
+      if (e.code === ErrorCode.LAYOUT_MISMATCH) {
+        // a source that speaks the protocol but not with this channel count: tell it why
+        const conn = new Connection(t, core);
+        await withTimeout(conn.open(), 1000).then(() => conn.fail(e), () => t.destroy(e));
+        conn.dispose();
+      } else t.destroy(e);
       return;
     }
     const w = this.workers[k];
@@ -216,7 +222,9 @@ async function peekChannel(t: Transport, core: Core, channels: number): Promise<
       const name = parseHello(f.payload).regions[0]?.name ?? '';
       const m = /^c(\d+):/.exec(name);
       const k = m ? Number(m[1]) : -1;
-      if (!(k >= 0 && k < channels)) throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `a connection for region "${name.slice(0, 64)}" is not one of this target's ${channels} channels`);
+      if (!(k >= 0 && k < channels)) {
+        throw new PagewireError(ErrorCode.LAYOUT_MISMATCH, `this target receives ${channels} channels (regions c0:... to c${channels - 1}:...); a connection for region "${peerText(name, 64)}" is not one of them (give the source --channels ${channels})`);
+      }
       return { k, chunks };
     }
   } finally {
