@@ -5,7 +5,7 @@
 //   { id, op: 'proxy', port, rate }   a shaping proxy to 127.0.0.1:port at `rate` bytes/s -> { id, port }
 //   { id, op: 'bytes' }               bytes the proxies forwarded since the last 'close' -> { id, up, down }
 //   { id, op: 'close' }               close every proxy -> { id }
-//   { id, op: 'target', qmp, ram, incomingUri }   a QemuTarget and a pagewire listener -> { id, port },
+//   { id, op: 'target', qmp, ram, incomingUri }   a QemuTarget and a pagewire listener -> { id, port, fresh },
 //                                     then { event: 'target', report } or { event: 'target', error }
 import { createInterface } from 'node:readline';
 import { QemuTarget, listenTcp, startShapingProxy } from '../dist/node.js';
@@ -40,7 +40,7 @@ async function handle(m) {
       qt.run(() => listener.accept())
         .then((report) => reply({ event: 'target', report }), (e) => reply({ event: 'target', error: `${e.code ?? ''} ${e.message}` }))
         .finally(() => { qt.close(); void listener.close(); });
-      return { port: listener.port };
+      return { port: listener.port, fresh: qt.fresh };
     }
     default:
       throw new Error(`unknown op ${m.op}`);

@@ -135,12 +135,12 @@ async function pagewireRun(src, dst, rate) {
   try {
     const qemuProxy = await peer('proxy', { port: qemuPort, rate });
     const targetDone = new Promise((resolve) => { peerTarget = resolve; });
-    const { port } = await peer('target', { qmp: dst.qmpPath, ram: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
+    const { port, fresh } = await peer('target', { qmp: dst.qmpPath, ram: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
     const pwProxy = await peer('proxy', { port, rate });
     // pagewire's time starts before it opens the RAM file (QemuSource.open)
     const t0 = Date.now();
     const qs = await QemuSource.open(() => connectTcp({ host: '127.0.0.1', port: pwProxy.port }), {
-      qmp: src.qmpPath, ramPath: src.ramPath, migrateUri: `tcp:127.0.0.1:${qemuProxy.port}`, linkBytesPerSec: rate, downtimeLimitMs: 300,
+      qmp: src.qmpPath, ramPath: src.ramPath, migrateUri: `tcp:127.0.0.1:${qemuProxy.port}`, freshTarget: fresh, linkBytesPerSec: rate, downtimeLimitMs: 300,
     });
     const openMs = Date.now() - t0;
     if (a.verbose) {

@@ -91,6 +91,25 @@ describe('page hash tables', () => {
     }
   });
 
+  it('assumeZero() gives the pages never reported the zero page\'s hash without reading them; reported pages keep theirs', async () => {
+    for (const placement of ['core', 'external'] as const) {
+      const m = await memoryIn(placement);
+      const core = m.core ?? (await createCore());
+      const t = new PageHashTable(m, core);
+      // pages 4 and 9 written and reported; the rest of memory is zero, as assumed
+      write(m, 4, 1, 7);
+      write(m, 9, 1, 8);
+      t.update([4, 9]);
+      t.assumeZero();
+      expect(t.pendingPages).toBe(0);
+      expect(t.digest()).toBe(memoryDigest(m, core));
+      // the assumption is taken as given: a non-zero page never reported makes the digest wrong
+      write(m, 20, 1, 9);
+      expect(t.digest()).not.toBe(memoryDigest(m, core));
+      t.dispose();
+    }
+  });
+
   it('an index outside the guest is a typed error and nothing is written', async () => {
     const m = await memoryIn('core');
     const t = new PageHashTable(m, m.core!);

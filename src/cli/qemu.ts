@@ -61,7 +61,7 @@ export async function serveQemu(argv: string[]): Promise<number> {
   try {
     const rep = await qt.run(async () => {
       const t = await listener.accept();
-      await sendIncomingUri(t, incoming);
+      await sendIncomingUri(t, incoming, qt.fresh);
       return t;
     });
     if (json) out(JSON.stringify(rep));
@@ -91,14 +91,16 @@ export async function migrateQemu(argv: string[]): Promise<number> {
   if (g.source.onNonConvergence === 'postcopy') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--on-nonconvergence postcopy is not available with a QEMU guest (pre-copy only)');
   const given = typeof v['qemu-migrate-uri'] === 'string' ? checkIncomingUri(v['qemu-migrate-uri']) : undefined;
   let learned: string | undefined;
+  let fresh: boolean | undefined;
   const inj = g.inject ? new FaultInjector(g.inject) : null;
   const connect = async () => {
     const r = await receiveIncomingUri(await connectTcp({ host, port, timeoutMs: 10_000 }));
     learned ??= r.uri;
+    fresh ??= r.fresh;
     return shapeSource(r.transport, g, inj);
   };
   const qs = await QemuSource.open(connect, {
-    ...g.source, qmp: required(v, 'qemu-qmp'), ramPath: required(v, 'qemu-ram'), migrateUri: given ?? (() => learned),
+    ...g.source, qmp: required(v, 'qemu-qmp'), ramPath: required(v, 'qemu-ram'), migrateUri: given ?? (() => learned), freshTarget: () => fresh,
     ...(inj ? { onPhase: (p: string) => inj.onPhase(p), retryBackoffMs: 50 } : {}),
   });
   const done = attachOutput(qs.source, g, qs.memory.pageCount);

@@ -98,6 +98,25 @@ export class PageHashTable {
     }
   }
 
+  /**
+   * Record, for every page not hashed yet, the hash of an all-zero page, without reading it: for
+   * a memory known to be zero wherever nothing was reported (fresh core memory), whose untouched
+   * pages would otherwise each cost a page fault to hash.
+   */
+  assumeZero(): void {
+    if (this.unhashed === 0) return;
+    const ps = this.memory.pageSize;
+    const zero = this.core.allocZeroed(ps);
+    const h = BigInt.asUintN(64, this.core.exports.xxh64(zero, ps, 0n));
+    this.core.release(zero, ps);
+    const table = new BigUint64Array(this.core.exports.memory.buffer, this.tablePtr, this.memory.pageCount);
+    const hashed = this.hashed;
+    for (let p = 0; p < hashed.length; p++) {
+      if (hashed[p] === 0) { table[p] = h; hashed[p] = 1; }
+    }
+    this.unhashed = 0;
+  }
+
   /** Forget every hash (the memory changed in ways nobody reported, e.g. a resume from scratch). */
   invalidate(): void {
     this.hashed.fill(0);

@@ -40,8 +40,11 @@ export class PageSender {
     /** Pages the target lacks or holds stale. */
     private readonly pending: PageSet,
     private readonly batchPages: number,
-    /** Brings pages into guest memory before they are encoded (a lazily filled memory), if needed. */
-    private readonly prepare?: (indices: Uint32Array, start: number, count: number) => void,
+    /**
+     * Brings pages into guest memory before they are encoded (a lazily filled memory); returns
+     * how many of them to encode (the rest, moved to the end of the range, need not be sent).
+     */
+    private readonly prepare?: (indices: Uint32Array, start: number, count: number) => number,
     private readonly clock: Clock = defaultClock,
   ) {}
 
@@ -60,16 +63,19 @@ export class PageSender {
     let todo = list;
     for (let i = 0; i < todo.length; ) {
       const count = Math.min(this.batchPages, todo.length - i);
-      const batch = todo.subarray(i, i + count);
       const t0 = this.clock();
-      this.prepare?.(todo, i, count);
+      const n = this.prepare ? this.prepare(todo, i, count) : count;
+      const batch = todo.subarray(i, i + n);
       try {
-        // LZ4 'auto' decides with the acknowledged send rate when no link figure was given
-        this.encoder.setSendRate?.(this.session.flow.bandwidthBytesPerSec);
-        const records = this.encoder.encode(todo, i, count, encodeOpts);
-        this.cpu.ms += this.clock() - t0;
-        this.cpu.pages += count;
-        wireBytes += await this.session.sendFrame(FrameType.PAGES, records, batch);
+        if (n > 0) {
+          // LZ4 'auto' decides with the acknowledged send rate when no link figure was given
+          this.encoder.setSendRate?.(this.session.flow.bandwidthBytesPerSec);
+          const records = this.encoder.encode(todo, i, n, encodeOpts);
+          // (a batch prepare() skipped whole says nothing of the cost of pages that are sent)
+          this.cpu.ms += this.clock() - t0;
+          this.cpu.pages += n;
+          wireBytes += await this.session.sendFrame(FrameType.PAGES, records, batch);
+        }
       } catch (err) {
         if (!this.session.canResume(err)) throw err;
         // This batch was not sent: it and the rest of the list are pending again.
@@ -80,7 +86,7 @@ export class PageSender {
         continue;
       }
       i += count;
-      pages += count;
+      pages += n;
       o.onBatch?.(pages, todo.length - i);
     }
     return { pages, wireBytes };

@@ -14,9 +14,18 @@ export interface DirtyLogLike {
   stop(): void;
   /**
    * Called before pages `indices[start..start+count)` are encoded: a log that fills guest memory
-   * lazily (a QEMU RAM file read batch by batch during round 0) brings them in now.
+   * lazily (a QEMU RAM file read batch by batch during round 0) brings them in now. It may move
+   * pages the target need not receive (zero pages, when the target's memory is known to be zero
+   * and `unreadPagesZero`) to the end of the range: only the first pages, as many as it returns,
+   * are encoded and sent.
+   * @returns how many pages from `start` to encode (`count` when none is skipped)
    */
-  prepare?(indices: Uint32Array, start: number, count: number): void;
+  prepare?(indices: Uint32Array, start: number, count: number): number;
+  /**
+   * With `prepare`: guest memory is zero wherever no page was brought in (fresh memory), so the
+   * pages round 0 did not encode hash as zero without being read.
+   */
+  readonly unreadPagesZero?: boolean;
 }
 
 /** Hypervisor hooks of the source. All optional. */

@@ -252,7 +252,11 @@ export class MigrationSource extends Emitter<MigrationEvents> {
     }
     await this.session.probeRtt().catch(() => undefined); // a failed link surfaces at the next send
     await this.hooks.onRound?.(round, true);
-    if (round === 0 && this.dirtyLog.prepare) this.measureVerifyCost();
+    if (round === 0 && this.dirtyLog.prepare) {
+      // pages round 0 did not encode were skipped as zero or never brought in: zero in memory
+      if (this.dirtyLog.unreadPagesZero) this.hashTable?.assumeZero();
+      this.measureVerifyCost();
+    }
     const dirty = this.dirtyLog.sync();
     this.pending.addAll(dirty);
     this.reorderer?.noteDirty(dirty);

@@ -67,6 +67,12 @@ export interface TargetOptions {
    * when the source asks, so it skips them (src/migration/known-pages.ts).
    */
   advertiseKnownPages?: boolean;
+  /**
+   * The memory the target receives into is all zero before the migration (fresh core memory, e.g.
+   * a QEMU destination's new RAM file): pages the source never sends (it may skip zero pages)
+   * count as zero in the digest without being read.
+   */
+  memoryZeroed?: boolean;
   clock?: Clock;
 }
 
@@ -128,7 +134,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     this.hooks = hooks;
     this.opts = {
       maxFrameBytes: 32 * MiB, handshakeTimeoutMs: 10_000, idleTimeoutMs: 60_000, resumeDeadlineMs: 60_000,
-      maxGuestBytes: DEFAULT_MAX_GUEST_BYTES, maxHandshakeFrameBytes: DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, advertiseKnownPages: false,
+      maxGuestBytes: DEFAULT_MAX_GUEST_BYTES, maxHandshakeFrameBytes: DEFAULT_MAX_HANDSHAKE_FRAME_BYTES, advertiseKnownPages: false, memoryZeroed: false,
       maxPendingHandshakes: DEFAULT_GATE_LIMITS.maxPending, maxPendingPerAddress: DEFAULT_GATE_LIMITS.maxPendingPerAddress, ...options,
     };
     this.clock = options.clock ?? defaultClock;
@@ -360,6 +366,7 @@ export class MigrationTarget extends Emitter<MigrationEvents> {
     // the incremental digest: hashes of the pages as written (pages never written are hashed at
     // COMPLETE); post-copy digests what it received instead
     this.hashTable = hello.mode === 'precopy' && hello.options['verifyMemory'] !== true ? trackAppliedHashes(this.decoder, memory) : null;
+    if (this.opts.memoryZeroed) this.hashTable?.assumeZero();
     this.sessionId = hello.sessionId;
     this.hello = hello;
   }

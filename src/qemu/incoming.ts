@@ -2,7 +2,10 @@
  * How a QEMU target tells its source where the destination QEMU listens for QEMU's own stream
  * (device state), before pagewire's protocol starts on the same connection:
  *
- *   line = "PAGEWIRE-QEMU-INCOMING " JSON({"uri": "tcp:HOST:PORT"}) "\n"     (at most 1 KiB)
+ *   line = "PAGEWIRE-QEMU-INCOMING " JSON({"uri": "tcp:HOST:PORT", "fresh": bool}) "\n"   (at most 1 KiB)
+ *
+ * `fresh`: the destination's RAM file holds nothing yet (all holes, as QEMU creates it), so the
+ * source need not send zero pages (absent: false). A wrong claim only fails the verification.
  *
  * The target writes the line on every connection it accepts; the source reads it and hands on
  * the rest of the stream untouched. Only `tcp:HOST:PORT` is accepted: the URI is passed to the
@@ -29,9 +32,12 @@ export function checkIncomingUri(uri: string): string {
   return uri;
 }
 
-/** Write the incoming-URI line on a new connection (target side). */
-export async function sendIncomingUri(transport: Transport, uri: string): Promise<void> {
-  await transport.write(new TextEncoder().encode(PREFIX + JSON.stringify({ uri: checkIncomingUri(uri) }) + '\n'));
+/**
+ * Write the incoming-URI line on a new connection (target side).
+ * @param fresh the destination's RAM file is fresh (all zero)
+ */
+export async function sendIncomingUri(transport: Transport, uri: string, fresh = false): Promise<void> {
+  await transport.write(new TextEncoder().encode(PREFIX + JSON.stringify({ uri: checkIncomingUri(uri), fresh }) + '\n'));
 }
 
 /**
@@ -39,7 +45,7 @@ export async function sendIncomingUri(transport: Transport, uri: string): Promis
  * @returns the URI and a transport that yields the bytes after the line, then the rest
  * @throws PagewireError PROTOCOL_VIOLATION (no such line, too long, bad URI), TIMEOUT, TRANSPORT_CLOSED
  */
-export async function receiveIncomingUri(transport: Transport, timeoutMs = 10_000): Promise<{ uri: string; transport: Transport }> {
+export async function receiveIncomingUri(transport: Transport, timeoutMs = 10_000): Promise<{ uri: string; fresh: boolean; transport: Transport }> {
   const parts: Uint8Array[] = [];
   let total = 0;
   const read = async (): Promise<{ line: Uint8Array; rest: Uint8Array }> => {
@@ -69,16 +75,19 @@ export async function receiveIncomingUri(transport: Transport, timeoutMs = 10_00
   }
   const text = new TextDecoder().decode(got.line);
   let uri: unknown;
+  let fresh = false;
   try {
     if (!text.startsWith(PREFIX)) throw new Error('no prefix');
-    uri = (JSON.parse(text.slice(PREFIX.length)) as { uri?: unknown }).uri;
+    const o = JSON.parse(text.slice(PREFIX.length)) as { uri?: unknown; fresh?: unknown };
+    uri = o.uri;
+    fresh = o.fresh === true;
     if (typeof uri !== 'string') throw new Error('no uri');
     checkIncomingUri(uri);
   } catch (cause) {
     transport.destroy();
     throw new PagewireError(ErrorCode.PROTOCOL_VIOLATION, `the target did not name a QEMU incoming URI (is it a QEMU target: pagewire serve --qemu-*?): ${JSON.stringify(text.slice(0, 60))}`, { cause });
   }
-  return { uri: uri as string, transport: got.rest.byteLength > 0 ? new PrefixedTransport(transport, got.rest) : transport };
+  return { uri: uri as string, fresh, transport: got.rest.byteLength > 0 ? new PrefixedTransport(transport, got.rest) : transport };
 }
 
 /** A transport whose first read returns `head` (bytes already taken from `inner`). */

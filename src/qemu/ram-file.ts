@@ -190,6 +190,12 @@ export interface RamFileLogOptions {
   batchPages?: number;
   /** The guest memory is all zero to begin with (fresh from GuestMemory.inCore). Default false. */
   zeroMemory?: boolean;
+  /**
+   * The target's memory is zero too (a fresh destination RAM file): with `zeroMemory`, a page
+   * {@link RamFileDirtyLog.prepare} finds zero the first time is not sent at all (a function is
+   * asked at `start()`). Default false.
+   */
+  skipZero?: boolean | (() => boolean);
 }
 
 /** Pages read and hashed per core call: 1 MiB of 4 KiB pages, which stays in the CPU cache from the read to the hash. */
@@ -215,6 +221,8 @@ const SCAN_BATCH_BYTES = 1024 * 1024;
  */
 export class RamFileDirtyLog implements DirtyLog {
   readonly pageCount: number;
+  /** Guest memory is zero wherever no page was copied in (option zeroMemory). */
+  readonly unreadPagesZero: boolean;
   private readonly core: Core;
   private readonly pageSize: number;
   private readonly batchPages: number;
@@ -229,6 +237,10 @@ export class RamFileDirtyLog implements DirtyLog {
   private readonly zeroOut: Arena;
   private active = false;
   private forceAll = false;
+  private readonly skipZeroOption: boolean | (() => boolean);
+  private skipZero = false;
+  /** Per page of the batch being prepared: 1 = zero, read for the first time, not to be sent. */
+  private skip = new Uint8Array(0);
   private list: Uint32Array | null = null;
   private memU32: Uint32Array | null = null;
 
@@ -253,6 +265,8 @@ export class RamFileDirtyLog implements DirtyLog {
     this.current = new Uint8Array(this.pageCount);
     // a memory someone filled may hold anything: then every changed page is copied
     this.written = new Uint8Array(this.pageCount).fill(options.zeroMemory ? 0 : 1);
+    this.skipZeroOption = options.zeroMemory === true ? options.skipZero ?? false : false;
+    this.unreadPagesZero = options.zeroMemory === true;
     this.staging = new Arena(this.core, batch * this.pageSize);
     this.hashOut = new Arena(this.core, batch * 8);
     this.zeroOut = new Arena(this.core, batch);
@@ -264,6 +278,9 @@ export class RamFileDirtyLog implements DirtyLog {
 
   /** Begin tracking: every page is read (and sent) afresh; nothing is read now. */
   start(): void {
+    // asked now: the target may have said so when it connected
+    const z = this.skipZeroOption;
+    this.skipZero = typeof z === 'function' ? z() : z;
     this.current.fill(0);
     this.forceAll = false;
     this.active = true;
@@ -271,19 +288,43 @@ export class RamFileDirtyLog implements DirtyLog {
 
   /**
    * Read the pages `indices[start..start+count)` that were not read since `start()` into guest
-   * memory (one read per run of consecutive pages), just before they are encoded.
+   * memory (one read per run of consecutive pages), just before they are encoded. With
+   * `skipZero`, the pages found zero (and never written) are moved to the end of the range.
+   * @returns how many pages from `start` to encode and send
    * @throws PagewireError IMAGE_CORRUPT (the file shrank)
    */
-  prepare(indices: Uint32Array, start: number, count: number): void {
+  prepare(indices: Uint32Array, start: number, count: number): number {
     const cur = this.current;
+    if (this.skip.length < count) this.skip = new Uint8Array(Math.max(count, this.batchPages));
+    const skip = this.skip;
+    let skipped = 0;
     for (let i = start, end = start + count; i < end; ) {
       const first = indices[i]!;
-      if (cur[first]) { i++; continue; }
+      if (cur[first]) { skip[i - start] = 0; i++; continue; }
       let j = i + 1;
       while (j < end && indices[j] === first + (j - i) && !cur[indices[j]!] && j - i < this.batchPages) j++;
       this.scanRun(first, j - i, true, null, 0);
+      // the zero map of this run is still in the arena: zero pages never copied are still zero
+      const u8 = this.core.u8();
+      const zero = this.zeroOut.ptr;
+      for (let k = i; k < j; k++) {
+        const z = this.skipZero && u8[zero + k - i] === 1 && this.written[indices[k]!] === 0 ? 1 : 0;
+        skip[k - start] = z;
+        skipped += z;
+      }
       i = j;
     }
+    if (skipped === 0) return count;
+    // stable partition: pages to send first, the skipped ones after them
+    let w = start;
+    const tail: number[] = [];
+    for (let k = 0; k < count; k++) {
+      const p = indices[start + k]!;
+      if (skip[k]) tail.push(p);
+      else indices[w++] = p;
+    }
+    for (const p of tail) indices[w++] = p;
+    return count - skipped;
   }
 
   /** Pages changed since they were last read (every page after `markAll()`); guest memory is brought up to date. */

@@ -49,6 +49,13 @@ export interface QemuSourceOptions extends Omit<SourceOptions, 'mode'> {
    * asked at the switch-over (the CLI learns it from the target on connecting).
    */
   migrateUri: string | (() => string | undefined);
+  /**
+   * The destination's RAM file is fresh (all holes, as QEMU creates it): round 0 then sends no
+   * zero page (and touches none in memory). A function is asked when the migration starts (the
+   * CLI learns it from the target's incoming line). A wrong claim fails the verification; the
+   * source guest keeps running. Default false.
+   */
+  freshTarget?: boolean | (() => boolean | undefined);
   /** Page size, bytes (default 4096, x86). */
   pageSize?: number;
   /** Bound on each QEMU phase: reaching pre-switchover, completing after migrate-continue, ms (default 30 000). */
@@ -76,7 +83,7 @@ export class QemuSource {
     private readonly opts: QemuSourceOptions,
     private readonly ownsQmp: boolean,
   ) {
-    const { qmp: _q, ramPath: _r, migrateUri: _m, pageSize: _p, qemuTimeoutMs: _t, ...sourceOptions } = opts;
+    const { qmp: _q, ramPath: _r, migrateUri: _m, freshTarget: _f, pageSize: _p, qemuTimeoutMs: _t, ...sourceOptions } = opts;
     this.source = new MigrationSource(memory, dirtyLog, transport, { ...sourceOptions, stallRounds: sourceOptions.stallRounds ?? QEMU_STALL_ROUNDS, mode: 'precopy' }, {
       pause: () => this.pause(),
       deviceState: () => encodeSwitchoverNote({ stopTimeMs: this.stopTimeMs }),
@@ -102,7 +109,8 @@ export class QemuSource {
       // Nothing is read yet: round 0 reads the file batch by batch as it sends (RamFileDirtyLog),
       // and zero pages are never copied into the core's fresh (zero) memory.
       const memory = GuestMemory.inCore(await createCore(), [{ name: 'pc.ram', pageCount: file.pageCount }], file.pageSize);
-      const log = new RamFileDirtyLog(file, memory, { zeroMemory: true });
+      const fresh = options.freshTarget;
+      const log = new RamFileDirtyLog(file, memory, { zeroMemory: true, skipZero: typeof fresh === 'function' ? () => fresh() === true : fresh === true });
       return new QemuSource(qmp, file, memory, log, transport, options, ownsQmp);
     } catch (err) {
       file?.close();

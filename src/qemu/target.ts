@@ -61,9 +61,16 @@ export class QemuTarget {
   private stopTimeMs = 0;
   private memory: GuestMemory | null = null;
 
+  /**
+   * The destination's RAM file held nothing when opened (all holes, as QEMU creates it): the
+   * source need not send zero pages (tell it: QemuSourceOptions.freshTarget; the CLI does).
+   */
+  readonly fresh: boolean;
+
   private constructor(readonly qmp: QmpClient, private readonly file: RamFile, private readonly opts: QemuTargetOptions, private readonly ownsQmp: boolean) {
     const { qmp: _q, ramPath: _r, incomingUri: _i, pageSize: _p, resumeTimeoutMs: _t, ...targetOptions } = opts;
-    this.target = new MigrationTarget((layout) => this.makeMemory(layout), targetOptions, {
+    this.fresh = file.isEmpty();
+    this.target = new MigrationTarget((layout) => this.makeMemory(layout), { ...targetOptions, memoryZeroed: this.fresh }, {
       pagesWritten: (pages) => this.file.writePages(this.memory!, pages),
       deviceState: (blob) => { this.stopTimeMs = decodeSwitchoverNote(blob)?.stopTimeMs ?? 0; },
     });
@@ -163,7 +170,7 @@ export class QemuTarget {
     const memory = GuestMemory.inCore(await createCore(), layout.regions, layout.pageSize);
     // a fresh destination file is all holes: zeroed memory already equals it (no 256 MiB first
     // touch), and zero pages need not be written into it
-    if (this.file.isEmpty()) this.file.assumeHoles(memory);
+    if (this.fresh) this.file.assumeHoles(memory);
     else this.file.readInto(memory);
     this.memory = memory;
     return memory;
