@@ -178,6 +178,7 @@ try {
   let k = 0;
   let src = await startGuest(tools, { dir, name: `g${k++}`, initrd, ramMiB: RAM_MIB });
   procs.push(src);
+  src.proc.on('exit', (code, sig) => { if (sig !== 'SIGKILL') log(`QEMU ${src.qmpPath} exited (${code ?? sig}): ${src.stderr().slice(-500)}`); });
   log(`booting a ${RAM_MIB} MiB guest...`);
   await src.waitLine(/PWTICK 3 /, 120_000);
   const sum = src.ticks().at(-1).sum;
@@ -187,6 +188,7 @@ try {
     for (const engine of a.engines.split(',')) {
       const dst = await startGuest(tools, { dir, name: `g${k++}`, initrd, ramMiB: RAM_MIB, incoming: true });
       procs.push(dst);
+      dst.proc.on('exit', (code, sig) => { if (sig !== 'SIGKILL') log(`QEMU ${dst.qmpPath} exited (${code ?? sig}): ${dst.stderr().slice(-500)}`); });
       await sleep(1000); // the guest writes between runs
       log(`${engine} over ${linkName}...`);
       const r = engine === 'pagewire' ? await pagewireRun(src, dst, rate) : await qemuRun(src, dst, rate, engine === 'qemu-xbzrle');

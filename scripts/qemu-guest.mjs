@@ -193,6 +193,8 @@ export async function startGuest(tools, o) {
       });
     },
     kill: () => { proc.kill('SIGKILL'); },
+    /** What QEMU wrote on stderr so far. */
+    stderr: () => stderr,
   };
 }
 

@@ -3,7 +3,7 @@
  * that misbehaves (malformed greeting, garbage, unknown ids, huge lines, silence, hang-ups).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +119,34 @@ describe('QmpClient against a misbehaving QMP server', () => {
     const h = await fakeServer('hangup.sock', (s) => s.end());
     expect((await pagewireRejection(QmpClient.connect(h))).code).toBe(ErrorCode.TRANSPORT_CLOSED);
     expect((await pagewireRejection(QmpClient.connect(h, { commandTimeoutMs: 0 }))).code).toBe(ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('retries a refused connection until the deadline: QEMU creates its socket file before it listens', async () => {
+    // a socket file nobody listens on: a hard link to a listening socket outlives the listener
+    const stale = async (name: string): Promise<string> => {
+      const live = join(dir, `${name}.live`);
+      const server = net.createServer();
+      await new Promise<void>((r) => server.listen(live, r));
+      const path = join(dir, name);
+      linkSync(live, path);
+      await new Promise<void>((r) => server.close(() => r()));
+      return path;
+    };
+    const never = await stale('refusing.sock');
+    const started = Date.now();
+    const e = await pagewireRejection(QmpClient.connect(never, { connectTimeoutMs: 300 }));
+    expect(e.code).toBe(ErrorCode.TRANSPORT_CLOSED);
+    expect(e.message).toMatch(/ECONNREFUSED/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100); // one refused attempt takes ~1 ms
+    // QEMU starts listening 150 ms later: the client gets in
+    const late = await stale('late.sock');
+    const pending = QmpClient.connect(late, { connectTimeoutMs: 5_000 });
+    await new Promise((r) => setTimeout(r, 150));
+    unlinkSync(late);
+    await fakeServer('late.sock', qmpLike((sock, cmd) => sock.write(JSON.stringify({ return: { status: 'running', running: true }, id: cmd.id }) + '\r\n')));
+    const qmp = await pending;
+    expect((await qmp.execute<{ running: boolean }>('query-status')).running).toBe(true);
+    qmp.close();
   });
 
   it('fails on a reply to an id it never sent, and on a reply with neither return nor error', async () => {

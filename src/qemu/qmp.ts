@@ -111,14 +111,27 @@ export class QmpClient {
       if (!Number.isInteger(opts[k]) || opts[k] <= 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `QMP option ${k} must be a positive whole number, got ${String(opts[k])}`);
     }
     let client!: QmpClient;
-    const greeting = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      client = new QmpClient(path, opts, resolve);
-      client.onFail = reject;
-      client.failTimer = setTimeout(() => client.fail(new PagewireError(ErrorCode.TIMEOUT, `QMP ${path}: no greeting within ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
-    }).finally(() => {
-      clearTimeout(client.failTimer);
-      client.onFail = null;
-    });
+    const deadline = Date.now() + opts.connectTimeoutMs;
+    let greeting: Record<string, unknown>;
+    for (let delayMs = 10; ; delayMs = Math.min(delayMs * 2, 200)) {
+      try {
+        greeting = await new Promise<Record<string, unknown>>((resolve, reject) => {
+          client = new QmpClient(path, opts, resolve);
+          client.onFail = reject;
+          client.failTimer = setTimeout(() => client.fail(new PagewireError(ErrorCode.TIMEOUT, `QMP ${path}: no greeting within ${opts.connectTimeoutMs} ms`)), Math.max(1, deadline - Date.now()));
+        }).finally(() => {
+          clearTimeout(client.failTimer);
+          client.onFail = null;
+        });
+        break;
+      } catch (err) {
+        // QEMU creates the socket file before it listens: a connection refused in between is
+        // tried again until the deadline (seen under load right after starting QEMU)
+        const refused = ((err as PagewireError).cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
+        if (!refused || Date.now() + delayMs >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
     const qmp = greeting['QMP'];
     const version = isObject(qmp) && isObject(qmp['version']) ? qmp['version'] : null;
     const v = version && isObject(version['qemu']) ? version['qemu'] : null;
