@@ -11,7 +11,9 @@ import { encodeJson, type HelloMessage } from '../src/protocol/messages.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { MigrationTarget } from '../src/migration/target.js';
 import { MigrationSource } from '../src/migration/source.js';
-import { listenTcp, connectTcp } from '../src/transport/tcp.js';
+import { listenTcp, connectTcp, type SocketTransport } from '../src/transport/tcp.js';
+import type { Transport } from '../src/transport/types.js';
+import { CLOSE_GRACE_MS } from '../src/protocol/connection.js';
 import { ErrorCode, PagewireError } from '../src/errors.js';
 import { SetDirtyLog, makeMemories, sameMemory } from './helpers/engine.js';
 
@@ -73,7 +75,8 @@ describe('a serving target and strangers', () => {
     try {
       socks.push(...(await strangers(serve.port, 1)));
       // the migration starts while the strangers are still connected; a second wave arrives during it
-      const migration = runCli(['migrate', '--to', `127.0.0.1:${serve.port}`, '--size', '16MiB', '--link', '100mbit', '--secret', 'S', '--json']);
+      // each child bounded well inside the test's timeout, so a hang fails with the child's stderr
+      const migration = runCli(['migrate', '--to', `127.0.0.1:${serve.port}`, '--size', '16MiB', '--link', '100mbit', '--secret', 'S', '--json'], 50_000);
       await new Promise((r) => setTimeout(r, 300));
       socks.push(...(await strangers(serve.port, 2)));
       const src = await migration;
@@ -81,7 +84,7 @@ describe('a serving target and strangers', () => {
       const rep = JSON.parse(src.stdout.trim().split('\n').pop()!);
       expect(rep.verified).toBe(true);
       // and the server is still there for the next migration
-      const again = await runCli(['migrate', '--to', `127.0.0.1:${serve.port}`, '--size', '4MiB', '--secret', 'S', '--json']);
+      const again = await runCli(['migrate', '--to', `127.0.0.1:${serve.port}`, '--size', '4MiB', '--secret', 'S', '--json'], 40_000);
       expect(again.code, again.stderr).toBe(0);
     } finally {
       for (const s of socks) s.destroy();
@@ -134,29 +137,72 @@ describe('a serving target and strangers', () => {
   });
 });
 
+/** A target side that never ends its direction (no FIN) once the migration is done: the link stays half-open. */
+function neverEnds(t: Transport): Transport {
+  return {
+    write: (c, release) => t.write(c, release), read: () => t.read(), end: () => Promise.resolve(), destroy: (e) => t.destroy(e),
+    get closed() { return t.closed; }, label: t.label, remote: t.remote,
+  };
+}
+
+describe('a peer that never closes its side', () => {
+  it('migrate() resolving leaves no socket open: the source tears the link down CLOSE_GRACE_MS after its own end', async () => {
+    const listener = await listenTcp({ host: '127.0.0.1', port: 0 });
+    const { src, dst } = await makeMemories(64);
+    let srcSocket: SocketTransport | undefined;
+    let dstTransport: Transport | undefined;
+    const [rs, rt] = await Promise.all([
+      new MigrationSource(src, new SetDirtyLog(64), async () => (srcSocket = await connectTcp({ host: '127.0.0.1', port: listener.port })), { secret: 'k' }).migrate(),
+      new MigrationTarget(dst, { secret: 'k' }).run(async (signal) => neverEnds((dstTransport = await listener.accept({ signal })))),
+    ]);
+    expect(rs.verified && rt.verified).toBe(true);
+    const socket = srcSocket!.socket;
+    const t0 = Date.now();
+    // Without the bound, this socket waits for the target's FIN for ever (and holds a Node process alive).
+    const closed = socket.destroyed || await new Promise<boolean>((resolve) => {
+      socket.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), CLOSE_GRACE_MS + 10_000);
+    });
+    expect(closed).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(CLOSE_GRACE_MS + 10_000);
+    dstTransport?.destroy();
+    await listener.close();
+  }, 30_000);
+});
+
 describe('a peer that stops reading', () => {
   it('a source that never reads its ACKs ends the target within idleTimeoutMs + resumeDeadlineMs', async () => {
+    const idleTimeoutMs = 1000;
+    const resumeDeadlineMs = 500;
     const listener = await listenTcp({ host: '127.0.0.1', port: 0 });
-    const target = new MigrationTarget(GuestMemory.inCore(core, 1024, 4096), { idleTimeoutMs: 1000, resumeDeadlineMs: 500 });
-    const t0 = Date.now();
+    const target = new MigrationTarget(GuestMemory.inCore(core, 1024, 4096), { idleTimeoutMs, resumeDeadlineMs });
     let settled = false;
-    const run = target.run((signal) => listener.accept({ signal })).then(() => null, (e: unknown) => e).finally(() => { settled = true; });
+    let settledAt = 0;
+    const run = target.run((signal) => listener.accept({ signal })).then(() => null, (e: unknown) => e).finally(() => { settled = true; settledAt = Date.now(); });
     const s = await raw(listener.port);
-    s.pause(); // never read: the target's 56-byte ACKs fill the socket buffers, then its writes block
+    s.pause(); // never read: the target's ACKs fill the socket buffers, then its writes block
+    // The target's deadline runs from its blocked write, which comes after our writes stopped
+    // going through: measure from our last write that went through, not from the start (building
+    // 10^5 frames takes tens of seconds on a loaded machine).
+    let lastProgress = Date.now();
+    s.on('drain', () => { lastProgress = Date.now(); });
     const w = new FrameWriter(core);
-    s.write(Buffer.concat([encodePreamble(), w.frame(FrameType.HELLO, encodeJson(hello({ nonce: '' })))]));
+    if (s.write(Buffer.concat([encodePreamble(), w.frame(FrameType.HELLO, encodeJson(hello({ nonce: '' })))]))) lastProgress = Date.now();
     const empty = Uint8Array.of(1); // a PAGES payload of just the records version: nothing to apply, one ACK
-    for (let i = 0; i < 400 && !settled; i++) {
+    const stopAt = Date.now() + 90_000; // bounded in count and time
+    for (let i = 0; i < 400 && !settled && Date.now() < stopAt; i++) {
       const batch: Uint8Array[] = [];
       for (let k = 0; k < 1000; k++) batch.push(w.frame(FrameType.PAGES, empty));
-      if (!s.write(Buffer.concat(batch))) await new Promise((r) => { s.once('drain', r); setTimeout(r, 100); });
+      if (s.write(Buffer.concat(batch))) lastProgress = Date.now();
+      else await new Promise((r) => { s.once('drain', r); setTimeout(r, 100); });
     }
     const e = await run;
-    const took = Date.now() - t0;
     expect(e).toBeInstanceOf(PagewireError);
     expect((e as PagewireError).code).toBe(ErrorCode.TIMEOUT);
-    expect(took).toBeLessThan(30_000); // it ends (the old target waited for ever); most of this is building 10^5 frames
+    // idleTimeoutMs + resumeDeadlineMs after the target blocked, plus slack for a loaded machine
+    // (the old target waited for ever)
+    expect(settledAt - lastProgress).toBeLessThan(idleTimeoutMs + resumeDeadlineMs + 10_000);
     s.destroy();
     await listener.close();
-  });
+  }, 120_000);
 });

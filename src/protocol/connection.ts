@@ -15,6 +15,9 @@ import { encodePreamble, frameTypeName, FrameType, FLAG_MAC, FRAME_HEADER_BYTES,
 import { errorPayload, parseError } from './messages.js';
 import { frameTag, frameTagValid, type FrameKeys } from './auth.js';
 
+/** How long {@link Connection.close} waits for the peer to end its direction before tearing the link down. */
+export const CLOSE_GRACE_MS = 2000;
+
 /** Counters of one connection. */
 export interface ConnectionStats {
   bytesSent: number;
@@ -221,13 +224,23 @@ export class Connection {
     this.transport.destroy();
   }
 
-  /** Close cleanly. */
+  /**
+   * Close cleanly: end our direction, and give the peer {@link CLOSE_GRACE_MS} to end its own.
+   * After that the transport is torn down whatever the peer does, so no socket outlives the
+   * migration: a half-closed TCP socket waits for the peer's FIN and keeps a Node process alive
+   * until it comes (a loaded or hostile peer may never send it). The timer itself does not hold
+   * the process; once the peer ended, the transport is closed and the destroy does nothing.
+   */
   async close(): Promise<void> {
     try {
       await withTimeout(this.transport.end(), 2000);
     } catch {
       this.transport.destroy();
+      return;
     }
+    const transport = this.transport;
+    const timer = setTimeout(() => transport.destroy(), CLOSE_GRACE_MS);
+    (timer as { unref?: () => void }).unref?.();
   }
 
   dispose(): void {
