@@ -11,10 +11,14 @@ process.on('beforeExit', () => {
   process.exitCode = 1;
 });
 // Once main() settled the command is done: exit at the next turn of the event loop rather than
-// wait for it to empty. Found: a --secret migrate that printed its report sometimes spins at 100 %
-// CPU afterwards (about 1 run in 20-30 of a 4 MiB loopback migration; cause in the library not
-// found yet), and no timer fires then. stdout and stderr are written synchronously to files,
-// pipes and terminals on Linux and macOS, so the report is out.
+// let the event loop empty. Found: about 1 run in 20-30 of a 4 MiB loopback `migrate --secret`
+// printed its report and then spun at 100 % CPU. gdb on the spinning process shows it inside
+// Node's own teardown (node::FreeEnvironment -> Environment::RunCleanup -> CleanupHandles ->
+// uv_run, every other thread idle): after our code had finished, in a loop that neither
+// timers nor a debugger can interrupt. Node's issue tracker has a report of the same
+// intermittent shutdown loop on 16-20 (nodejs/node#47748). process.exit() does not go through
+// that cleanup. stdout and stderr are written synchronously to files, pipes and terminals on
+// Linux and macOS, so the report is out.
 function exitSoon() {
   setImmediate(() => process.exit());
 }
