@@ -3,6 +3,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
 
 export const BIN = fileURLToPath(new URL('../../bin/pagewire.js', import.meta.url));
 
@@ -47,4 +50,12 @@ export function startServe(args: string[] = []): Promise<{ child: ChildProcess; 
     });
     setTimeout(() => { if (!resolved) { child.kill('SIGKILL'); reject(new Error(`serve did not start: ${stderr}`)); } }, 20_000);
   });
+}
+
+/** The `--dump-memory` images both sides wrote into `dir` (source.bin, target.bin) are `bytes` long and equal. */
+export function expectEqualDumps(dir: string, bytes: number): void {
+  const a = readFileSync(join(dir, 'source.bin'));
+  const b = readFileSync(join(dir, 'target.bin'));
+  expect(a.length).toBe(bytes);
+  expect(Buffer.compare(a, b)).toBe(0);
 }
