@@ -62,6 +62,25 @@ describe('pagewire simulate --mode', () => {
     expect(r.verified && r.identical).toBe(true);
   });
 
+  it('over tcp a pre-copy target runs on a worker thread with its own socket (--target-thread off: in this thread); both verify, also with a delayed link', async () => {
+    const own = await simulate(['--size', '16MiB', '--transport', 'tcp', '--workload', 'hotset', '--link', '1gbit', '--delay', '20ms']) as Report & { targetThread?: boolean; rttMs: number };
+    expect(own.targetThread).toBe(true);
+    expect(own.verified && own.identical).toBe(true);
+    // the return path's delay is applied on the worker's side: the round trip is both delays
+    expect(own.rttMs).toBeGreaterThanOrEqual(38);
+    const here = await simulate(['--size', '16MiB', '--transport', 'tcp', '--workload', 'hotset', '--link', '1gbit', '--delay', '20ms', '--target-thread', 'off']) as Report & { targetThread?: boolean; rttMs: number };
+    expect(here.targetThread).toBe(false);
+    expect(here.verified && here.identical).toBe(true);
+    expect(here.rttMs).toBeGreaterThanOrEqual(38);
+    // post-copy keeps its target here (the guest it runs faults pages in from this thread)
+    const pc = await simulate(['--size', '8MiB', '--transport', 'tcp', '--mode', 'postcopy', '--link', '1gbit']) as Report & { targetThread?: boolean };
+    expect(pc.targetThread).toBe(false);
+    expect(pc.verified && pc.identical).toBe(true);
+    const bad = await runCli(['simulate', '--size', '1MiB', '--transport', 'tcp', '--target-thread', 'maybe']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--target-thread must be on or off/);
+  });
+
   for (const transport of ['memory', 'tcp']) {
     it(`--channels 2 over ${transport}: worker threads, report says 2 channels, memories identical`, async () => {
       const r = await simulate(['--size', '16MiB', '--channels', '2', '--transport', transport, '--link', '400mbit']);

@@ -12,6 +12,8 @@ import { MigrationSource, type SourceOptions } from '../migration/source.js';
 import { MigrationTarget } from '../migration/target.js';
 import { FaultingGuestRunner } from '../migration/postcopy-target.js';
 import { migrateChannels, serveChannels, simulateChannels } from './channels.js';
+import { WorkerParallelTarget } from '../migration/target-channels.js';
+import { nodeTargetChannelSpawner } from '../migration/channels-node.js';
 import { SimulatedGuest } from '../sim/guest.js';
 import type { WorkloadKind } from '../sim/workloads.js';
 import { FaultInjector } from '../migration/faults.js';
@@ -73,14 +75,22 @@ function sourceOptions(g: GuestArgs, inj: FaultInjector | null, guest: CliGuest)
 
 /** `pagewire simulate`: both endpoints in this process. */
 export async function simulate(argv: string[]): Promise<number> {
-  const v = parse(argv, { ...GUEST_OPTIONS, transport: { type: 'string', default: 'memory' }, prefault: { type: 'string', default: 'off' } });
+  const v = parse(argv, { ...GUEST_OPTIONS, transport: { type: 'string', default: 'memory' }, prefault: { type: 'string', default: 'on' }, 'target-thread': { type: 'string', default: 'on' } });
   if (v['help']) { out(SIMULATE_HELP); return EXIT.OK; }
   const g = guestArgs(v);
   const transport = String(v['transport']);
   if (!['memory', 'tcp'].includes(transport)) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--transport must be memory or tcp, got "${transport}"`);
   const inj = g.inject ? new FaultInjector(g.inject) : null;
   const prefault = prefaultFlag(v['prefault']);
+  const ownThread = v['target-thread'];
+  if (ownThread !== 'on' && ownThread !== 'off') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--target-thread must be on or off, got "${String(ownThread)}"`);
   if (g.channels > 1) return simulateChannels(g, await createCliGuest(g), transport, prefault);
+  // Over TCP a pre-copy target runs on a thread of its own with its own socket, like a second
+  // host: source and target work in parallel (post-copy targets stay here: the guest they run
+  // faults pages in from this thread).
+  if (transport === 'tcp' && ownThread === 'on' && g.source.mode === 'precopy' && g.source.onNonConvergence !== 'postcopy') {
+    return simulateTargetThread(g, await createCliGuest(g), prefault, inj);
+  }
   const targetMemory = cliTargetMemory(prefault);
   const guest = await createCliGuest(g);
   let listener: TransportListener | null = null;
@@ -144,11 +154,45 @@ export async function simulate(argv: string[]): Promise<number> {
     // both sides see the same corrupted frame (the target detects it, the source hears of it)
     rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
     const identical = sameBytes(guest.memory, target.guestMemory!);
-    return finish(rep, g, { transport, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
+    return finish(rep, g, { transport, targetThread: false, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
   } finally {
     guest.stop();
     await targetMemory.stop();
     await listener?.close();
+  }
+}
+
+/**
+ * `simulate --transport tcp` (pre-copy): the source on this thread, the target on a worker thread
+ * that listens on its own loopback port and pre-faults its memory on one more (with --prefault).
+ */
+async function simulateTargetThread(g: GuestArgs, guest: CliGuest, prefault: boolean, inj: FaultInjector | null): Promise<number> {
+  const target = new WorkerParallelTarget(1, {
+    spawn: nodeTargetChannelSpawner(), prefault, listen: { host: '127.0.0.1' }, shape: { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1 },
+    resumeDeadlineMs: 30_000, ...(g.secret ? { secret: g.secret } : {}),
+  });
+  const [port] = await target.listen();
+  const connect = async (): Promise<Transport> => shapeSource(await connectTcp({ host: '127.0.0.1', port: port! }), g, inj);
+  const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
+  const done = attachOutput(source, g, guest.memory.pageCount);
+  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, mode ${g.source.mode}, transport tcp (target on its own thread)${inj ? `, faults ${g.inject}` : ''}`);
+  guest.start();
+  try {
+    const migrated = source.migrate().catch((e: unknown) => {
+      // the target stops waiting for a resume that will not come
+      target.abort('the source failed: the target stops waiting for it');
+      throw e;
+    });
+    const [rs, rt] = await Promise.allSettled([migrated, target.run()]);
+    done();
+    if (rs.status === 'rejected') throw rs.reason;
+    if (rt.status === 'rejected') throw rt.reason;
+    const rep = rs.value;
+    rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
+    const identical = sameBytes(guest.memory, target.guestMemory!);
+    return finish(rep, g, { transport: 'tcp', targetThread: true, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
+  } finally {
+    guest.stop();
   }
 }
 
@@ -470,8 +514,11 @@ const COMMON_HELP = `guest and policy options:
   --json                   print the final report as one JSON object
   --quiet                  no per-round output`;
 
-export const SIMULATE_HELP = `pagewire simulate [options] [--transport memory|tcp]
-Runs a source and a target in this process with a simulated guest that keeps writing.
+export const SIMULATE_HELP = `pagewire simulate [options] [--transport memory|tcp] [--target-thread on|off] [--prefault on|off]
+Runs a source and a target in this process with a simulated guest that keeps writing. Over tcp a
+pre-copy target runs on a worker thread with its own loopback socket, like a second host
+(--target-thread off: on this thread); --prefault on (the default) pre-faults its fresh memory
+ahead of the stream on one more thread.
 ${commonHelp('simulate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 

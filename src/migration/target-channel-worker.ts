@@ -6,9 +6,11 @@
  *
  *   coordinator -> worker: { t: 'conn', port }   a connection of this channel (first or resumed),
  *                                                as a MessagePort the coordinator pipes it through
+ *                          (or, with `listen`, the worker accepts its connections itself)
  *                          { t: 'go' }           every channel verified: the guest may run
  *                          { t: 'abort', message }
- *   worker -> coordinator: { t: 'memory', regions }   its part of the guest memory, allocated
+ *   worker -> coordinator: { t: 'listening', port }   (with `listen`) its own listener is up
+ *                          { t: 'memory', regions }   its part of the guest memory, allocated
  *                                                (SharedArrayBuffer) from its HELLO's layout
  *                          { t: 'deviceState', state }   (the channel that carries it)
  *                          { t: 'verified' }     this channel's memory verified, waiting for 'go'
@@ -21,6 +23,8 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
 import { messagePortTransport, type MessagePortLike } from '../transport/message-port.js';
 import type { Transport } from '../transport/types.js';
+import { shapeTransport } from '../transport/shaped.js';
+import type { TransportListener } from '../transport/listener.js';
 import { MigrationTarget } from './target.js';
 import type { ChannelRegion } from './channels.js';
 import type { MigrationReport } from './report.js';
@@ -42,6 +46,14 @@ export interface TargetChannelInit {
   options: TargetChannelOptions;
   /** Pre-fault this part ahead of the stream (where the entry can: Node). */
   prefault: boolean;
+  /**
+   * The worker listens for its channel's connections itself, on this host (port 0: any free
+   * one), so no other thread touches the stream (Node entry). Without it, connections come as
+   * `conn` messages.
+   */
+  listen?: { host: string; port?: number };
+  /** One-way delay (and jitter) on the worker's side of each connection: a simulated link's return path. */
+  shape?: { delayMs: number; jitterMs: number; seed: number };
 }
 
 /** Messages of the coordinator. */
@@ -52,6 +64,7 @@ export type TargetCoordinatorMessage =
 
 /** Messages of a worker. */
 export type TargetWorkerMessage =
+  | { t: 'listening'; port: number }
   | { t: 'memory'; regions: ChannelRegion[] }
   | { t: 'deviceState'; state: Uint8Array }
   | { t: 'verified' }
@@ -65,23 +78,29 @@ export interface TargetChannelControl {
   onMessage(fn: (msg: TargetCoordinatorMessage) => void): void;
 }
 
-/** What the platform entry adds (Node: a pre-fault worker of its own). */
+/** What the platform entry adds (Node: a pre-fault worker of its own, TCP listeners). */
 export interface TargetChannelExtras {
   prefault?(memory: GuestMemory): { advance(pages: ArrayLike<number>): void; stop(): Promise<void> } | null;
+  listen?(host: string, port: number): Promise<TransportListener>;
 }
 
 /** Run one target channel to its end; reports `done` or `error` to the coordinator. */
 export async function runTargetChannelWorker(init: TargetChannelInit, ctl: TargetChannelControl, extras: TargetChannelExtras = {}): Promise<void> {
-  const box: { pf: ReturnType<NonNullable<TargetChannelExtras['prefault']>> } = { pf: null };
+  const box: { pf: ReturnType<NonNullable<TargetChannelExtras['prefault']>>; listener: TransportListener | null } = { pf: null, listener: null };
   try {
     const conns: Transport[] = [];
     let waiting: { resolve: (t: Transport) => void; reject: (e: Error) => void } | null = null;
     let go: { resolve: () => void; reject: (e: Error) => void } | null = null;
     let aborted: PagewireError | null = null;
+    const sh = init.shape;
+    const incoming = (raw: Transport): void => {
+      const t = sh && (sh.delayMs > 0 || sh.jitterMs > 0) ? shapeTransport(raw, { delayMs: sh.delayMs, jitterMs: sh.jitterMs, seed: sh.seed, label: 'target link' }) : raw;
+      if (aborted) { t.destroy(aborted); return; }
+      if (waiting) { const w = waiting; waiting = null; w.resolve(t); } else conns.push(t);
+    };
     ctl.onMessage((m) => {
       if (m.t === 'conn') {
-        const t = messagePortTransport(m.port as MessagePortLike, { label: `channel ${init.channel}` });
-        if (waiting) { const w = waiting; waiting = null; w.resolve(t); } else conns.push(t);
+        incoming(messagePortTransport(m.port as MessagePortLike, { label: `channel ${init.channel}` }));
       } else if (m.t === 'go') {
         go?.resolve();
       } else {
@@ -89,8 +108,22 @@ export async function runTargetChannelWorker(init: TargetChannelInit, ctl: Targe
         waiting?.reject(aborted);
         go?.reject(aborted);
         for (const t of conns.splice(0)) t.destroy(aborted);
+        void box.listener?.close();
       }
     });
+    if (init.listen) {
+      if (!extras.listen) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'this platform cannot listen from a target channel worker');
+      const l = await extras.listen(init.listen.host, init.listen.port ?? 0);
+      box.listener = l;
+      ctl.post({ t: 'listening', port: l.port });
+      void (async () => {
+        for (;;) {
+          let t: Transport;
+          try { t = await l.accept(); } catch { return; }
+          incoming(t);
+        }
+      })();
+    }
     const accept = (signal?: AbortSignal): Promise<Transport> => {
       if (aborted) return Promise.reject(aborted);
       const t = conns.shift();
@@ -124,6 +157,7 @@ export async function runTargetChannelWorker(init: TargetChannelInit, ctl: Targe
     const e = err as PagewireError;
     ctl.post({ t: 'error', code: String(e?.code ?? 'ABORTED'), message: String(e?.message ?? err) });
   } finally {
+    await box.listener?.close();
     await box.pf?.stop();
   }
 }

@@ -48,6 +48,14 @@ export interface WorkerParallelTargetOptions extends TargetChannelOptions {
   spawn: SpawnTargetWorker;
   /** Each worker pre-faults its part ahead of its stream (default false). */
   prefault?: boolean;
+  /**
+   * Each worker listens on a port of its own on this host ({@link WorkerParallelTarget.listen}
+   * says which) and reads its connections itself: no thread pipes the stream. Without it,
+   * `run(accept)` routes connections on one port to the workers by their HELLO.
+   */
+  listen?: { host: string };
+  /** One-way delay (and jitter) on each worker's side of its connections (a simulated link's return path). */
+  shape?: { delayMs: number; jitterMs: number; seed: number };
 }
 
 /**
@@ -62,6 +70,9 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
   private readonly pumping: Promise<void>[] = [];
   private failure: PagewireError | null = null;
   private onFailure: ((e: PagewireError) => void) | null = null;
+  private started: { done: Promise<void>; ports: Promise<number[]> } | null = null;
+  private readonly reports: MigrationReport[] = [];
+  private deviceState: Uint8Array | null = null;
 
   /**
    * @param channels the source's channel count
@@ -82,33 +93,15 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
    * @param accept the next incoming connection (called until the migration ends; the signal cancels the last call)
    * @throws PagewireError the first channel's failure (the guest never ran)
    */
-  async run(accept: (signal?: AbortSignal) => Promise<Transport>): Promise<MigrationReport> {
+  async run(accept?: (signal?: AbortSignal) => Promise<Transport>): Promise<MigrationReport> {
     const n = this.channels;
-    const { spawn, prefault, ...opts } = this.options;
+    if (!this.options.listen && !accept) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'WorkerParallelTarget.run needs an accept function unless the workers listen themselves (options.listen)');
     const core = await createCore();
-    const reports: MigrationReport[] = new Array(n);
-    let deviceState: Uint8Array | null = null;
     const stop = new AbortController();
     try {
-      await new Promise<void>((resolve, reject) => {
-        this.onFailure = reject;
-        let verified = 0;
-        let done = 0;
-        for (let k = 0; k < n; k++) {
-          const w = spawn({ channel: k, options: opts, prefault: prefault === true });
-          this.workers.push(w);
-          w.onError((err) => this.fail(new PagewireError(ErrorCode.ABORTED, `target channel ${k} worker failed: ${err.message}`, { cause: err })));
-          w.onMessage((m) => {
-            if (m.t === 'memory') this.parts[k] = m.regions;
-            else if (m.t === 'deviceState') deviceState = m.state;
-            else if (m.t === 'drop') this.emit('drop', { error: `channel ${k}: ${m.error}`, attempt: 0 });
-            else if (m.t === 'error') this.fail(new PagewireError((m.code in ErrorCode ? m.code : 'ABORTED') as ErrorCode, `channel ${k}: ${m.message}`));
-            else if (m.t === 'done') { reports[k] = m.report; if (++done === n) resolve(); }
-            else if (++verified === n) void this.runGuest(deviceState).catch((e: unknown) => this.fail(asError(e)));
-          });
-        }
-        void this.acceptLoop(accept, stop.signal, core);
-      });
+      const started = this.start();
+      if (accept && !this.options.listen) void this.acceptLoop(accept, stop.signal, core);
+      await started.done;
     } catch (err) {
       this.emit('error', err as PagewireError);
       throw err;
@@ -116,6 +109,7 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
       stop.abort();
       await this.stopAll();
     }
+    const reports = this.reports;
     const regions = this.parts.flat();
     const memory = GuestMemory.external(regions.map((r) => new Uint8Array(r.buffer, r.byteOffset, r.byteLength)), reports[0]!.pageSize, regions.map((r) => r.name));
     this.memory = memory;
@@ -128,6 +122,61 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
     };
     this.emit('complete', report);
     return report;
+  }
+
+  /** Stop every worker (the guest never runs); `run` rejects with ABORTED and this message. */
+  abort(message: string): void {
+    this.fail(new PagewireError(ErrorCode.ABORTED, message));
+  }
+
+  /**
+   * With `options.listen`: start the workers, each on a listener of its own; the port of each
+   * channel, in channel order (the source connects channel k to port k).
+   * @throws PagewireError when a worker cannot listen
+   */
+  listen(): Promise<number[]> {
+    if (!this.options.listen) return Promise.reject(new PagewireError(ErrorCode.INVALID_ARGUMENT, 'WorkerParallelTarget.listen needs options.listen'));
+    return this.start().ports;
+  }
+
+  /** Spawn the workers (once): `done` when every channel finished, `ports` once all listen. */
+  private start(): { done: Promise<void>; ports: Promise<number[]> } {
+    if (this.started) return this.started;
+    const n = this.channels;
+    const { spawn, prefault, listen, shape, ...opts } = this.options;
+    let doneOk: () => void = () => undefined;
+    let portsOk: (p: number[]) => void = () => undefined;
+    let failed: (e: PagewireError) => void = () => undefined;
+    const done = new Promise<void>((resolve, reject) => { doneOk = resolve; failed = reject; });
+    const ports = new Promise<number[]>((resolve, reject) => {
+      portsOk = resolve;
+      const before = failed;
+      failed = (e) => { before(e); reject(e); };
+    });
+    // whoever does not wait for one of them must not see it as an unhandled rejection
+    done.catch(() => undefined);
+    ports.catch(() => undefined);
+    this.onFailure = failed;
+    this.started = { done, ports };
+    const bound: number[] = new Array<number>(n);
+    let listening = 0;
+    let verified = 0;
+    let finished = 0;
+    for (let k = 0; k < n; k++) {
+      const w = spawn({ channel: k, options: opts, prefault: prefault === true, ...(listen ? { listen: { host: listen.host } } : {}), ...(shape ? { shape } : {}) });
+      this.workers.push(w);
+      w.onError((err) => this.fail(new PagewireError(ErrorCode.ABORTED, `target channel ${k} worker failed: ${err.message}`, { cause: err })));
+      w.onMessage((m) => {
+        if (m.t === 'listening') { bound[k] = m.port; if (++listening === n) portsOk(bound); }
+        else if (m.t === 'memory') this.parts[k] = m.regions;
+        else if (m.t === 'deviceState') this.deviceState = m.state;
+        else if (m.t === 'drop') this.emit('drop', { error: `channel ${k}: ${m.error}`, attempt: 0 });
+        else if (m.t === 'error') this.fail(new PagewireError((m.code in ErrorCode ? m.code : 'ABORTED') as ErrorCode, `channel ${k}: ${m.message}`));
+        else if (m.t === 'done') { this.reports[k] = m.report; if (++finished === n) doneOk(); }
+        else if (++verified === n) void this.runGuest(this.deviceState).catch((e: unknown) => this.fail(asError(e)));
+      });
+    }
+    return this.started;
   }
 
   /** Every channel verified: device state, then the guest runs; then the workers finish. */
