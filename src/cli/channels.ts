@@ -10,7 +10,6 @@ import { nodeChannelSpawner, nodeTargetChannelSpawner } from '../migration/chann
 import { FaultInjector } from '../migration/faults.js';
 import type { MigrationReport } from '../migration/report.js';
 import { messagePortTransport } from '../transport/message-port.js';
-import { listenTcp } from '../transport/tcp.js';
 import type { TransportListener } from '../transport/listener.js';
 import type { Transport } from '../transport/types.js';
 import type { GuestArgs } from './options.js';
@@ -53,13 +52,16 @@ export async function simulateChannels(g: GuestArgs, guest: CliGuest, transport:
   if (g.inject && transport !== 'tcp') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--inject with --channels > 1 needs --transport tcp (a dropped channel resumes over a new TCP connection)');
   const n = g.channels;
   let link: (k: number) => Link;
-  let accept: (signal?: AbortSignal) => Promise<Transport>;
-  let listener: TransportListener | null = null;
-  if (transport === 'tcp') {
-    listener = await listenTcp({ host: '127.0.0.1', port: 0 });
-    const l = listener;
-    link = () => ({ kind: 'tcp', host: '127.0.0.1', port: l.port });
-    accept = async (signal) => shapeTarget(await l.accept({ signal }), g);
+  let accept: ((signal?: AbortSignal) => Promise<Transport>) | undefined;
+  const tcp = transport === 'tcp';
+  // over TCP each target worker listens on a loopback port of its own: no thread pipes a stream
+  const target = new WorkerParallelTarget(n, {
+    spawn: nodeTargetChannelSpawner(), prefault, resumeDeadlineMs: 30_000, ...(g.secret ? { secret: g.secret } : {}),
+    ...(tcp ? { listen: { host: '127.0.0.1' }, shape: { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1 } } : {}),
+  });
+  if (tcp) {
+    const ports = await target.listen();
+    link = (k) => ({ kind: 'tcp', host: '127.0.0.1', port: ports[k]! });
   } else {
     const { MessageChannel } = await import('node:worker_threads');
     const chans = Array.from({ length: n }, () => new MessageChannel());
@@ -71,7 +73,6 @@ export async function simulateChannels(g: GuestArgs, guest: CliGuest, transport:
     };
   }
   const { source, inj } = channelSource(g, guest, link);
-  const target = new WorkerParallelTarget(n, { spawn: nodeTargetChannelSpawner(), prefault, ...(g.secret ? { secret: g.secret } : {}), resumeDeadlineMs: 30_000 });
   const done = attachOutput(source, g, guest.memory.pageCount);
   if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, ${n} channels (worker threads on both sides), transport ${transport}${inj ? `, faults ${g.inject} on channel 0` : ''}`);
   guest.start();
@@ -86,7 +87,6 @@ export async function simulateChannels(g: GuestArgs, guest: CliGuest, transport:
     return finish(rep, g, { transport, identical: sameBytes(guest.memory, target.guestMemory!), guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
   } finally {
     guest.stop();
-    await listener?.close();
   }
 }
 
