@@ -4,6 +4,7 @@
 // JSON lines on stdin, answers JSON lines on stdout:
 //   { id, op: 'proxy', port, rate }   a shaping proxy to 127.0.0.1:port at `rate` bytes/s -> { id, port }
 //   { id, op: 'bytes' }               bytes the proxies forwarded since the last 'close' -> { id, up, down }
+//   { id, op: 'cpu' }                 this process's CPU time so far -> { id, cpuMs }
 //   { id, op: 'close' }               close every proxy -> { id }
 //   { id, op: 'target', qmp, ram, incomingUri }   a QemuTarget and a pagewire listener -> { id, port, fresh },
 //                                     then { event: 'target', report } or { event: 'target', error }
@@ -29,6 +30,10 @@ async function handle(m) {
         down += s.downstream.bytesDelivered;
       }
       return { up, down };
+    }
+    case 'cpu': {
+      const c = process.cpuUsage();
+      return { cpuMs: (c.user + c.system) / 1000 };
     }
     case 'close':
       await Promise.all(proxies.map((p) => p.close()));

@@ -19,7 +19,8 @@
 // the source's.
 //
 //   node bench/qemu.mjs [--ram 256] [--write-mb 2] [--links 100mbit,1gbit] [--engines qemu,qemu-xbzrle,pagewire]
-//                       [--cap-s 120] [--out FILE] [--verbose]   (--verbose: pagewire's rounds on stderr)
+//                       [--cap-s 120] [--pagewire-options JSON] [--out FILE] [--verbose]
+//   --verbose: pagewire's rounds on stderr; --pagewire-options: more QemuSource options, e.g. '{"cacheBytes":8388608}'
 import { mkdtempSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import * as net from 'node:net';
@@ -36,7 +37,7 @@ const { values: a } = parseArgs({
   options: {
     ram: { type: 'string', default: '256' }, 'write-mb': { type: 'string', default: '2' },
     links: { type: 'string', default: '100mbit,1gbit' }, engines: { type: 'string', default: 'qemu,qemu-xbzrle,pagewire' },
-    'cap-s': { type: 'string', default: '120' }, out: { type: 'string' }, verbose: { type: 'boolean', default: false },
+    'cap-s': { type: 'string', default: '120' }, 'pagewire-options': { type: 'string', default: '{}' }, out: { type: 'string' }, verbose: { type: 'boolean', default: false },
   },
 });
 const RAM_MIB = Number(a.ram);
@@ -102,6 +103,7 @@ async function qemuRun(src, dst, rate, xbzrle) {
     await sq.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3, 'downtime-limit': 300 });
     const since = sq.eventCount;
     const dsince = dq.eventCount;
+    const peerCpu0 = (await peer('cpu')).cpuMs;
     const t0 = Date.now();
     await sq.execute('migrate', { uri: `tcp:127.0.0.1:${proxy.port}` });
     let info;
@@ -120,7 +122,7 @@ async function qemuRun(src, dst, rate, xbzrle) {
     return {
       converged: true, totalTimeMs: resume.timeMs - t0, guestPauseMs: resume.timeMs - stop.timeMs, qemuDowntimeMs: info.downtime,
       wireBytes: (await peer('bytes')).up, qemuTransferredBytes: info.ram?.transferred ?? 0, rounds: info.ram?.['dirty-sync-count'] ?? 0,
-      xbzrle: xbzrle ? info['xbzrle-cache'] : undefined,
+      xbzrle: xbzrle ? info['xbzrle-cache'] : undefined, peerCpuMs: Math.round((await peer('cpu')).cpuMs - peerCpu0),
     };
   } finally {
     await peer('close');
@@ -138,9 +140,12 @@ async function pagewireRun(src, dst, rate) {
     const { port, fresh } = await peer('target', { qmp: dst.qmpPath, ram: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
     const pwProxy = await peer('proxy', { port, rate });
     // pagewire's time starts before it opens the RAM file (QemuSource.open)
+    const cpu0 = process.cpuUsage();
+    const peerCpu0 = (await peer('cpu')).cpuMs;
     const t0 = Date.now();
     const qs = await QemuSource.open(() => connectTcp({ host: '127.0.0.1', port: pwProxy.port }), {
       qmp: src.qmpPath, ramPath: src.ramPath, migrateUri: `tcp:127.0.0.1:${qemuProxy.port}`, freshTarget: fresh, linkBytesPerSec: rate, downtimeLimitMs: 300,
+      ...JSON.parse(a['pagewire-options']),
     });
     const openMs = Date.now() - t0;
     if (a.verbose) {
@@ -159,12 +164,16 @@ async function pagewireRun(src, dst, rate) {
     if (t.error) throw new Error(`target: ${t.error}`);
     const rt = t.report;
     const wire = await peer('bytes');
+    const cpu = process.cpuUsage(cpu0);
+    const peerCpuMs = (await peer('cpu')).cpuMs - peerCpu0;
     return {
       converged: rs.converged, totalTimeMs: rt.qemu.resumeTimeMs - t0, guestPauseMs: rt.qemu.guestPauseMs, qemuDowntimeMs: rs.qemu.downtimeMs,
       wireBytes: wire.up, ackBytes: wire.down, qemuTransferredBytes: rs.qemu.transferredBytes, pagewireWireBytes: rs.wireBytes,
       rounds: rs.rounds.length, pagewireDowntimeMs: rs.downtimeMs, setupTimeMs: openMs + rs.setupTimeMs,
       // frames the target found damaged (its checksum) and links dropped: evidence about the proxy
       corruptionsDetected: rs.corruptionsDetected, drops: rs.drops,
+      // CPU time of the source process (pagewire's source, QMP, the guests' consoles) and of the peer (proxies, target)
+      sourceCpuMs: Math.round((cpu.user + cpu.system) / 1000), peerCpuMs: Math.round(peerCpuMs),
     };
   } finally {
     await peer('close');

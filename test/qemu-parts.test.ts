@@ -15,6 +15,7 @@ import { GuestMemory } from '../src/memory/guest-memory.js';
 import { RamFile, RamFileDirtyLog, ramFileMemory } from '../src/qemu/ram-file.js';
 import { checkIncomingUri, receiveIncomingUri, sendIncomingUri } from '../src/qemu/incoming.js';
 import { decodeSwitchoverNote, encodeSwitchoverNote } from '../src/qemu/switchover-note.js';
+import { QemuSource } from '../src/qemu/source.js';
 import { memoryPair } from '../src/transport/memory.js';
 import type { Transport } from '../src/transport/types.js';
 import { pagewireRejection } from './helpers/qemu.js';
@@ -51,8 +52,15 @@ describe('RamFile', () => {
     closeSync(fd);
     expect(log.peekCount()).toBe(3);
     expect(Array.from(log.sync())).toEqual([3, 4, 200]);
-    expect(Buffer.from(mem.page(200)).equals(Buffer.from(pattern(4096, 300)))).toBe(true);
     expect(Array.from(log.sync())).toEqual([]);
+    // prepare() reads pages just before they are encoded; pagePtr gives the staged copies
+    const batch = Uint32Array.from([200, 3, 4]);
+    expect(log.prepare(batch, 0, 3)).toBe(3);
+    for (const p of [3, 4, 200]) {
+      const at = mem.pagePtr(p);
+      expect(Buffer.from(mem.core!.u8().subarray(at, at + 4096)).equals(Buffer.from(pattern(4096, 100 + p)))).toBe(true);
+    }
+    expect(() => log.prepare(new Uint32Array(300), 0, 300)).toThrow(/above sendBatchPages/);
     log.dispose();
     src.close();
 
@@ -75,13 +83,13 @@ describe('RamFile', () => {
     dst.close();
   });
 
-  it('the dirty log reads lazily and reports exactly the pages that differ from what guest memory holds (model check)', async () => {
+  it('the dirty log reads lazily, serves staged pages, never writes guest memory, and reports exactly the pages that changed since read (model check)', async () => {
     const pages = 40;
     const ps = 4096;
     const kinds = fc.constantFrom('zero', 'random', 'same', 'flip');
     const op = fc.oneof(
       { arbitrary: fc.record({ t: fc.constant('write' as const), page: fc.nat(pages - 1), kind: kinds, seed: fc.nat() }), weight: 6 },
-      { arbitrary: fc.record({ t: fc.constant('prepare' as const), from: fc.nat(pages - 1), len: fc.integer({ min: 1, max: 12 }) }), weight: 2 },
+      { arbitrary: fc.record({ t: fc.constant('prepare' as const), from: fc.nat(pages - 1), len: fc.integer({ min: 1, max: 12 }), stride: fc.integer({ min: 1, max: 3 }) }), weight: 3 },
       { arbitrary: fc.record({ t: fc.constant('sync' as const) }), weight: 3 },
       { arbitrary: fc.record({ t: fc.constant('peek' as const) }), weight: 1 },
       { arbitrary: fc.record({ t: fc.constant('markAll' as const) }), weight: 1 },
@@ -90,28 +98,23 @@ describe('RamFile', () => {
     const core = await createCore();
     let run = 0;
     await fc.assert(fc.asyncProperty(fc.array(fc.nat(2), { minLength: pages, maxLength: pages }), fc.array(op, { minLength: 10, maxLength: 50 }), fc.integer({ min: 1, max: 9 }), fc.boolean(), async (init, ops, batchPages, skipZero) => {
-      // the file: zero, random or partly zero pages; the model holds what guest memory must hold
+      // the file: zero, random or partly zero pages; the model holds what the log last read of each page
       const path = join(dir, `model-${run++}.ram`);
       const file = new Uint8Array(pages * ps);
       init.forEach((k, p) => { if (k > 0) file.set(pattern(k === 1 ? ps : ps / 2, p + 1), p * ps); });
       writeFileSync(path, file);
       const rf = RamFile.open(path, false);
       const mem = GuestMemory.inCore(core, pages, ps);
-      const log = new RamFileDirtyLog(rf, mem, { zeroMemory: true, batchPages, skipZero });
+      const log = new RamFileDirtyLog(rf, mem, { batchPages, sendBatchPages: 12, skipZero });
       const wfd = openSync(path, 'r+');
       try {
-        const held = Array.from({ length: pages }, () => new Uint8Array(ps)); // what memory holds
+        const seen = Array.from({ length: pages }, () => new Uint8Array(ps)); // the page as last read
         const cur = new Uint8Array(pages); // read since the last start()
-        const nonZero = new Uint8Array(pages); // memory's page was ever non-zero
+        const neverSent = new Uint8Array(pages).fill(1);
         const isZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
         const filePage = (p: number): Uint8Array => file.slice(p * ps, (p + 1) * ps);
         let all = false;
-        const differs = (p: number): boolean => !cur[p] || !Buffer.from(held[p]!).equals(Buffer.from(filePage(p)));
-        const readPage = (p: number): void => {
-          cur[p] = 1;
-          held[p] = filePage(p);
-          if (!isZero(held[p]!)) nonZero[p] = 1;
-        };
+        const differs = (p: number): boolean => !cur[p] || !Buffer.from(seen[p]!).equals(Buffer.from(filePage(p)));
         log.start();
         for (const o of ops) {
           if (o.t === 'write') {
@@ -121,25 +124,34 @@ describe('RamFile', () => {
             else if (o.kind === 'flip') page[o.seed % ps] ^= 0x80;
             writeSync(wfd, page, 0, ps, o.page * ps);
           } else if (o.t === 'prepare') {
-            const list = Uint32Array.from({ length: Math.min(o.len, pages - o.from) }, (_, i) => o.from + i);
-            // with skipZero, a page read for the first time since start() that is zero (where
-            // memory never held anything else) is moved behind the pages to send, order kept
+            // distinct pages, runs of consecutive ones (stride 1) or gaps
+            const list = Uint32Array.from({ length: o.len }, (_, i) => (o.from + i * o.stride) % pages).filter((p, i, l) => l.indexOf(p) === i);
+            // with skipZero, a zero page for which nothing was ever sent is moved behind the
+            // pages to send, order kept
             const send: number[] = [];
             const skipped: number[] = [];
             for (const p of list) {
-              const fresh = !cur[p];
-              if (fresh && skipZero && isZero(filePage(p)) && !nonZero[p]) skipped.push(p);
-              else send.push(p);
-              if (fresh) readPage(p);
+              if (skipZero && isZero(filePage(p)) && neverSent[p]) skipped.push(p);
+              else { send.push(p); neverSent[p] = 0; }
+              cur[p] = 1;
+              seen[p] = filePage(p);
             }
             expect(log.prepare(list, 0, list.length)).toBe(send.length);
             expect(Array.from(list)).toEqual([...send, ...skipped]);
+            // what the encoder would read: each page to send as the file holds it now
+            const u8 = core.u8();
+            for (const p of send) {
+              const at = mem.pagePtr(p);
+              if (!Buffer.from(u8.subarray(at, at + ps)).equals(Buffer.from(filePage(p)))) throw new Error(`staged page ${p}`);
+            }
           } else if (o.t === 'sync') {
             const want: number[] = [];
             for (let p = 0; p < pages; p++) if (all || differs(p)) want.push(p);
             expect(Array.from(log.sync())).toEqual(want);
-            for (let p = 0; p < pages; p++) readPage(p);
+            for (let p = 0; p < pages; p++) { seen[p] = filePage(p); cur[p] = 1; }
             all = false;
+            // nothing is staged after a sync: pagePtr is guest memory's own address again
+            for (let p = 0; p < pages; p++) expect(mem.pagePtr(p)).toBe(mem.basePtr + p * ps);
           } else if (o.t === 'peek') {
             let n = 0;
             for (let p = 0; p < pages; p++) if (all || differs(p)) n++;
@@ -152,11 +164,9 @@ describe('RamFile', () => {
             log.markAll();
             all = true;
           }
-          // guest memory holds exactly what was read of each page (zero where nothing was)
-          for (let p = 0; p < pages; p++) {
-            if (!Buffer.from(mem.page(p)).equals(Buffer.from(held[p]!))) throw new Error(`page ${p} after ${o.t}`);
-          }
         }
+        // guest memory itself was never written
+        expect(core.u8().subarray(mem.basePtr, mem.basePtr + pages * ps).every((x) => x === 0)).toBe(true);
       } finally {
         closeSync(wfd);
         log.dispose();
@@ -165,8 +175,8 @@ describe('RamFile', () => {
       }
     }), {
       seed: 15, numRuns: 80,
-      // found at 300 runs: a page read non-zero, zeroed, re-read after a restart must be sent
-      examples: [[Array.from({ length: pages }, (_, p) => (p === 38 ? 1 : 0)), [{ t: 'sync' }, { t: 'write', page: 38, kind: 'zero', seed: 0 }, { t: 'start' }, { t: 'prepare', from: 34, len: 5 }], 1, true]],
+      // found at 300 runs (earlier design): a page read non-zero, zeroed, re-read after a restart must be sent
+      examples: [[Array.from({ length: pages }, (_, p) => (p === 38 ? 1 : 0)), [{ t: 'prepare', from: 38, len: 1, stride: 1 }, { t: 'write', page: 38, kind: 'zero', seed: 0 }, { t: 'start' }, { t: 'prepare', from: 34, len: 5, stride: 1 }], 1, true]],
     });
   });
 
@@ -194,6 +204,18 @@ describe('RamFile', () => {
     const { blocks } = await import('node:fs').then((fs) => fs.statSync(p));
     expect(blocks * 512).toBeLessThanOrEqual(11 * ps + 8 * ps);
     f.close();
+  });
+
+  it('the QEMU source refuses options that read its whole memory, before touching QEMU (it keeps no copy)', async () => {
+    const base = { qmp: join(dir, 'no-such.qmp'), ramPath: join(dir, 'no-such.ram'), migrateUri: 'tcp:127.0.0.1:1' };
+    const never = (): Promise<Transport> => Promise.reject(new Error('not reached'));
+    for (const extra of [{ verify: 'full' as const }, { verify: 'memory' as const }, { knownPages: true }]) {
+      const e = await pagewireRejection(QemuSource.open(never, { ...base, ...extra }));
+      expect(e.code).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect(e.message).toMatch(/keeps no copy of the guest's memory/);
+    }
+    // the default passes that check and fails on the missing QMP socket instead
+    expect((await pagewireRejection(QemuSource.open(never, base))).code).not.toBe(ErrorCode.INVALID_ARGUMENT);
   });
 
   it('knows a sparse file (what QEMU creates) holds nothing', () => {

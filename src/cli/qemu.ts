@@ -137,6 +137,6 @@ Migrates a running QEMU guest: pagewire carries its RAM file to a \`pagewire ser
 QEMU carries only the device state (x-ignore-shared; docs/QEMU.md). Pre-copy only.
 options: --link 1gbit (the link's rate: shapes this side and guides codec choice; 0 = unshaped),
   --delay, --jitter, --codecs all|qemu|raw, --cache-size, --downtime-limit 300, --max-rounds 30,
-  --on-nonconvergence switchover|fail, --max-bandwidth, --reorder, --secret S, --verify digest|full,
-  --inject SPEC, --json, --quiet
+  --on-nonconvergence switchover|fail, --max-bandwidth, --reorder, --secret S, --verify digest (memory and
+  full are refused: this source keeps no copy of the guest's memory), --inject SPEC, --json, --quiet
 exit codes: 0 the guest runs on the destination, 2 usage, 3 failed (the source guest keeps running), 4 verification failed`;

@@ -2,11 +2,12 @@
  * A QEMU guest's RAM as a file (`-object memory-backend-file,mem-path=FILE,share=on`), seen by
  * pagewire as guest memory in a core.
  *
- * Source side: {@link RamFileDirtyLog} reads the file (from the page cache: the pages QEMU's
- * guest writes) in 1 MiB batches into the core, first batch by batch as round 0 sends them, then
- * whole at every dirty sync, and finds the pages that changed by hashing each batch in the core
- * (QEMU gives another process no dirty log for such a block). Pages are sent as they were when
- * last read; a page written after that differs at the next sync and is sent again.
+ * Source side: {@link RamFileDirtyLog} keeps no copy of the guest's memory: it reads pages from
+ * the file (from the page cache: the pages QEMU's guest writes) into one reusable staging arena
+ * in the core just before they are encoded, batch by batch, and finds the pages that changed at
+ * each dirty sync by reading the whole file 1 MiB at a time and hashing each batch in the core
+ * (QEMU gives another process no dirty log for such a block). A page written after it was read
+ * differs at the next sync and is sent again.
  *
  * Target side: {@link RamFile.writePages} writes the pages a PAGES frame just filled back to the
  * destination's file with positional writes, one per run of consecutive pages (tmpfs and page
@@ -186,13 +187,13 @@ export function ramFileMemory(core: Core, file: RamFile, name = 'pc.ram'): Guest
 
 /** Options of {@link RamFileDirtyLog}. */
 export interface RamFileLogOptions {
-  /** Pages per read and per core call (default: 1 MiB worth). */
+  /** Pages per read and per core call of a dirty sync (default: 1 MiB worth). */
   batchPages?: number;
-  /** The guest memory is all zero to begin with (fresh from GuestMemory.inCore). Default false. */
-  zeroMemory?: boolean;
+  /** The most pages one {@link RamFileDirtyLog.prepare} call is given: the source's `batchPages` (default 256). */
+  sendBatchPages?: number;
   /**
-   * The target's memory is zero too (a fresh destination RAM file): with `zeroMemory`, a page
-   * {@link RamFileDirtyLog.prepare} finds zero the first time is not sent at all (a function is
+   * The target's memory is zero to begin with (a fresh destination RAM file): a page that is zero
+   * when it is prepared, and for which nothing was ever sent, is not sent at all (a function is
    * asked at `start()`). Default false.
    */
   skipZero?: boolean | (() => boolean);
@@ -202,36 +203,50 @@ export interface RamFileLogOptions {
 const SCAN_BATCH_BYTES = 1024 * 1024;
 
 /**
- * The dirty log of a RAM file, kept in a core together with the guest memory it fills.
+ * The dirty log of a RAM file, for a migration source that keeps no copy of the guest's memory:
+ * pages are read from the file (the page cache QEMU's guest writes) into one reusable staging
+ * arena in the core just before they are encoded, and encoded from there.
  *
- *   reading: the file is read in batches of {@link SCAN_BATCH_BYTES} into a reusable staging
- *     arena in the core (one pread per batch); one `hashPages` and one `zeroPages` call per batch
- *     hash it and find its zero pages while it is in the cache; only pages that changed are
- *     copied on into guest memory, and a zero page is never copied where guest memory was never
- *     written (the core's fresh memory is zero: no first touch for it)
- *   start(): reads nothing. Round 0 reads each batch just before it is encoded ({@link prepare},
- *     which the migration source calls per batch), so the first pass over the file streams with
- *     the link instead of holding up the migration's start
- *   sync(): reads and hashes the whole file; reports the pages whose hash changed since they were
- *     last read (and every page never read since start())
+ *   prepare(): reads the pages of one send batch into the staging arena (one pread per run of
+ *     consecutive pages), hashes them there, and points `memory.pagePtr` of each at its copy until
+ *     the next prepare() or sync(); with `skipZero`, pages that are zero and were never sent are
+ *     moved to the end of the batch and not sent (the fresh destination file holds zero there)
+ *   start(): reads nothing: round 0 reads each batch as it sends it, streaming with the link
+ *   sync(): reads and hashes the whole file, batch by batch into the same arena; reports the pages
+ *     whose hash changed since they were last read (and every page not read since start())
  *
- * Invariant: where `current[p]`, guest memory holds page p as the file held it when it was last
- * read, and `hashes` holds its xxHash64 (seed 0). A page the guest wrote after that read differs
- * at the next sync (up to a 2^-64 hash collision, which the final memory digest would catch).
+ * `memory` (in the core, the file's size) gives the layout and the page addresses the encoder
+ * asks for; this log replaces its `pagePtr` and never writes the memory itself, so none of its
+ * pages is ever touched (a first touch costs 10-50 us per 4 KiB page on the VMs measured). Every
+ * read of a page's content must therefore go through prepare(): the encoder's does (the migration
+ * source prepares every batch it sends); a full-memory verification or known-pages scan of
+ * `memory` would read zeros (QemuSource refuses those options).
+ *
+ * Invariant: where `current[p]`, `hashes` holds the xxHash64 (seed 0) of page p as the file held
+ * it when it was last read (by a sync, or by the prepare that sent it), so a page the guest wrote
+ * after that read differs at the next sync (up to a 2^-64 hash collision, which the final memory
+ * digest would catch). A page is sent as the file holds it when it is prepared, possibly newer
+ * than at the sync that found it dirty.
  */
 export class RamFileDirtyLog implements DirtyLog {
   readonly pageCount: number;
-  /** Guest memory is zero wherever no page was copied in (option zeroMemory). */
-  readonly unreadPagesZero: boolean;
+  /** Pages the source never prepared are zero in the target's memory (round 0 sent all others). */
+  readonly unreadPagesZero = true;
   private readonly core: Core;
   private readonly pageSize: number;
   private readonly batchPages: number;
-  /** xxHash64 of each page as guest memory holds it: low word at 2p, high word at 2p+1. */
+  private readonly sendBatchPages: number;
+  /** xxHash64 of each page as last read: low word at 2p, high word at 2p+1. */
   private readonly hashes: Uint32Array;
-  /** 1 where guest memory holds the page as last read from the file (its hash is valid). */
+  /** 1 where the page was read since start() (its hash is valid). */
   private readonly current: Uint8Array;
-  /** 1 where guest memory's page may be non-zero (a page was copied into it). */
-  private readonly written: Uint8Array;
+  /** 1 where nothing was ever sent for the page (with skipZero, the target's page is still zero). */
+  private readonly neverSent: Uint8Array;
+  /** Staging slot of each page of the batch last prepared, -1 for every other page. */
+  private readonly slot: Int32Array;
+  /** The pages that have a slot now (to reset them). */
+  private slotted: Uint32Array;
+  private slottedCount = 0;
   private readonly staging: Arena;
   private readonly hashOut: Arena;
   private readonly zeroOut: Arena;
@@ -239,37 +254,47 @@ export class RamFileDirtyLog implements DirtyLog {
   private forceAll = false;
   private readonly skipZeroOption: boolean | (() => boolean);
   private skipZero = false;
-  /** Per page of the batch being prepared: 1 = zero, read for the first time, not to be sent. */
   private skip = new Uint8Array(0);
   private list: Uint32Array | null = null;
   private memU32: Uint32Array | null = null;
 
   /**
    * @param file the RAM file
-   * @param memory guest memory in a core, the file's size
-   * @param options `batchPages`: pages per read and core call (default 1 MiB worth); `zeroMemory`:
-   *   the memory is all zero (fresh from {@link GuestMemory.inCore}), so zero pages of the file
-   *   need never be copied into it
-   * @throws PagewireError INVALID_ARGUMENT (memory not in a core or not the file's size)
+   * @param memory guest memory in a core, the file's size (fresh from {@link GuestMemory.inCore});
+   *   its `pagePtr` is redirected to the staging arena, its pages are never written
+   * @param options `batchPages`, `sendBatchPages`, `skipZero`
+   * @throws PagewireError INVALID_ARGUMENT (memory not in a core or not the file's size, bad batch sizes)
    */
   constructor(readonly file: RamFile, readonly memory: GuestMemory, options: RamFileLogOptions = {}) {
     this.core = file.coreOf(memory);
     this.pageCount = memory.pageCount;
     this.pageSize = memory.pageSize;
-    const batch = options.batchPages ?? Math.max(1, Math.floor(SCAN_BATCH_BYTES / memory.pageSize));
-    if (!Number.isInteger(batch) || batch <= 0) {
-      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `batchPages must be a positive whole number, got ${String(options.batchPages)}`);
-    }
-    this.batchPages = batch;
+    const whole = (v: number | undefined, name: string, dflt: number): number => {
+      const n = v ?? dflt;
+      if (!Number.isInteger(n) || n <= 0) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `${name} must be a positive whole number, got ${String(v)}`);
+      return n;
+    };
+    this.batchPages = whole(options.batchPages, 'batchPages', Math.max(1, Math.floor(SCAN_BATCH_BYTES / memory.pageSize)));
+    this.sendBatchPages = whole(options.sendBatchPages, 'sendBatchPages', 256);
+    const stagePages = Math.min(this.pageCount, Math.max(this.batchPages, this.sendBatchPages));
     this.hashes = new Uint32Array(this.pageCount * 2);
     this.current = new Uint8Array(this.pageCount);
-    // a memory someone filled may hold anything: then every changed page is copied
-    this.written = new Uint8Array(this.pageCount).fill(options.zeroMemory ? 0 : 1);
-    this.skipZeroOption = options.zeroMemory === true ? options.skipZero ?? false : false;
-    this.unreadPagesZero = options.zeroMemory === true;
-    this.staging = new Arena(this.core, batch * this.pageSize);
-    this.hashOut = new Arena(this.core, batch * 8);
-    this.zeroOut = new Arena(this.core, batch);
+    this.neverSent = new Uint8Array(this.pageCount).fill(1);
+    this.slot = new Int32Array(this.pageCount).fill(-1);
+    this.slotted = new Uint32Array(stagePages);
+    this.skipZeroOption = options.skipZero ?? false;
+    this.staging = new Arena(this.core, stagePages * this.pageSize);
+    this.hashOut = new Arena(this.core, stagePages * 8);
+    this.zeroOut = new Arena(this.core, stagePages);
+    // The encoder asks memory.pagePtr(p) for each page it encodes: the staged copy while there is one.
+    const slot = this.slot;
+    const stage = this.staging.ptr;
+    const base = memory.basePtr;
+    const ps = this.pageSize;
+    memory.pagePtr = (p: number): number => {
+      const s = slot[p]!;
+      return s >= 0 ? stage + s * ps : base + p * ps;
+    };
   }
 
   get tracking(): boolean {
@@ -287,32 +312,50 @@ export class RamFileDirtyLog implements DirtyLog {
   }
 
   /**
-   * Read the pages `indices[start..start+count)` that were not read since `start()` into guest
-   * memory (one read per run of consecutive pages), just before they are encoded. With
-   * `skipZero`, the pages found zero (and never written) are moved to the end of the range.
+   * Read the pages `indices[start..start+count)` from the file into the staging arena (one read
+   * per run of consecutive pages) just before they are encoded; `memory.pagePtr` gives their
+   * staged copies until the next prepare() or sync(). With `skipZero`, the pages found zero for
+   * which nothing was ever sent are moved to the end of the range.
    * @returns how many pages from `start` to encode and send
-   * @throws PagewireError IMAGE_CORRUPT (the file shrank)
+   * @throws PagewireError INVALID_ARGUMENT (more than `sendBatchPages` pages), IMAGE_CORRUPT (the file shrank)
    */
   prepare(indices: Uint32Array, start: number, count: number): number {
-    const cur = this.current;
-    if (this.skip.length < count) this.skip = new Uint8Array(Math.max(count, this.batchPages));
-    const skip = this.skip;
-    let skipped = 0;
-    for (let i = start, end = start + count; i < end; ) {
-      const first = indices[i]!;
-      if (cur[first]) { skip[i - start] = 0; i++; continue; }
+    if (count > this.slotted.length) {
+      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `RAM file dirty log: ${count} pages in one batch, above sendBatchPages (${this.slotted.length})`);
+    }
+    this.unstage();
+    const ps = this.pageSize;
+    const stage = this.staging.ptr;
+    for (let i = 0; i < count; ) {
+      const first = indices[start + i]!;
       let j = i + 1;
-      while (j < end && indices[j] === first + (j - i) && !cur[indices[j]!] && j - i < this.batchPages) j++;
-      this.scanRun(first, j - i, true, null, 0);
-      // the zero map of this run is still in the arena: zero pages never copied are still zero
-      const u8 = this.core.u8();
-      const zero = this.zeroOut.ptr;
-      for (let k = i; k < j; k++) {
-        const z = this.skipZero && u8[zero + k - i] === 1 && this.written[indices[k]!] === 0 ? 1 : 0;
-        skip[k - start] = z;
-        skipped += z;
-      }
+      while (j < count && indices[start + j] === first + (j - i)) j++;
+      this.file.readRange(this.core, stage + i * ps, first * ps, (j - i) * ps);
       i = j;
+    }
+    const ex = this.core.exports;
+    ex.hashPages(stage, ps, count, 0n, this.hashOut.ptr);
+    if (this.skipZero) ex.zeroPages(stage, ps, count, this.zeroOut.ptr);
+    if (this.skip.length < count) this.skip = new Uint8Array(this.slotted.length);
+    const skip = this.skip;
+    const u8 = this.core.u8();
+    const u32 = this.u32();
+    const zero = this.zeroOut.ptr;
+    let j = this.hashOut.ptr >>> 2; // arenas are 16-byte aligned
+    let skipped = 0;
+    for (let k = 0; k < count; k++, j += 2) {
+      const p = indices[start + k]!;
+      this.hashes[2 * p] = u32[j]!;
+      this.hashes[2 * p + 1] = u32[j + 1]!;
+      this.current[p] = 1;
+      const z = this.skipZero && u8[zero + k] === 1 && this.neverSent[p] === 1 ? 1 : 0;
+      skip[k] = z;
+      skipped += z;
+      if (!z) {
+        this.neverSent[p] = 0;
+        this.slot[p] = k;
+        this.slotted[this.slottedCount++] = p;
+      }
     }
     if (skipped === 0) return count;
     // stable partition: pages to send first, the skipped ones after them
@@ -327,7 +370,7 @@ export class RamFileDirtyLog implements DirtyLog {
     return count - skipped;
   }
 
-  /** Pages changed since they were last read (every page after `markAll()`); guest memory is brought up to date. */
+  /** Pages changed since they were last read (every page after `markAll()`). */
   sync(): Uint32Array {
     const out = (this.list ??= new Uint32Array(this.pageCount));
     const n = this.scanAll(true, out);
@@ -348,14 +391,22 @@ export class RamFileDirtyLog implements DirtyLog {
     return this.scanAll(false, null);
   }
 
-  /** Give the core arenas back. */
+  /** Give the core arenas back (memory.pagePtr gives guest memory's own addresses again). */
   dispose(): void {
+    this.unstage();
     this.staging.dispose();
     this.hashOut.dispose();
     this.zeroOut.dispose();
   }
 
+  /** No page has a staged copy any more (the arena is about to be reused). */
+  private unstage(): void {
+    for (let i = 0; i < this.slottedCount; i++) this.slot[this.slotted[i]!] = -1;
+    this.slottedCount = 0;
+  }
+
   private scanAll(update: boolean, out: Uint32Array | null): number {
+    this.unstage();
     let k = 0;
     for (let first = 0; first < this.pageCount; first += this.batchPages) {
       k = this.scanRun(first, Math.min(this.batchPages, this.pageCount - first), update, out, k);
@@ -364,28 +415,20 @@ export class RamFileDirtyLog implements DirtyLog {
   }
 
   /**
-   * Read pages [first, first+n) (n <= batchPages) into the staging arena, hash them and find the
-   * zero ones (one core call each); count, and list into `out` from `k`, the pages that changed
-   * (or all with markAll); with `update`, copy the changed pages into guest memory (runs of them
-   * at once) and remember their hashes.
+   * Read pages [first, first+n) (n <= batchPages) into the staging arena and hash them (one core
+   * call); count, and list into `out` from `k`, the pages that changed (or all with markAll); with
+   * `update`, remember the hashes of the changed pages.
    * @returns k plus the pages counted
    */
   private scanRun(first: number, n: number, update: boolean, out: Uint32Array | null, k: number): number {
     const ps = this.pageSize;
-    const ex = this.core.exports;
     const stage = this.staging.ptr;
     this.file.readRange(this.core, stage, first * ps, n * ps);
-    ex.hashPages(stage, ps, n, 0n, this.hashOut.ptr);
-    ex.zeroPages(stage, ps, n, this.zeroOut.ptr);
+    this.core.exports.hashPages(stage, ps, n, 0n, this.hashOut.ptr);
     const u32 = this.u32();
-    const u8 = this.core.u8();
     const h = this.hashes;
     const cur = this.current;
-    const wr = this.written;
-    const zero = this.zeroOut.ptr;
-    const dst = this.memory.pagePtr(first);
-    let j = this.hashOut.ptr >>> 2; // arenas are 16-byte aligned
-    let runFrom = -1; // first page (offset in the batch) of the run of pages still to copy
+    let j = this.hashOut.ptr >>> 2;
     for (let i = 0; i < n; i++, j += 2) {
       const p = first + i;
       const lo = u32[j]!;
@@ -396,21 +439,12 @@ export class RamFileDirtyLog implements DirtyLog {
         if (out) out[k] = p;
         k++;
       }
-      // a zero page need not be copied where memory was never written (still zero)
-      const copy = update && changed && (u8[zero + i] === 0 || wr[p] === 1);
-      if (copy && runFrom < 0) runFrom = i;
-      if (!copy && runFrom >= 0) {
-        u8.copyWithin(dst + runFrom * ps, stage + runFrom * ps, stage + i * ps);
-        runFrom = -1;
-      }
       if (update && changed) {
         h[q] = lo;
         h[q + 1] = hi;
         cur[p] = 1;
-        if (copy) wr[p] = 1;
       }
     }
-    if (runFrom >= 0) u8.copyWithin(dst + runFrom * ps, stage + runFrom * ps, stage + n * ps);
     return k;
   }
 

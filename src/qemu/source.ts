@@ -38,6 +38,9 @@ import { encodeSwitchoverNote } from './switchover-note.js';
  */
 export const QEMU_STALL_ROUNDS = 2;
 
+/** The migration source's default pages per PAGES frame (SourceOptions.batchPages). */
+const DEFAULT_SEND_BATCH_PAGES = 256;
+
 /** Options of {@link QemuSource}: pagewire's source options plus where QEMU is. */
 export interface QemuSourceOptions extends Omit<SourceOptions, 'mode'> {
   /** The source QEMU's QMP socket path (`-qmp unix:PATH,server=on,wait=off`) or a connected client. */
@@ -97,6 +100,12 @@ export class QemuSource {
    */
   static async open(transport: Transport | TransportFactory, options: QemuSourceOptions): Promise<QemuSource> {
     if (typeof options.migrateUri === 'string') checkIncomingUri(options.migrateUri);
+    // both read the source's whole memory, which this source does not hold (it reads the RAM file
+    // batch by batch as it sends); the default digest verification covers every page sent
+    if ((options.verify ?? 'digest') !== 'digest' || options.knownPages) {
+      const what = options.knownPages ? 'knownPages' : `verify '${String(options.verify)}'`;
+      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `the QEMU source does not support ${what}: it keeps no copy of the guest's memory (its memory digest is verified)`);
+    }
     const ownsQmp = typeof options.qmp === 'string';
     const qmp = typeof options.qmp === 'string' ? await QmpClient.connect(options.qmp) : options.qmp;
     let file: RamFile | null = null;
@@ -106,11 +115,15 @@ export class QemuSource {
       const mig = await queryMigrate(qmp);
       if (QEMU_ACTIVE_STATES.includes(mig.status ?? 'none')) throw new PagewireError(ErrorCode.QEMU_FAILED, `the source QEMU is already migrating (status "${mig.status}")`);
       file = RamFile.open(options.ramPath, false, options.pageSize);
-      // Nothing is read yet: round 0 reads the file batch by batch as it sends (RamFileDirtyLog),
-      // and zero pages are never copied into the core's fresh (zero) memory.
+      // Nothing is read yet, and the guest's memory is never copied: each batch is read from the
+      // file into a staging arena just before it is encoded (RamFileDirtyLog); `memory` only gives
+      // the layout and the addresses of the staged pages.
       const memory = GuestMemory.inCore(await createCore(), [{ name: 'pc.ram', pageCount: file.pageCount }], file.pageSize);
       const fresh = options.freshTarget;
-      const log = new RamFileDirtyLog(file, memory, { zeroMemory: true, skipZero: typeof fresh === 'function' ? () => fresh() === true : fresh === true });
+      const log = new RamFileDirtyLog(file, memory, {
+        sendBatchPages: options.batchPages ?? DEFAULT_SEND_BATCH_PAGES,
+        skipZero: typeof fresh === 'function' ? () => fresh() === true : fresh === true,
+      });
       return new QemuSource(qmp, file, memory, log, transport, options, ownsQmp);
     } catch (err) {
       file?.close();
