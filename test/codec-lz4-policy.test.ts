@@ -208,6 +208,101 @@ describe('LZ4 auto decision on recorded corpus blocks', () => {
   });
 });
 
+type PaceCall = [recordBytes: number, ms: number, sendRateMBps: number];
+const PACE = JSON.parse(readFileSync(new URL('./fixtures/lz4-pace.json', import.meta.url), 'utf8')) as Record<'loopback' | 'slow', { on: PaceCall[]; off: PaceCall[] }>;
+
+/**
+ * Replay recorded paces: call i takes the interval the recorded run of the chosen arm took at call
+ * i (what the path did with every block compressed, or none). Returns the path's time and blocks.
+ */
+function replayPace(p: Lz4AutoPolicy, rec: { on: PaceCall[]; off: PaceCall[] }): { ms: number; compressed: number; calls: number; arms: boolean[] } {
+  let ms = 0;
+  let compressed = 0;
+  const arms: boolean[] = [];
+  const n = Math.min(rec.on.length, rec.off.length);
+  for (let i = 0; i < n; i++) {
+    p.setSendRate((p.stats.paceArm ? rec.on : rec.off)[i]![2] * 1e6); // as the page sender does before encoding
+    const on = p.next();
+    arms.push(on);
+    const [bytes, t] = (on ? rec.on : rec.off)[i]!;
+    if (on) { p.record({ inBytes: bytes, outBytes: Math.round(bytes * 0.55), ms: (bytes * 1.6) / 1e6 }); compressed++; }
+    p.notePace(bytes, t);
+    ms += t;
+  }
+  return { ms, compressed, calls: n, arms };
+}
+
+describe('LZ4 auto decision without a link figure: goodput trials on recorded paces', () => {
+  const sum = (a: PaceCall[]): number => a.reduce((x, c) => x + c[1], 0);
+
+  it('loopback TCP on one CPU (plain is faster): turns compression off after one trial of each arm', () => {
+    const rec = PACE.loopback;
+    expect(sum(rec.off)).toBeLessThan(sum(rec.on)); // the recording really is CPU-bound
+    const p = policy();
+    const r = replayPace(p, rec);
+    expect(p.stats.trials).toBeGreaterThanOrEqual(2);
+    expect(p.stats.paceOffMBps).toBeGreaterThan(p.stats.paceOnMBps);
+    // compressed: the trials of 32 calls only (calls 0, 128 and 288: runs of 64, then 128)
+    expect(r.compressed).toBeLessThanOrEqual(3 * 32);
+    expect(r.arms.slice(64, 128).every((a) => !a)).toBe(true); // the first run is plain
+    expect(r.ms).toBeLessThan(sum(rec.on));
+    expect(r.ms).toBeLessThan(sum(rec.off) + 0.4 * (sum(rec.on) - sum(rec.off)));
+  });
+
+  it('a slow link (the measured rate says compression wins by far): compresses every block, no plain trial', () => {
+    const p = policy();
+    const r = replayPace(p, PACE.slow);
+    expect(r.compressed).toBe(r.calls);
+    expect(p.stats.paceOffMBps).toBe(0);
+    expect(p.stats.paceOnMBps).toBeGreaterThan(0);
+  });
+
+  it('chooses by measured goodput, runs the winner longer while it keeps winning, and follows a change', () => {
+    const p = policy();
+    p.setSendRate(60e6); // a CPU-bound path's rate: s L = 7.5 ns, no shortcut
+    const MiB = 1 << 20;
+    const arms: boolean[] = [];
+    // calls 0..599: compressed blocks take 10 ms, plain 8 ms (plain 25% faster); then it flips
+    for (let i = 0; i < 1800; i++) {
+      const on = p.next();
+      arms.push(on);
+      if (on) p.record({ inBytes: MiB, outBytes: MiB / 2, ms: 1.6 });
+      p.notePace(MiB, i < 600 ? (on ? 10 : 8) : (on ? 5 : 8));
+    }
+    expect(arms.slice(0, 32).every((a) => a)).toBe(true); // trial on
+    expect(arms.slice(32, 64).every((a) => !a)).toBe(true); // trial off
+    expect(arms.slice(64, 128).every((a) => !a)).toBe(true); // run off (64)
+    expect(arms.slice(128, 160).every((a) => a)).toBe(true); // trial on again
+    expect(arms.slice(160, 288).every((a) => !a)).toBe(true); // off won again: run 128
+    expect(p.stats.paceOffMBps).toBeCloseTo(MiB / 8 / 1e3, 6);
+    // after the flip compression wins at the first trial that sees it (runs are at most 512 calls)
+    // and stays on
+    const back = arms.indexOf(true, 600 + 512 + 32);
+    expect(back).toBeGreaterThan(0);
+    expect(arms.slice(back).filter((a) => a).length).toBeGreaterThan(0.85 * (1800 - back));
+    expect(p.stats.paceOnMBps).toBeCloseTo(MiB / 5 / 1e3, 6);
+  });
+
+  it('ignores intervals of round boundaries and pauses, and does nothing without a send rate or with a link figure', () => {
+    const p = policy();
+    p.setSendRate(60e6);
+    for (let i = 0; i < 64; i++) { const on = p.next(); if (on) p.record({ inBytes: 1 << 20, outBytes: 1 << 19, ms: 1.6 }); p.notePace(1 << 20, i % 10 === 0 ? 5000 : on ? 8 : 10); }
+    expect(p.stats.paceOnMBps).toBeCloseTo((1 << 20) / 8 / 1e3, 6); // the 5 s gaps left out
+    expect(p.stats.paceOffMBps).toBeCloseTo((1 << 20) / 10 / 1e3, 6);
+    expect(p.stats.paceArm).toBe(true);
+    const noRate = policy();
+    let yes = 0;
+    for (let i = 0; i < 100; i++) { if (noRate.next()) yes++; noRate.notePace(1 << 20, 10); }
+    expect(noRate.stats.trials).toBe(0);
+    expect(yes).toBe(100);
+    const given = policy({ linkBytesPerSec: GBIT });
+    given.setSendRate(60e6);
+    for (let i = 0; i < 100; i++) { given.next(); given.notePace(1 << 20, 10); }
+    expect(given.stats.trials).toBe(0);
+    expect(given.stats.paceArm).toBe(true);
+  });
+});
+
 describe('LZ4 auto decision in the encoder', () => {
   /** Round 0 of vm-redis through a fresh encoder; the target checks the bytes. */
   async function round0(configure: (e: PageEncoder) => void, linkBytesPerSec?: number) {

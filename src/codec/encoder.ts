@@ -181,6 +181,9 @@ export class PageEncoder {
   private lz4Size = 0;
   private encodedPages = 0;
   private readonly lz4Policy: Lz4AutoPolicy;
+  /** Start of the last encode() call (performance.now()) and its record bytes: the path's pace. */
+  private paceAt = 0;
+  private paceBytes = 0;
   private disposed = false;
   private readonly external: boolean;
 
@@ -211,6 +214,7 @@ export class PageEncoder {
     const m = cfg.model;
     this.lz4Policy = new Lz4AutoPolicy({
       linkBytesPerSec: cfg.linkBps,
+      paceTrials: !m, // modelled costs: decisions from the bytes and the link only
       ...(m ? { prior: { ...LZ4_PRIOR, nsPerByte: m.compressNsPerByte, encodeNsPerByte: m.encodeNsPerPage / this.ps } } : {}),
     });
     const codecs = {} as Record<RecordCodecName | 'unchanged', CodecCounter>;
@@ -255,6 +259,11 @@ export class PageEncoder {
     if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > indices.length) {
       throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `range ${start}+${count} is outside the index list (${indices.length})`);
     }
+    // the pace of the path: this call's start ends the interval of the last one (LZ4 'auto' without a link figure)
+    const now = performance.now();
+    if (this.paceBytes > 0) this.lz4Policy.notePace(this.paceBytes, now - this.paceAt);
+    this.paceAt = now;
+    this.paceBytes = 0;
     let pos = 0;
     // worst case up front (one growth at most): every page raw, a block header per batch
     pos = this.reserve(pos, 1 + Math.min(count, 1 << 20) * (this.ps + 6) + Math.ceil(count / this.batch) * 11);
@@ -284,6 +293,7 @@ export class PageEncoder {
       const t1 = performance.now();
       this.collect(n, t1 - t0);
       if (len > 0) {
+        this.paceBytes += len;
         this.lz4Policy.noteEncode(len, this.cfg.model ? (n * this.cfg.model.encodeNsPerPage) / 1e6 : t1 - t0);
         pos = this.emitBlock(pos, len);
       }

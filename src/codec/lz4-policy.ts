@@ -40,6 +40,26 @@
  * - the link speed is the caller's figure when given (`linkBytesPerSec`), else the send rate the
  *   source measured from acknowledgements ({@link Lz4AutoPolicy.setSendRate}); with neither, every
  *   block is tried (a block that saves < 3% is sent plain by the encoder).
+ *
+ * A measured send rate is not a link speed: when the path is CPU-bound (loopback TCP, a busy
+ * target, source and target sharing a core) acknowledgements arrive at the pace of the slowest
+ * CPU, the rate looks like a slow link and `s L > c` would compress every block, which then costs
+ * its CPU on the critical path for link time nobody was waiting for. So without a link figure the
+ * policy measures what compression buys instead of modelling it ({@link Lz4AutoPolicy.notePace}):
+ * the encoder reports the wall time between its calls, which in a pipeline held back by its window
+ * of unacknowledged frames is the pace of the whole path, and the policy compares the path's
+ * goodput (record bytes per ms) with compression as modelled ("on") and without ("off"):
+ *
+ *   trial on (12 calls to settle: the window's frames of the other arm drain; 20 measured)
+ *   -> trial off (the same), unless the measured rate is so slow that s L > 10 (b + c + 0.3)
+ *      (a link of about 150 Mbit/s or slower: compression wins by far, a plain trial would waste time)
+ *   -> run the faster arm ("on" only if at least 3% faster) for 64 calls, its last 20 measured
+ *   -> trial of the other arm -> run the faster for 64, or twice as long as the last run when the
+ *      same arm won again (at most 512) -> ...
+ *
+ * A call interval over 250 ms (a round boundary, a pause) is not a sample. Trials start with the
+ * first call after a send rate is known, so an encoder used without a link (a benchmark, a file)
+ * keeps the plain rules above.
  */
 
 /** Where the estimates start (measured on the shared corpus, see {@link LZ4_PRIOR}). */
@@ -70,6 +90,11 @@ export interface Lz4PolicyOptions {
   prior?: Lz4Prior;
   /** While compression does not pay, compress every n-th block anyway to measure again. Default 4. */
   probeEvery?: number;
+  /**
+   * Without a link figure, compare the path's goodput with and without compression
+   * ({@link Lz4AutoPolicy.notePace}) once a send rate is known. Default true.
+   */
+  paceTrials?: boolean;
 }
 
 /** One attempt the encoder made (what {@link Lz4AutoPolicy.record} takes). */
@@ -104,6 +129,13 @@ export interface Lz4DecisionStats {
   share: number;
   /** The link speed the last decision used (bytes/s; 0 = unknown). */
   linkBytesPerSec: number;
+  /** Goodput trials run (no link figure): phases in which one arm was measured after a switch. */
+  trials: number;
+  /** The path's goodput last measured with compression as modelled / without (record MB/s; 0 = not measured). */
+  paceOnMBps: number;
+  paceOffMBps: number;
+  /** The arm now: compression as modelled (true) or off (false). */
+  paceArm: boolean;
 }
 
 /** Weight of one MiB of records in the saving estimate. */
@@ -118,6 +150,19 @@ const SEND_NS_PER_BYTE = 0.3;
 const MIN_SAVE = 0.03;
 /** Probe interval when even a perfect saving could not pay on this link. */
 const PROBE_HOPELESS = 64;
+/** Goodput trials: calls after a switch before measuring (the other arm's frames in flight drain). */
+const TRIAL_SETTLE = 12;
+/** Goodput trials: calls measured per arm (a trial's tail, a run's tail). */
+const TRIAL_MEASURE = 20;
+/** Goodput trials: calls a run of the faster arm lasts at first, and at most (doubling while it keeps winning). */
+const RUN_MIN = 64;
+const RUN_MAX = 512;
+/** A call interval longer than this (a round boundary, a pause) is not a goodput sample (ms). */
+const PACE_GAP_MS = 250;
+/** No plain trial while s L > this times (b + c): compression wins by far on so slow a path. */
+const TRIAL_SKIP = 10;
+/** Compression must be this much faster to be chosen (on a tie it only spends CPU). */
+const ON_MARGIN = 1.03;
 
 /** The LZ4 'auto' decision (one per encoder). */
 export class Lz4AutoPolicy {
@@ -132,6 +177,14 @@ export class Lz4AutoPolicy {
   private sinceTry = 0;
   private credit = 1;
   private probing = false;
+  /** Goodput trials (no link figure): enabled, in a trial (else a run), calls into the phase, its length, measured tail. */
+  private readonly trialsOn: boolean;
+  private inTrial = true;
+  private phaseCalls = 0;
+  private phaseLen = TRIAL_SETTLE + TRIAL_MEASURE;
+  private runLen = RUN_MIN;
+  private measBytes = 0;
+  private measMs = 0;
   /** Counters and estimates (a plain object, updated in place). */
   readonly stats: Lz4DecisionStats;
 
@@ -144,9 +197,11 @@ export class Lz4AutoPolicy {
     this.encodeCost = new CostWindow(prior.encodeNsPerByte);
     this.linkBps = opts.linkBytesPerSec !== undefined && opts.linkBytesPerSec > 0 ? opts.linkBytesPerSec : 0;
     this.probeEvery = Math.max(1, Math.floor(opts.probeEvery ?? 4));
+    this.trialsOn = this.linkBps === 0 && opts.paceTrials !== false;
     this.stats = {
       blocks: 0, tried: 0, probes: 0, compressed: 0, savedBytes: 0, cpuMs: 0,
       saveFrac: this.saveFrac, nsPerByte: this.nsPerByte, encodeNsPerByte: this.encodeNs, share: 1, linkBytesPerSec: this.linkBps,
+      trials: 0, paceOnMBps: 0, paceOffMBps: 0, paceArm: true,
     };
   }
 
@@ -182,6 +237,7 @@ export class Lz4AutoPolicy {
     st.blocks++;
     st.linkBytesPerSec = this.linkBytesPerSec();
     this.probing = false;
+    if (!st.paceArm) { st.share = 0; return false; } // a goodput trial or run without compression
     const f = this.share();
     st.share = f;
     if (f > 0) {
@@ -202,6 +258,63 @@ export class Lz4AutoPolicy {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Report the wall time of the encoder's last call, from its start to the start of the next one
+   * (encode, compress, frame, wait for the window, send: the pace of the path), and the record bytes
+   * it produced. Drives the goodput trials when no link figure was given (see the file header);
+   * ignored with a link figure and until a send rate is known.
+   * @param recordBytes record bytes of the call (before LZ4)
+   * @param ms wall time of the call's interval
+   */
+  notePace(recordBytes: number, ms: number): void {
+    if (!this.trialsOn || this.sendRate <= 0) return;
+    const st = this.stats;
+    this.phaseCalls++;
+    if (this.phaseCalls > this.phaseLen - TRIAL_MEASURE && recordBytes > 0 && ms > 0 && ms <= PACE_GAP_MS) {
+      this.measBytes += recordBytes;
+      this.measMs += ms;
+    }
+    if (this.phaseCalls < this.phaseLen) return;
+    // the phase ends: its arm's goodput (record MB/s)
+    const g = this.measMs > 0 ? this.measBytes / this.measMs / 1e3 : 0;
+    const arm = st.paceArm;
+    if (arm) st.paceOnMBps = g; else st.paceOffMBps = g;
+    this.phaseCalls = 0;
+    this.measBytes = 0;
+    this.measMs = 0;
+    const other = arm ? st.paceOffMBps : st.paceOnMBps;
+    if (this.inTrial && other > 0) {
+      // both arms measured, the trial's last: run the faster (the same one as before: twice as long)
+      const on = st.paceOnMBps > 0 && st.paceOnMBps >= ON_MARGIN * st.paceOffMBps;
+      this.runLen = on === this.lastRun ? Math.min(RUN_MAX, 2 * this.runLen) : RUN_MIN;
+      this.lastRun = on;
+      this.startPhase(false, on, this.runLen);
+    } else if (arm && this.plainHopeless()) {
+      // so slow a path that compression wins by far: no plain trial, keep running
+      this.lastRun = true;
+      this.startPhase(false, true, this.runLen);
+    } else {
+      // a run (or the first trial) ended: try the other arm
+      this.startPhase(true, !arm, TRIAL_SETTLE + TRIAL_MEASURE);
+    }
+  }
+
+  /** The arm the last run used (null before the first). */
+  private lastRun: boolean | null = null;
+
+  private startPhase(trial: boolean, arm: boolean, len: number): void {
+    this.inTrial = trial;
+    this.phaseLen = Math.max(len, TRIAL_SETTLE + TRIAL_MEASURE);
+    this.stats.paceArm = arm;
+    if (trial) this.stats.trials++;
+  }
+
+  /** Whether a plain trial would only waste time: s L > TRIAL_SKIP (b + c) on the measured rate. */
+  private plainHopeless(): boolean {
+    const bps = this.linkBytesPerSec();
+    return bps > 0 && (this.saveFrac * 1e9) / bps > TRIAL_SKIP * (this.nsPerByte + this.encodeNs + SEND_NS_PER_BYTE);
   }
 
   /** Count a block compressed whatever the estimates say (policy 'always'); returns true. */
