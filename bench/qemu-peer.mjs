@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The destination host and the network of bench/qemu.mjs, in a process of their own (as on a
-// real pair of hosts: the source's CPU work does not stall the link or the target). Driven by
+// A peer process of bench/qemu.mjs: it runs two of these, one as the network (shaping proxies),
+// one as the destination host (pagewire's target), as on real hosts where the source's CPU work
+// stalls neither and the target's does not stall the link. Driven by
 // JSON lines on stdin, answers JSON lines on stdout:
 //   { id, op: 'proxy', port, rate }   a shaping proxy to 127.0.0.1:port at `rate` bytes/s -> { id, port }
 //   { id, op: 'bytes' }               bytes the proxies forwarded since the last 'close' -> { id, up, down }

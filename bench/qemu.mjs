@@ -9,9 +9,9 @@
 //   pagewire    pagewire carries the RAM file, QEMU only the device state (x-ignore-shared)
 // over the same shaped link: every TCP stream of a migration goes through the project's shaping
 // proxy (src/transport/shaped-proxy-node.ts) at the link rate (pagewire: its own connection and
-// QEMU's device-state stream, each through a proxy at that rate). The proxies and pagewire's
-// target run in a second process (bench/qemu-peer.mjs), as the network and the destination host
-// would: the source's CPU work does not stall them.
+// QEMU's device-state stream, each through a proxy at that rate). The proxies (the network) and
+// pagewire's target (the destination host) run in two more processes (bench/qemu-peer.mjs), as on
+// real hosts: the source's CPU work stalls neither, nor does the target's stall the link.
 // Measured per run: total time (QMP `migrate` to the destination's RESUME event; for pagewire
 // from QemuSource.open, which reads the RAM file, to that RESUME), guest pause (source STOP to destination RESUME, from
 // QMP event timestamps), and bytes on the wire (what the proxies forwarded towards the destination).
@@ -61,29 +61,42 @@ async function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The peer process (bench/qemu-peer.mjs): proxies and pagewire's target. */
-const peerProc = spawn(process.execPath, [...(process.env.PEER_NODE_ARGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bench', 'qemu-peer.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
-const peerWaiters = new Map();
-let peerTarget = null;
-let peerSeq = 0;
-createInterface({ input: peerProc.stdout }).on('line', (line) => {
-  const m = JSON.parse(line);
-  if (m.event === 'target') {
-    peerTarget?.(m);
-    return;
-  }
-  const w = peerWaiters.get(m.id);
-  peerWaiters.delete(m.id);
-  if (m.error) w?.reject(new Error(`peer: ${m.error}`));
-  else w?.resolve(m);
-});
-function peer(op, args = {}) {
-  const id = ++peerSeq;
-  return new Promise((resolve, reject) => {
-    peerWaiters.set(id, { resolve, reject });
-    peerProc.stdin.write(JSON.stringify({ id, op, ...args }) + '\n');
+/**
+ * A peer process (bench/qemu-peer.mjs) answering JSON lines. Two run: the network (the shaping
+ * proxies) and the destination host (pagewire's target), so neither's CPU work stalls the other
+ * or the source, as on real hosts with a real network between them.
+ */
+function startPeer() {
+  const proc = spawn(process.execPath, [...(process.env.PEER_NODE_ARGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bench', 'qemu-peer.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiters = new Map();
+  let seq = 0;
+  const call = (op, args = {}) => {
+    const id = ++seq;
+    return new Promise((resolve, reject) => {
+      waiters.set(id, { resolve, reject });
+      proc.stdin.write(JSON.stringify({ id, op, ...args }) + '\n');
+    });
+  };
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    const m = JSON.parse(line);
+    if (m.event === 'target') {
+      call.onTarget?.(m);
+      return;
+    }
+    const w = waiters.get(m.id);
+    waiters.delete(m.id);
+    if (m.error) w?.reject(new Error(`peer: ${m.error}`));
+    else w?.resolve(m);
   });
+  call.end = () => proc.stdin.end();
+  return call;
 }
+/** The network: shaping proxies ('proxy', 'bytes', 'close'). */
+const net1 = startPeer();
+/** The destination host: pagewire's target ('target'). */
+const dest = startPeer();
+/** CPU ms of the network and destination processes so far. */
+const peerCpu = async () => ({ net: (await net1('cpu')).cpuMs, dest: (await dest('cpu')).cpuMs });
 
 /** QEMU's own migration from `src` to a new destination, through a proxy at `rate`. */
 async function qemuRun(src, dst, rate, xbzrle) {
@@ -96,14 +109,14 @@ async function qemuRun(src, dst, rate, xbzrle) {
   ];
   await dq.execute('migrate-set-capabilities', { capabilities: caps(xbzrle) });
   await dq.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${port}` });
-  const proxy = await peer('proxy', { port, rate });
+  const proxy = await net1('proxy', { port, rate });
   try {
     await sq.execute('migrate-set-capabilities', { capabilities: caps(xbzrle) });
     // QEMU's default cap is 128 MiB/s: lift it so the link alone limits (as for pagewire)
     await sq.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3, 'downtime-limit': 300 });
     const since = sq.eventCount;
     const dsince = dq.eventCount;
-    const peerCpu0 = (await peer('cpu')).cpuMs;
+    const cpu0 = await peerCpu();
     const t0 = Date.now();
     await sq.execute('migrate', { uri: `tcp:127.0.0.1:${proxy.port}` });
     let info;
@@ -112,7 +125,7 @@ async function qemuRun(src, dst, rate, xbzrle) {
       if (['completed', 'failed', 'cancelled'].includes(info.status)) break;
       if (Date.now() - t0 > CAP_MS) {
         await sq.execute('migrate_cancel');
-        return { converged: false, totalTimeMs: Date.now() - t0, wireBytes: (await peer('bytes')).up, note: `did not complete within ${CAP_MS / 1000} s (status ${info.status}, expected downtime ${info['expected-downtime']} ms)` };
+        return { converged: false, totalTimeMs: Date.now() - t0, wireBytes: (await net1('bytes')).up, note: `did not complete within ${CAP_MS / 1000} s (status ${info.status}, expected downtime ${info['expected-downtime']} ms)` };
       }
       await sleep(20);
     }
@@ -121,11 +134,11 @@ async function qemuRun(src, dst, rate, xbzrle) {
     const resume = await dq.waitEvent('RESUME', 10_000, { since: dsince });
     return {
       converged: true, totalTimeMs: resume.timeMs - t0, guestPauseMs: resume.timeMs - stop.timeMs, qemuDowntimeMs: info.downtime,
-      wireBytes: (await peer('bytes')).up, qemuTransferredBytes: info.ram?.transferred ?? 0, rounds: info.ram?.['dirty-sync-count'] ?? 0,
-      xbzrle: xbzrle ? info['xbzrle-cache'] : undefined, peerCpuMs: Math.round((await peer('cpu')).cpuMs - peerCpu0),
+      wireBytes: (await net1('bytes')).up, qemuTransferredBytes: info.ram?.transferred ?? 0, rounds: info.ram?.['dirty-sync-count'] ?? 0,
+      xbzrle: xbzrle ? info['xbzrle-cache'] : undefined, netCpuMs: Math.round((await peerCpu()).net - cpu0.net),
     };
   } finally {
-    await peer('close');
+    await net1('close');
     sq.close();
     dq.close();
   }
@@ -135,13 +148,13 @@ async function qemuRun(src, dst, rate, xbzrle) {
 async function pagewireRun(src, dst, rate) {
   const qemuPort = await freePort();
   try {
-    const qemuProxy = await peer('proxy', { port: qemuPort, rate });
-    const targetDone = new Promise((resolve) => { peerTarget = resolve; });
-    const { port, fresh } = await peer('target', { qmp: dst.qmpPath, ram: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
-    const pwProxy = await peer('proxy', { port, rate });
+    const qemuProxy = await net1('proxy', { port: qemuPort, rate });
+    const targetDone = new Promise((resolve) => { dest.onTarget = resolve; });
+    const { port, fresh } = await dest('target', { qmp: dst.qmpPath, ram: dst.ramPath, incomingUri: `tcp:127.0.0.1:${qemuPort}` });
+    const pwProxy = await net1('proxy', { port, rate });
     // pagewire's time starts before it opens the RAM file (QemuSource.open)
     const cpu0 = process.cpuUsage();
-    const peerCpu0 = (await peer('cpu')).cpuMs;
+    const peerCpu0 = await peerCpu();
     const t0 = Date.now();
     const qs = await QemuSource.open(() => connectTcp({ host: '127.0.0.1', port: pwProxy.port }), {
       qmp: src.qmpPath, ramPath: src.ramPath, migrateUri: `tcp:127.0.0.1:${qemuProxy.port}`, freshTarget: fresh, linkBytesPerSec: rate, downtimeLimitMs: 300,
@@ -163,20 +176,21 @@ async function pagewireRun(src, dst, rate) {
     const t = await targetDone;
     if (t.error) throw new Error(`target: ${t.error}`);
     const rt = t.report;
-    const wire = await peer('bytes');
+    const wire = await net1('bytes');
     const cpu = process.cpuUsage(cpu0);
-    const peerCpuMs = (await peer('cpu')).cpuMs - peerCpu0;
+    const peerCpu1 = await peerCpu();
     return {
       converged: rs.converged, totalTimeMs: rt.qemu.resumeTimeMs - t0, guestPauseMs: rt.qemu.guestPauseMs, qemuDowntimeMs: rs.qemu.downtimeMs,
       wireBytes: wire.up, ackBytes: wire.down, qemuTransferredBytes: rs.qemu.transferredBytes, pagewireWireBytes: rs.wireBytes,
       rounds: rs.rounds.length, pagewireDowntimeMs: rs.downtimeMs, setupTimeMs: openMs + rs.setupTimeMs,
       // frames the target found damaged (its checksum) and links dropped: evidence about the proxy
       corruptionsDetected: rs.corruptionsDetected, drops: rs.drops,
-      // CPU time of the source process (pagewire's source, QMP, the guests' consoles) and of the peer (proxies, target)
-      sourceCpuMs: Math.round((cpu.user + cpu.system) / 1000), peerCpuMs: Math.round(peerCpuMs),
+      // CPU time of the source process (pagewire's source, QMP, the guests' consoles), the
+      // destination process (pagewire's target) and the network (the proxies)
+      sourceCpuMs: Math.round((cpu.user + cpu.system) / 1000), targetCpuMs: Math.round(peerCpu1.dest - peerCpu0.dest), netCpuMs: Math.round(peerCpu1.net - peerCpu0.net),
     };
   } finally {
-    await peer('close');
+    await net1('close');
   }
 }
 
@@ -242,7 +256,8 @@ try {
   }
 } finally {
   for (const p of procs) p.kill();
-  peerProc.stdin.end();
+  net1.end();
+  dest.end();
   rmSync(dir, { recursive: true, force: true });
 }
 

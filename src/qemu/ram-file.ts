@@ -12,7 +12,9 @@
  * Target side: {@link RamFile.writePages} writes the pages a PAGES frame just filled back to the
  * destination's file with positional writes, one per run of consecutive pages (tmpfs and page
  * cache pages are shared with QEMU's MAP_SHARED mapping, so the destination QEMU sees them);
- * into a fresh file it writes no zero page where the file still has a hole.
+ * into a fresh file it writes no zero page where the file still has a hole. With
+ * {@link RamFile.writeBehind} those writes are queued and issued one at a time on Node's I/O
+ * thread pool, so the decoding thread does not wait for them; {@link RamFile.flush} waits for them.
  */
 import * as fs from 'node:fs';
 import { PagewireError, ErrorCode } from '../errors.js';
@@ -22,6 +24,8 @@ import type { DirtyLog } from '../memory/dirty-log.js';
 
 /** Bytes per read/write call when moving whole files (below Node's 2 GiB per-call limit). */
 const IO_CHUNK_BYTES = 16 * 1024 * 1024;
+/** Most bytes per write behind (the reused copy buffer). */
+const WRITE_BEHIND_BYTES = 1024 * 1024;
 
 /** An open RAM file. */
 export class RamFile {
@@ -32,6 +36,16 @@ export class RamFile {
   /** After assumeHoles(): 1 where the file was never written (reads as zero). */
   private holes: Uint8Array | null = null;
   private zeroMap: Arena | null = null;
+  /** Write-behind ({@link writeBehind}): the memory pages are copied from, and the copy buffer. */
+  private behind: { memory: GuestMemory; buf: Uint8Array } | null = null;
+  /** Runs waiting to be written behind, as (first page, page count) pairs from `queueHead`. */
+  private queue: number[] = [];
+  private queueHead = 0;
+  private inFlight = false;
+  /** The descriptor to close once the write in flight completes (close() came during it). */
+  private closeAfterWrite = -1;
+  private writeError: Error | null = null;
+  private flushWaiters: Array<() => void> = [];
 
   private constructor(readonly path: string, fd: number, byteLength: number, pageSize: number) {
     this.fd = fd;
@@ -128,7 +142,7 @@ export class RamFile {
       while (j < pages.length && pages[j] === first + (j - i) && (j - i) * ps < IO_CHUNK_BYTES) j++;
       const n = j - i;
       if (!holes || !zero) {
-        this.writeRange(core.u8(), memory.pagePtr(first), n * ps, first * ps);
+        this.put(core, memory, first, n);
       } else {
         // one zero-page scan per run; then write the sub-runs that are not zero-over-a-hole
         const zp = zero.ptr;
@@ -139,7 +153,7 @@ export class RamFile {
           const keep = k < n && (u8[zp + k] === 0 || holes[first + k] === 0);
           if (keep && from < 0) from = k;
           if (!keep && from >= 0) {
-            this.writeRange(core.u8(), memory.pagePtr(first + from), (k - from) * ps, (first + from) * ps);
+            this.put(core, memory, first + from, k - from);
             holes.fill(0, first + from, first + k);
             from = -1;
           }
@@ -149,12 +163,111 @@ export class RamFile {
     }
   }
 
-  /** Close the file (idempotent). */
+  /**
+   * From now on {@link writePages} of `memory` only queues its runs; they are written behind, one
+   * write at a time in the order queued, on Node's I/O thread pool (the first touch of each new
+   * page of the file then costs the decoding thread nothing). Each write copies its run from
+   * `memory` into one reused buffer just before it is issued, so a page rewritten meanwhile is
+   * written as it is then, and again after; {@link flush} waits until the file holds what memory
+   * holds.
+   * @param bufferBytes most bytes per write (rounded down to whole pages, at least one)
+   * @throws PagewireError INVALID_ARGUMENT (memory not in a core or not the file's size)
+   */
+  writeBehind(memory: GuestMemory, bufferBytes = WRITE_BEHIND_BYTES): void {
+    this.coreOf(memory);
+    const pages = Math.max(1, Math.floor(bufferBytes / this.pageSize));
+    this.behind = { memory, buf: new Uint8Array(pages * this.pageSize) };
+  }
+
+  /**
+   * Wait until every run queued for writing behind is in the file.
+   * @throws PagewireError ABORTED when a write failed (e.g. ENOSPC) or the file was closed first
+   */
+  async flush(): Promise<void> {
+    while (this.inFlight || (this.queueHead < this.queue.length && this.fd >= 0 && !this.writeError)) {
+      await new Promise<void>((r) => this.flushWaiters.push(r));
+    }
+    if (this.writeError) throw new PagewireError(ErrorCode.ABORTED, `writing the RAM file ${this.path} failed: ${this.writeError.message}`, { cause: this.writeError });
+    if (this.fd < 0) throw new PagewireError(ErrorCode.ABORTED, `the RAM file ${this.path} was closed with writes pending`);
+  }
+
+  /** Close the file (idempotent); writes still queued are dropped, one in flight completes first. */
   close(): void {
-    if (this.fd >= 0) fs.closeSync(this.fd);
+    if (this.fd >= 0) {
+      if (this.inFlight) this.closeAfterWrite = this.fd; // its number must not be reused under it
+      else fs.closeSync(this.fd);
+    }
     this.fd = -1;
+    this.queue = [];
+    this.queueHead = 0;
+    this.wakeFlushers();
     this.zeroMap?.dispose();
     this.zeroMap = null;
+  }
+
+  /** Write pages [first, first+n) of `memory` at their offsets: now, or queued behind. */
+  private put(core: Core, memory: GuestMemory, first: number, n: number): void {
+    if (this.behind?.memory !== memory) {
+      this.writeRange(core.u8(), memory.pagePtr(first), n * this.pageSize, first * this.pageSize);
+      return;
+    }
+    this.queue.push(first, n);
+    this.pump();
+  }
+
+  /** Issue the next queued write if none is in flight. */
+  private pump(): void {
+    const b = this.behind;
+    if (this.inFlight || !b || this.fd < 0 || this.writeError) {
+      this.wakeFlushers();
+      return;
+    }
+    if (this.queueHead >= this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+      this.wakeFlushers();
+      return;
+    }
+    const ps = this.pageSize;
+    const first = this.queue[this.queueHead]!;
+    const count = this.queue[this.queueHead + 1]!;
+    const n = Math.min(count, b.buf.byteLength / ps);
+    if (n < count) {
+      this.queue[this.queueHead] = first + n;
+      this.queue[this.queueHead + 1] = count - n;
+    } else {
+      this.queueHead += 2;
+    }
+    // the run as memory holds it now (a later change to it is queued after this write)
+    const ptr = b.memory.pagePtr(first);
+    b.buf.set(this.coreOf(b.memory).u8().subarray(ptr, ptr + n * ps));
+    this.inFlight = true;
+    const fd = this.fd;
+    const len = n * ps;
+    const pos = first * ps;
+    const step = (done: number): void => {
+      fs.write(fd, b.buf, done, len - done, pos + done, (err, wrote) => {
+        if (!err && wrote > 0 && done + wrote < len && this.closeAfterWrite < 0) {
+          step(done + wrote);
+          return;
+        }
+        this.inFlight = false;
+        if (err) this.writeError ??= err;
+        else if (wrote <= 0 && done < len) this.writeError ??= new Error(`wrote ${done} of ${len} bytes at ${pos}`);
+        if (this.closeAfterWrite >= 0) {
+          fs.close(this.closeAfterWrite, () => undefined);
+          this.closeAfterWrite = -1;
+        }
+        this.pump();
+      });
+    };
+    step(0);
+  }
+
+  private wakeFlushers(): void {
+    const w = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const r of w) r();
   }
 
   private writeRange(u8: Uint8Array, ptr: number, len: number, pos: number): void {

@@ -4,7 +4,8 @@
  *
  *   open: QMP connect (the destination must be in `inmigrate`), capabilities, RAM file opened
  *   run: `migrate-incoming` (QEMU listens for the device state); pagewire's migration, every PAGES
- *     frame written through to the RAM file; the digest verified; then the source's
+ *     frame written through to the RAM file (behind, on Node's I/O thread pool; all of it before
+ *     the target reports the digest verified); the digest verified; then the source's
  *     `migrate-continue` sends the device state and the destination runs the guest: run() waits
  *     for that RESUME and reports the guest pause (source STOP to destination RESUME)
  *
@@ -73,6 +74,8 @@ export class QemuTarget {
     this.target = new MigrationTarget((layout) => this.makeMemory(layout), { ...targetOptions, memoryZeroed: this.fresh }, {
       pagesWritten: (pages) => this.file.writePages(this.memory!, pages),
       deviceState: (blob) => { this.stopTimeMs = decodeSwitchoverNote(blob)?.stopTimeMs ?? 0; },
+      // verified: the RAM file must hold every page before the source lets QEMU load the device state
+      guestMayRun: () => this.file.flush(),
     });
   }
 
@@ -172,6 +175,8 @@ export class QemuTarget {
     // touch), and zero pages need not be written into it
     if (this.fresh) this.file.assumeHoles(memory);
     else this.file.readInto(memory);
+    // pages reach the file on Node's I/O thread pool while this thread decodes the next frames
+    this.file.writeBehind(memory);
     this.memory = memory;
     return memory;
   }
