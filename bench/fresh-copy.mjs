@@ -4,12 +4,26 @@
 // Run in its own process so the memory is as fresh as a new target's.
 //
 //   node bench/fresh-copy.mjs [BYTES] [--reps N]  ->  one JSON line per repetition:
-//   {"bytes":..,"ms":..,"gbPerSec":..,"secondPassMs":..}
+//   {"bytes":..,"ms":..,"gbPerSec":..,"secondPassMs":..,"hugePagesBytes":..}
+//
+// With GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in the environment (what bin/pagewire.js sets for
+// itself on Linux) glibc asks for transparent huge pages for the buffer; `hugePagesBytes` is the
+// process's AnonHugePages after the copy (null where /proc does not say).
 //
 // The source bytes are written before timing (a never-written buffer maps the kernel's shared
 // zero page and reads unrealistically fast); `secondPassMs` copies again into the now-touched
 // destination (the cost without first-touch faults).
+import { readFileSync } from 'node:fs';
+
 const args = process.argv.slice(2);
+function hugePageBytes() {
+  try {
+    const m = /^AnonHugePages:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
 const bytes = Number(args.find((a) => /^\d+$/.test(a)) ?? 512 * 1024 * 1024);
 const repsAt = args.indexOf('--reps');
 const reps = repsAt >= 0 ? Number(args[repsAt + 1]) : 1;
@@ -41,5 +55,5 @@ for (let r = 0; r < reps; r++) {
     dst.set(src.subarray(at, at + PAGE), off);
   }
   const secondPassMs = performance.now() - t1;
-  console.log(JSON.stringify({ bytes, ms, gbPerSec: bytes / ms / 1e6, secondPassMs }));
+  console.log(JSON.stringify({ bytes, ms, gbPerSec: bytes / ms / 1e6, secondPassMs, hugePagesBytes: hugePageBytes() }));
 }

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { writeRawImage } from '../memory/dump-node.js';
-import { cliTargetMemory, prefaultFlag } from './target-memory.js';
+import { cliTargetMemory, hugePageBytes, prefaultFlag } from './target-memory.js';
 import { PagewireError, ErrorCode } from '../errors.js';
 import { MigrationSource, type SourceOptions } from '../migration/source.js';
 import { MigrationTarget } from '../migration/target.js';
@@ -199,7 +199,7 @@ async function simulateTargetThread(g: GuestArgs, guest: CliGuest, prefault: boo
 /** Print the report (JSON or human) and choose the exit code. */
 export function finish(rep: MigrationReport, g: GuestArgs, extra: { identical: boolean } & Record<string, unknown>, inj: FaultInjector | null): number {
   const notFired = unfiredFaults(inj);
-  if (g.json) out(JSON.stringify(jsonReport(rep, { ...extra, ...(inj ? { faultsNotFired: notFired } : {}) })));
+  if (g.json) out(JSON.stringify(jsonReport(rep, { ...extra, hugePagesRequested: /glibc\.malloc\.hugetlb=[12]/.test(process.env['GLIBC_TUNABLES'] ?? ''), hugePagesBytes: hugePageBytes(), ...(inj ? { faultsNotFired: notFired } : {}) })));
   else out('\n' + summary(rep) + `\nbyte comparison of source and target memory: ${extra.identical ? 'identical' : 'DIFFERENT'}`);
   const code = rep.verified && extra.identical ? EXIT.OK : EXIT.VERIFY_FAILED;
   return reportUnfired(notFired, code);

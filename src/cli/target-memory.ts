@@ -6,6 +6,7 @@
  * without, it lives in the decoder's core up to the in-core limit (one core call applies a block
  * in place) and in external regions above.
  */
+import { readFileSync } from 'node:fs';
 import { createCore } from '../core/core.js';
 import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
 import { startPrefault, type Prefaulter } from '../memory/prefault-node.js';
@@ -45,4 +46,17 @@ export function cliTargetMemory(prefault: boolean): CliTargetMemory {
       await worker?.stop();
     },
   };
+}
+
+/**
+ * Bytes of this process's anonymous memory in transparent huge pages now (Linux; null elsewhere).
+ * The CLI asks glibc for them (bin/pagewire.js); this says whether the kernel gave them.
+ */
+export function hugePageBytes(): number | null {
+  try {
+    const m = /^AnonHugePages:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }
