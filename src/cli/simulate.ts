@@ -269,7 +269,7 @@ export async function serve(argv: string[]): Promise<number> {
   const v = parse(argv, {
     host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '4444' }, keep: { type: 'boolean', default: false },
     secret: { type: 'string' }, 'secret-file': { type: 'string' }, json: { type: 'boolean', default: false }, 'max-guest': { type: 'string', default: '16GiB' },
-    'dump-memory': { type: 'string' }, metrics: { type: 'string' }, prefault: { type: 'string', default: 'off' }, channels: { type: 'string', default: '1' },
+    'dump-memory': { type: 'string' }, metrics: { type: 'string' }, prefault: { type: 'string', default: 'on' }, channels: { type: 'string', default: '1' },
     quiet: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   });
   if (v['help']) { out(SERVE_HELP); return EXIT.OK; }
@@ -529,7 +529,8 @@ one migration after another. --port 0 picks a free port (printed on stderr as "l
 With --qemu-qmp/--qemu-ram/--qemu-incoming it receives a running QEMU guest (pagewire serve --qemu-qmp X --help).
 --metrics HOST:PORT serves Prometheus metrics at http://HOST:PORT/metrics (pagewire_migration_*:
 the current or last migration; pagewire_*_total: counters over all of them; docs/METRICS.md).
---prefault on: a worker thread pre-faults the received memory ahead of the stream (default off).
+--prefault on (the default): the received memory lives in shared buffers (huge pages where the CLI
+gets them) and a worker thread pre-faults it ahead of the stream; off: in the decoder's wasm memory.
 --channels N: receive a \`pagewire migrate --channels N\` migration, one worker thread per channel
 (each channel's part of the guest is checked against --max-guest).
 exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;
