@@ -129,6 +129,37 @@ describe('shaped link (manual clock: exact and deterministic)', () => {
     await reader;
   });
 
+  it("passes the writer's release on: called once per chunk, after its last segment left, never for a corrupted copy or a dropped link", async () => {
+    const clock = new ManualClock();
+    const [ia, ib] = memoryPair({ highWaterBytes: 16 << 20 });
+    // an inner transport that, like TCP, releases each chunk once it has taken it (in order)
+    const inner: Transport = Object.assign(Object.create(ia) as Transport, {
+      write: (c: Uint8Array, rel?: (c: Uint8Array) => void) => { const p = ia.write(c); rel?.(c); return p; },
+    });
+    const a = track(shapeTransport(inner, { clock, delayMs: 10, segmentBytes: 65_536, highWaterBytes: 16 << 20 }));
+    track(ib);
+    const released: Uint8Array[] = [];
+    const release = (c: Uint8Array): void => { released.push(c); };
+    const big = pattern(200_000, 3); // 4 segments
+    const small = pattern(1000, 4);
+    await a.write(big, release);
+    await a.write(small, release);
+    expect(released).toEqual([]); // in flight: the shaper still refers to both
+    await clock.advance(10);
+    expect(released.length).toBe(2);
+    expect(released[0]).toBe(big); // the chunk itself, not a segment
+    expect(released[1]).toBe(small);
+    a.corruptNextByte();
+    await a.write(pattern(1000, 5), release); // sent as a corrupted private copy: the original is not the link's
+    await clock.advance(10);
+    expect(released.length).toBe(2);
+    expect(a.stats.bytesDelivered).toBe(200_000 + 1000 + 1000);
+    await a.write(pattern(1000, 6), release);
+    a.dropNow(); // lost in flight: never handed on, never released
+    await clock.advance(20);
+    expect(released.length).toBe(2);
+  });
+
   it('dropNow(): both directions fail with TRANSPORT_CLOSED, in-flight data is lost, the inner transport is destroyed', async () => {
     const clock = new ManualClock();
     const [ia, ib] = memoryPair();

@@ -123,6 +123,8 @@ export class ShapedTransport implements Transport {
   /** The delay line: segments and their arrival times, FIFO from `head`. */
   private segs: Uint8Array[] = [];
   private ats: number[] = [];
+  /** Per segment: the writer's `release` for its chunk, on the chunk's last segment only. */
+  private rels: (((chunk: Uint8Array) => void) | undefined)[] = [];
   private head = 0;
   private queued = 0;
   /** GCRA theoretical arrival time, ms. */
@@ -177,7 +179,7 @@ export class ShapedTransport implements Transport {
     return this.hwm;
   }
 
-  write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array, release?: (chunk: Uint8Array) => void): Promise<void> {
     if (this.error !== null) return Promise.reject(this.error);
     if (this.ending) return Promise.reject(closedError(this.label, 'write after end'));
     if (this.inner.closed) {
@@ -190,6 +192,7 @@ export class ShapedTransport implements Transport {
     if (this.corruptMask !== 0) {
       // Corrupt a private copy: the caller may keep the original to send again.
       chunk = chunk.slice();
+      release = undefined;
       const at = Math.floor(this.faultRandom() * n);
       chunk[at]! ^= this.corruptMask;
       this.corruptMask = 0;
@@ -214,6 +217,10 @@ export class ShapedTransport implements Transport {
       this.lastArrival = arrive;
       this.segs.push(seg);
       this.ats.push(arrive);
+      // the chunk is free once the inner transport is done with its last segment (segments go out
+      // in order; a transport that cannot tell never calls it, and a dropped link never does)
+      const whole = chunk;
+      this.rels.push(release !== undefined && off + this.segmentBytes >= n ? () => release!(whole) : undefined);
     }
     this.queued += n;
     this.stats.bytesSent += n;
@@ -332,13 +339,15 @@ export class ShapedTransport implements Transport {
         const due = Math.max(this.ats[this.head]!, this.stalledUntil);
         if (due > this.clock.now()) break;
         const seg = this.segs[this.head]!;
+        const rel = this.rels[this.head];
         this.segs[this.head] = EMPTY;
+        this.rels[this.head] = undefined;
         this.head++;
         this.queued -= seg.byteLength;
         if (this.queued < this.hwm) this.writers.wake();
         // read the length first: a transport that transfers the buffer (MessagePort) detaches `seg`
         const n = seg.byteLength;
-        await this.inner.write(seg);
+        await this.inner.write(seg, rel);
         this.stats.bytesDelivered += n;
       }
     } catch (err) {
@@ -349,10 +358,12 @@ export class ShapedTransport implements Transport {
     if (this.head === this.segs.length) {
       this.segs = [];
       this.ats = [];
+      this.rels = [];
       this.head = 0;
     } else if (this.head >= 1024) {
       this.segs = this.segs.slice(this.head);
       this.ats = this.ats.slice(this.head);
+      this.rels = this.rels.slice(this.head);
       this.head = 0;
     }
     this.schedule();
@@ -380,6 +391,7 @@ export class ShapedTransport implements Transport {
     this.error = e;
     this.segs = [];
     this.ats = [];
+    this.rels = [];
     this.head = 0;
     this.queued = 0;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
