@@ -62,6 +62,14 @@ describe('pagewire simulate --mode', () => {
     expect(r.verified && r.identical).toBe(true);
   });
 
+  it('a pre-copy target runs on a worker thread: over memory through a MessageChannel, a dropped link resumes on a new one', async () => {
+    const r = await simulate(['--size', '16MiB', '--workload', 'hotset', '--link', '1gbit', '--inject', 'drop@round0']) as Report & { targetThread?: boolean; transport: string; drops: number };
+    expect(r.transport).toBe('memory');
+    expect(r.targetThread).toBe(true);
+    expect(r.drops).toBe(1);
+    expect(r.verified && r.identical).toBe(true);
+  });
+
   it('over tcp a pre-copy target runs on a worker thread with its own socket (--target-thread off: in this thread); both verify, also with a delayed link', async () => {
     const own = await simulate(['--size', '16MiB', '--transport', 'tcp', '--workload', 'hotset', '--link', '1gbit', '--delay', '20ms']) as Report & { targetThread?: boolean; rttMs: number };
     expect(own.targetThread).toBe(true);

@@ -85,11 +85,11 @@ export async function simulate(argv: string[]): Promise<number> {
   const ownThread = v['target-thread'];
   if (ownThread !== 'on' && ownThread !== 'off') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `--target-thread must be on or off, got "${String(ownThread)}"`);
   if (g.channels > 1) return simulateChannels(g, await createCliGuest(g), transport, prefault);
-  // Over TCP a pre-copy target runs on a thread of its own with its own socket, like a second
-  // host: source and target work in parallel (post-copy targets stay here: the guest they run
-  // faults pages in from this thread).
-  if (transport === 'tcp' && ownThread === 'on' && g.source.mode === 'precopy' && g.source.onNonConvergence !== 'postcopy') {
-    return simulateTargetThread(g, await createCliGuest(g), prefault, inj);
+  // A pre-copy target runs on a thread of its own (over tcp with its own socket, in memory over a
+  // MessageChannel), like a second host: source and target work in parallel (post-copy targets
+  // stay here: the guest they run faults pages in from this thread).
+  if (ownThread === 'on' && g.source.mode === 'precopy' && g.source.onNonConvergence !== 'postcopy') {
+    return simulateTargetThread(g, await createCliGuest(g), transport, prefault, inj);
   }
   const targetMemory = cliTargetMemory(prefault);
   const guest = await createCliGuest(g);
@@ -163,19 +163,21 @@ export async function simulate(argv: string[]): Promise<number> {
 }
 
 /**
- * `simulate --transport tcp` (pre-copy): the source on this thread, the target on a worker thread
- * that listens on its own loopback port and pre-faults its memory on one more (with --prefault).
+ * `simulate` (pre-copy): the source on this thread, the target on a worker thread (pre-faulting
+ * its memory on one more with --prefault) that listens on its own loopback port (tcp) or gets a
+ * MessageChannel per connection (memory).
  */
-async function simulateTargetThread(g: GuestArgs, guest: CliGuest, prefault: boolean, inj: FaultInjector | null): Promise<number> {
+async function simulateTargetThread(g: GuestArgs, guest: CliGuest, transport: string, prefault: boolean, inj: FaultInjector | null): Promise<number> {
+  const tcp = transport === 'tcp';
   const target = new WorkerParallelTarget(1, {
-    spawn: nodeTargetChannelSpawner(), prefault, listen: { host: '127.0.0.1' }, shape: { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1 },
-    resumeDeadlineMs: 30_000, ...(g.secret ? { secret: g.secret } : {}),
+    spawn: nodeTargetChannelSpawner(), prefault, shape: { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1 },
+    resumeDeadlineMs: 30_000, ...(g.secret ? { secret: g.secret } : {}), ...(tcp ? { listen: { host: '127.0.0.1' } } : {}),
   });
-  const [port] = await target.listen();
-  const connect = async (): Promise<Transport> => shapeSource(await connectTcp({ host: '127.0.0.1', port: port! }), g, inj);
+  const port = tcp ? (await target.listen())[0]! : 0;
+  const connect = async (): Promise<Transport> => shapeSource(tcp ? await connectTcp({ host: '127.0.0.1', port }) : target.connect(0), g, inj);
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
   const done = attachOutput(source, g, guest.memory.pageCount);
-  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, mode ${g.source.mode}, transport tcp (target on its own thread)${inj ? `, faults ${g.inject}` : ''}`);
+  if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, mode ${g.source.mode}, transport ${transport} (target on its own thread)${inj ? `, faults ${g.inject}` : ''}`);
   guest.start();
   try {
     const migrated = source.migrate().catch((e: unknown) => {
@@ -190,7 +192,7 @@ async function simulateTargetThread(g: GuestArgs, guest: CliGuest, prefault: boo
     const rep = rs.value;
     rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
     const identical = sameBytes(guest.memory, target.guestMemory!);
-    return finish(rep, g, { transport: 'tcp', targetThread: true, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
+    return finish(rep, g, { transport, targetThread: true, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
   } finally {
     guest.stop();
   }
@@ -515,10 +517,10 @@ const COMMON_HELP = `guest and policy options:
   --quiet                  no per-round output`;
 
 export const SIMULATE_HELP = `pagewire simulate [options] [--transport memory|tcp] [--target-thread on|off] [--prefault on|off]
-Runs a source and a target in this process with a simulated guest that keeps writing. Over tcp a
-pre-copy target runs on a worker thread with its own loopback socket, like a second host
-(--target-thread off: on this thread); --prefault on (the default) pre-faults its fresh memory
-ahead of the stream on one more thread.
+Runs a source and a target in this process with a simulated guest that keeps writing. A pre-copy
+target runs on a worker thread, like a second host (tcp: with its own loopback socket; memory:
+through a MessageChannel; --target-thread off: on this thread); --prefault on (the default)
+pre-faults its fresh memory ahead of the stream on one more thread.
 ${commonHelp('simulate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 

@@ -90,12 +90,13 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
 
   /**
    * Serve all channels until every one verified (or one failed).
-   * @param accept the next incoming connection (called until the migration ends; the signal cancels the last call)
+   * @param accept the next incoming connection (called until the migration ends; the signal cancels
+   *   the last call). Without it connections come from the workers' own listeners (`options.listen`)
+   *   or from {@link connect}.
    * @throws PagewireError the first channel's failure (the guest never ran)
    */
   async run(accept?: (signal?: AbortSignal) => Promise<Transport>): Promise<MigrationReport> {
     const n = this.channels;
-    if (!this.options.listen && !accept) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'WorkerParallelTarget.run needs an accept function unless the workers listen themselves (options.listen)');
     const core = await createCore();
     const stop = new AbortController();
     try {
@@ -122,6 +123,19 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
     };
     this.emit('complete', report);
     return report;
+  }
+
+  /**
+   * A new in-memory connection to channel k's worker (a MessageChannel: the worker gets one port,
+   * the caller the other as a Transport); call it again for a resumed connection. Starts the workers
+   * if {@link run} has not yet.
+   */
+  connect(k = 0): Transport {
+    if (!Number.isInteger(k) || k < 0 || k >= this.channels) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `channel must be 0..${this.channels - 1}, got ${String(k)}`);
+    this.start();
+    const { port1, port2 } = new MessageChannel();
+    this.workers[k]!.postMessage({ t: 'conn', port: port2 }, [port2]);
+    return messagePortTransport(port1 as never, { label: `channel ${k}` });
   }
 
   /** Stop every worker (the guest never runs); `run` rejects with ABORTED and this message. */
