@@ -51,9 +51,11 @@ export type {
 } from './migration/report.js';
 export { FaultingGuestRunner, type AccessingGuest, type FaultingGuestOptions } from './migration/postcopy-target.js';
 export {
-  ParallelMigrationSource, ParallelMigrationTarget, webChannelSpawner,
+  ParallelMigrationSource, ParallelMigrationTarget,
   type ParallelSourceOptions, type ChannelInit, type ChannelWorker, type SpawnChannelWorker,
 } from './migration/channels.js';
+export { WorkerParallelTarget, type WorkerParallelTargetOptions, type SpawnTargetWorker, type TargetWorker } from './migration/target-channels.js';
+export { webChannelSpawner, webTargetChannelSpawner, type WebWorkerSource } from './migration/channels-web.js';
 export { runChannelWorker, type ChannelControl, type OpenChannelTransport } from './migration/channel-worker.js';
 export { PROTOCOL_MAJOR, PROTOCOL_MINOR } from './protocol/frame.js';
 export { CODEC_NAMES, type CodecName } from './codec/format.js';

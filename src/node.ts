@@ -21,7 +21,6 @@ export {
   SnapshotFileSink, readFileChunks, readSnapshotFileHeader, resolveSnapshotChain, restoreSnapshotFile,
 } from './snapshot/file-node.js';
 export { nodeChannelSpawner, nodeTargetChannelSpawner } from './migration/channels-node.js';
-export { WorkerParallelTarget, type WorkerParallelTargetOptions, type SpawnTargetWorker, type TargetWorker } from './migration/target-channels.js';
 export { startPrefault, DEFAULT_PREFAULT_AHEAD_BYTES, type Prefaulter, type PrefaultOptions } from './memory/prefault-node.js';
 export { QmpClient, type QmpOptions, type QmpEvent, type QmpVersion } from './qemu/qmp.js';
 export { QemuSource, type QemuSourceOptions, type QemuSourceReport } from './qemu/source.js';

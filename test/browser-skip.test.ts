@@ -1,7 +1,7 @@
 /**
  * npm test on a machine without Chromium: the browser tests are skipped and the run says so and how
  * to run them; with PAGEWIRE_REQUIRE_BROWSER=1 (.ci/run) a missing Chromium fails the run instead.
- * The second part runs vitest itself on the e2e file with Chromium pointed at a path that does not exist.
+ * The second part runs vitest itself on the e2e files with Chromium pointed at a path that does not exist.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -27,15 +27,15 @@ describe('browser test decision', () => {
   });
 });
 
-describe('vitest on the e2e file with no Chromium', () => {
+describe('vitest on the e2e files with no Chromium', () => {
   const vitest = join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
   const run = (extraEnv: Record<string, string>): { status: number | null; out: string } => {
     const env: Record<string, string | undefined> = { ...process.env, PAGEWIRE_CHROMIUM: join(ROOT, 'no-such-chromium'), ...extraEnv };
     delete env['PAGEWIRE_SKIP_BROWSER'];
     if (extraEnv['PAGEWIRE_REQUIRE_BROWSER'] === undefined) delete env['PAGEWIRE_REQUIRE_BROWSER'];
     delete env['VITEST']; delete env['VITEST_WORKER_ID']; delete env['VITEST_POOL_ID'];
-    // Only the browser suite (the name filter leaves out the web/ typecheck, which needs no browser).
-    const r = spawnSync(process.execPath, [vitest, 'run', 'test/e2e/simulator.e2e.test.ts', '-t', 'browser'],
+    // Only the browser suites of every e2e file (the name filter leaves out the web/ typecheck, which needs no browser).
+    const r = spawnSync(process.execPath, [vitest, 'run', 'test/e2e/', '-t', 'Chromium'],
       { cwd: ROOT, env, encoding: 'utf8', timeout: 120_000 });
     return { status: r.status, out: r.stdout + r.stderr };
   };
@@ -44,6 +44,8 @@ describe('vitest on the e2e file with no Chromium', () => {
     const r = run({});
     expect(r.out).toMatch(/Browser tests \(test\/e2e\) were skipped: Chromium not found at .*no-such-chromium\..*npm run test:e2e/);
     expect(r.out).toMatch(/skipped/);
+    expect(r.out).toMatch(/browser parallel-channel tests skipped: Chromium not found/);
+    expect(r.out).not.toMatch(/\d+ passed/);
     expect(r.status, r.out).toBe(0);
   }, 150_000);
 

@@ -56,7 +56,7 @@ afterAll(() => {
 describe('npm pack', () => {
   it('ships the entries, the CLI, the licence and the readme', () => {
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/sim/index.js', 'dist/sim/index.d.ts',
-      'dist/cli/main.js', 'bin/pagewire.js',
+      'dist/cli/main.js', 'bin/pagewire.js', 'dist/migration/channel-worker-web.js', 'dist/migration/target-channel-worker-web.js',
       'LICENSE', 'README.md', 'package.json']) {
       expect(files.has(f), f).toBe(true);
     }
@@ -137,6 +137,23 @@ describe('installed in a consumer project', () => {
     expect(got.h).toMatch(/^[0-9a-f]{1,16}$/);
     const v = spawnSync(process.execPath, [join(consumer, 'node_modules', 'pagewire', 'bin', 'pagewire.js'), '--version'], { encoding: 'utf8' });
     expect(v.stdout.trim()).toBe(PKG.version);
+  });
+
+  it('resolves the Web Worker entries of parallel channels for browsers only', () => {
+    const resolve = (conditions: string[]): { status: number | null; out: string } => {
+      const r = spawnSync(process.execPath, [...conditions, '--input-type=module', '-e', `
+        const at = (s) => { try { return new URL(import.meta.resolve(s)).pathname.split('/node_modules/pagewire/')[1]; } catch (e) { return e.code; } };
+        console.log(JSON.stringify([at('pagewire/workers/channel'), at('pagewire/workers/target-channel'), typeof (await import('pagewire')).webTargetChannelSpawner]));
+      `], { cwd: consumer, encoding: 'utf8', timeout: 60_000 });
+      return { status: r.status, out: r.stdout + r.stderr };
+    };
+    const browser = resolve(['--conditions=browser']);
+    expect(browser.status, browser.out).toBe(0);
+    expect(JSON.parse(browser.out.trim())).toEqual(['dist/migration/channel-worker-web.js', 'dist/migration/target-channel-worker-web.js', 'function']);
+    // in Node they are not entries (a Web Worker script has no use there: nodeChannelSpawner, nodeTargetChannelSpawner)
+    const plain = resolve([]);
+    expect(plain.status, plain.out).toBe(0);
+    expect(JSON.parse(plain.out.trim())).toEqual(['ERR_PACKAGE_PATH_NOT_EXPORTED', 'ERR_PACKAGE_PATH_NOT_EXPORTED', 'function']);
   });
 
   it('installs no runtime dependency it does not use (ws not installed)', () => {

@@ -138,6 +138,8 @@ export class GuestMemory {
   /**
    * Allocate zeroed external memory for a layout (e.g. on a target sized from the handshake).
    * @param shared use SharedArrayBuffer (for worker channels)
+   * @throws PagewireError INVALID_ARGUMENT for a bad layout, or `shared` where there is no
+   *   SharedArrayBuffer (a browser page or worker that is not cross-origin isolated)
    */
   static allocateExternal(layout: MemoryLayout, shared = false): GuestMemory {
     checkPageSize(layout.pageSize);
@@ -148,6 +150,9 @@ export class GuestMemory {
       if (r.pageCount * layout.pageSize > MAX_REGION_BYTES) {
         throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `region ${r.name} is ${r.pageCount * layout.pageSize} bytes; an external region holds at most 4 GiB (one typed array): split the guest into several regions`);
       }
+    }
+    if (shared && typeof SharedArrayBuffer === 'undefined') {
+      throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'shared guest memory needs SharedArrayBuffer, which this context lacks: a browser page (and its workers) has it only when cross-origin isolated (served with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)');
     }
     const bufs = layout.regions.map((r) => (shared ? new SharedArrayBuffer(r.pageCount * layout.pageSize) : new ArrayBuffer(r.pageCount * layout.pageSize)));
     return GuestMemory.external(bufs, layout.pageSize, layout.regions.map((r) => r.name));

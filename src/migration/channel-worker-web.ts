@@ -4,22 +4,6 @@
  */
 import { runChannelWorker } from './channel-worker.js';
 import type { ChannelInit, CoordinatorMessage, WorkerMessage } from './channels.js';
+import { startOnFirstMessage } from './web-worker-entry.js';
 
-interface WorkerScope {
-  postMessage(m: unknown): void;
-  addEventListener(type: 'message', fn: (ev: { data: unknown }) => void): void;
-}
-const scope = globalThis as unknown as WorkerScope;
-let handler: ((m: CoordinatorMessage) => void) | null = null;
-let started = false;
-scope.addEventListener('message', (ev) => {
-  if (!started) {
-    started = true;
-    void runChannelWorker(ev.data as ChannelInit, {
-      post: (m: WorkerMessage) => scope.postMessage(m),
-      onMessage: (fn) => { handler = fn; },
-    });
-    return;
-  }
-  handler?.(ev.data as CoordinatorMessage);
-});
+startOnFirstMessage<ChannelInit, WorkerMessage, CoordinatorMessage>((init, ctl) => runChannelWorker(init, ctl));

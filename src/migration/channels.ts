@@ -505,30 +505,3 @@ export class ParallelMigrationTarget extends Emitter<MigrationEvents> {
     for (const w of all) w.reject(err);
   }
 }
-
-interface WebWorkerLike {
-  postMessage(msg: unknown, transfer?: unknown[]): void;
-  addEventListener(type: 'message' | 'error', fn: (ev: { data?: unknown; message?: string }) => void): void;
-  terminate(): void;
-}
-
-/**
- * A `spawn` function for browsers: Web Workers (module type) running channel-worker-web.js. The
- * guest memory must be SharedArrayBuffer-backed, which needs a cross-origin-isolated page.
- * @param workerUrl URL of the built channel-worker-web.js
- * @throws PagewireError INVALID_ARGUMENT where there is no Worker
- */
-export function webChannelSpawner(workerUrl: string | URL): SpawnChannelWorker {
-  return (init: ChannelInit, transfer: unknown[]): ChannelWorker => {
-    const W = (globalThis as unknown as { Worker?: new (url: string | URL, o: { type: 'module' }) => WebWorkerLike }).Worker;
-    if (!W) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'no Web Worker support here (in Node use nodeChannelSpawner from pagewire/node)');
-    const w = new W(workerUrl, { type: 'module' });
-    w.postMessage(init, transfer);
-    return {
-      postMessage: (m, t) => w.postMessage(m, t ?? []),
-      onMessage: (fn) => w.addEventListener('message', (ev) => fn(ev.data as WorkerMessage)),
-      onError: (fn) => w.addEventListener('error', (ev) => fn(new Error(ev.message ?? 'worker error'))),
-      terminate: () => w.terminate(),
-    };
-  };
-}

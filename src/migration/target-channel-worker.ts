@@ -17,7 +17,7 @@
  *                          { t: 'drop', error }  its connection dropped (it waits for a resume)
  *                          { t: 'done', report } | { t: 'error', code, message }
  *
- * Entries: target-channel-worker-node.ts (worker_threads).
+ * Entries: target-channel-worker-node.ts (worker_threads), target-channel-worker-web.ts (Web Workers).
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';

@@ -12,41 +12,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { serveStatic, type StaticServer } from './static-server.js';
-import { browserDecision, CHROMIUM, HOW_TO_RUN } from '../helpers/browser.js';
+import { BROWSER, ROOT, launch, noteSkip, openPage } from './chromium.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BROWSER = browserDecision();
 const SKIP = BROWSER.skip;
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage',
-];
 
-if (SKIP) console.log(`browser end-to-end tests skipped: ${BROWSER.reason}. ${HOW_TO_RUN}`);
+noteSkip('browser end-to-end tests');
 
 let browser: Browser | null = null;
-
-async function launch(): Promise<Browser> {
-  if (BROWSER.reason !== '') throw new Error(`${BROWSER.reason}. ${HOW_TO_RUN}`);
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}. ${HOW_TO_RUN}`);
-  if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/index.js is missing: run npm run build first');
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 30_000 });
-}
-
-/** A page that records console errors and uncaught exceptions. */
-async function openPage(b: Browser): Promise<{ page: Page; errors: string[] }> {
-  const page = await b.newPage({ viewport: { width: 1100, height: 900 } });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
-  return { page, errors };
-}
 
 describe('simulator sources', () => {
   it('web/ typechecks against the package types (dist/index.d.ts), as an outside user compiles', () => {

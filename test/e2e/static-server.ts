@@ -1,6 +1,8 @@
 /**
  * A tiny static file server for browser tests: serves mounted directories on 127.0.0.1 (an
- * ephemeral port), plus pages given inline. Only GET/HEAD, no directory listing, no path escape.
+ * ephemeral port), plus pages given inline (HTML, or JavaScript for a path ending in .js), with
+ * extra response headers if asked (e.g. COOP/COEP for a cross-origin-isolated page). Only GET/HEAD,
+ * no directory listing, no path escape.
  */
 import { createServer, type Server } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
@@ -23,9 +25,11 @@ export interface StaticServer {
  * @param mounts URL prefix (e.g. '/' or '/dist/') -> directory
  * @param pages URL path -> inline HTML
  * @param transform rewrites a served file's text (e.g. resolving bare imports the way a bundler would)
+ * @param headers sent with every file and page served
  */
 export async function serveStatic(
   mounts: Record<string, string>, pages: Record<string, string> = {}, transform?: (path: string, text: string) => string,
+  headers: Record<string, string> = {},
 ): Promise<StaticServer> {
   const requests: string[] = [];
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
@@ -35,7 +39,7 @@ export async function serveStatic(
       requests.push(path);
       if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405).end(); return; }
       const page = pages[path];
-      if (page !== undefined) { res.writeHead(200, { 'content-type': TYPES['.html']!, 'cache-control': 'no-store' }).end(page); return; }
+      if (page !== undefined) { res.writeHead(200, { ...headers, 'content-type': TYPES[path.endsWith('.js') ? '.js' : '.html']!, 'cache-control': 'no-store' }).end(page); return; }
       const prefix = prefixes.find((p) => path.startsWith(p));
       if (prefix === undefined) { res.writeHead(404).end(); return; }
       const dir = mounts[prefix]!;
@@ -45,7 +49,7 @@ export async function serveStatic(
         if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
         let body: Buffer | string = await readFile(file);
         if (transform && /\.(js|mjs|html)$/.test(file)) body = transform(path, body.toString('utf8'));
-        res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+        res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : body);
       } catch {
         res.writeHead(404).end();
