@@ -5,11 +5,14 @@
  * with webTargetChannelSpawner, linked by MessageChannels (the target's coordinator, on the page,
  * routes each connection to its channel's worker by the HELLO). The worker scripts are the
  * page's own one-line modules importing the package's `pagewire/workers/*` entries, resolved
- * through the exports map's "browser" condition as a bundler would; no bundler runs.
+ * through the exports map's "browser" condition as a bundler would, with no bundler; then the same
+ * page bundled by Vite in a consumer project (worker scripts `import 'pagewire/workers/...'`).
  * Skipped with a notice without Chromium; run (and failing) with PAGEWIRE_REQUIRE_BROWSER=1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { serveStatic, type StaticServer } from './static-server.js';
@@ -28,9 +31,12 @@ function browserPath(spec: string): string {
 
 const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
-/** The page's code: `window.runParallel(options)` runs one parallel migration and resolves with what it saw. */
-const PAGE = `<!doctype html><meta charset="utf-8"><title>parallel channels</title><link rel="icon" href="data:,"><script type="module">
-import * as pw from '${browserPath('pagewire')}';
+/**
+ * The page's code: `window.runParallel(options)` runs one parallel migration and resolves with
+ * what it saw. `pagewire` is where the package root is imported from; the spawners' arguments are
+ * expressions (a worker script URL, or a function that starts the worker).
+ */
+const pageScript = (pagewire: string, sourceWorker: string, targetWorker: string): string => `import * as pw from '${pagewire}';
 
 /** A guest writing perMs pages per ms while not paused; every write lands in the dirty log. */
 function writingGuest(mem, perMs) {
@@ -84,9 +90,8 @@ window.runParallel = async ({ channels, sourceSecret, targetSecret }) => {
   const accept = (signal) => next < channels
     ? Promise.resolve(pw.messagePortTransport(chans[next++].port2))
     : new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('done')), { once: true }));
-  const sourceSpawn = pw.webChannelSpawner('/w/channel.js');
-  // the target's workers from a function, as a bundler wants new Worker(new URL(...)) written out
-  const targetSpawn = pw.webTargetChannelSpawner(() => new Worker(new URL('/w/target-channel.js', import.meta.url), { type: 'module' }));
+  const sourceSpawn = pw.webChannelSpawner(${sourceWorker});
+  const targetSpawn = pw.webTargetChannelSpawner(${targetWorker});
   let deviceState = null, ran = 0, paused = 0, resumed = 0;
   const source = new pw.ParallelMigrationSource(src, guest.log, {
     channels, spawn: (init, t) => { out.spawned.source++; return sourceSpawn(init, t); },
@@ -135,6 +140,11 @@ window.runParallel = async ({ channels, sourceSecret, targetSecret }) => {
   return out;
 };
 window.pageReady = true;
+`;
+
+/** The page without a bundler: the source's workers by URL, the target's from a function. */
+const PAGE = `<!doctype html><meta charset="utf-8"><title>parallel channels</title><link rel="icon" href="data:,"><script type="module">
+${pageScript(browserPath('pagewire'), `'/w/channel.js'`, `() => new Worker(new URL('/w/target-channel.js', import.meta.url), { type: 'module' })`)}
 </script>`;
 
 /** The embedder's worker scripts: one line each, importing the package's worker entries. */
@@ -162,6 +172,31 @@ async function runParallel(page: Page, url: string, options: Record<string, unkn
 /** Longest a page's migration may take (16 MiB takes 3-7 s here on a loaded 2-core machine). */
 const RUN_DEADLINE_MS = 60_000;
 
+/** What a 2-channel run of the page must show: verified, the same bytes, one worker per channel on each side. */
+function expectVerifiedParallel(r: RunResult): void {
+  expect(r['isolated'], 'the page is not cross-origin isolated (no SharedArrayBuffer): the server must send COOP same-origin and COEP require-corp').toBe(true);
+  expect(r['allocError']).toBeUndefined();
+  expect(r['source'], JSON.stringify(r)).toMatchObject({ ok: true, verified: true, channels: 2, guestPages: 4096 });
+  expect(r['target'], JSON.stringify(r)).toMatchObject({ ok: true, verified: true, channels: 2, guestPages: 4096 });
+  // the guest wrote during the migration, so there were rounds after round 0
+  expect(r['writes']).toBeGreaterThan(0);
+  expect(r['source'].rounds).toBeGreaterThanOrEqual(2);
+  // same bytes: the reports' digests, the memories' digests and a page-by-page comparison
+  expect(r['target'].digest).toBe(r['source'].digest);
+  expect(r['targetDigest']).toBe(r['sourceDigest']);
+  expect(r['source'].digest).toBe(r['sourceDigest']);
+  expect(r['targetPages']).toBe(4096);
+  expect(r['differingPages']).toBe(0);
+  // each side ran one module worker per channel; the target's parts were allocated by its workers
+  // (shared buffers, one part per channel, split across the source's regions)
+  expect(r['spawned']).toEqual({ source: 2, target: 2 });
+  expect(r['targetRegions']).toEqual(['c0:low', 'c0:high', 'c1:high']);
+  expect(r['targetShared']).toEqual([true, true, true]);
+  // one pause, no resume on the source; device state from channel 0; the target guest ran once
+  expect(r['hooks']).toEqual({ deviceState: [7, 8, 9], ran: 1, paused: 1, resumed: 0 });
+  expect(r['events']).toEqual([]);
+}
+
 describe.skipIf(BROWSER.skip)('parallel channels in Chromium (Web Workers on both sides)', () => {
   let browser: Browser | null = null;
   let isolated: StaticServer;
@@ -179,27 +214,7 @@ describe.skipIf(BROWSER.skip)('parallel channels in Chromium (Web Workers on bot
   it('2 channels: a writing 16 MiB guest migrates verified, byte-identical, the target decoding in 2 workers', async () => {
     const { page, errors } = await openPage(browser!);
     const r = await runParallel(page, isolated.url + '/channels.html', { channels: 2 });
-    expect(r['isolated'], 'the page is not cross-origin isolated (no SharedArrayBuffer): the server must send COOP same-origin and COEP require-corp').toBe(true);
-    expect(r['allocError']).toBeUndefined();
-    expect(r['source'], JSON.stringify(r)).toMatchObject({ ok: true, verified: true, channels: 2, guestPages: 4096 });
-    expect(r['target'], JSON.stringify(r)).toMatchObject({ ok: true, verified: true, channels: 2, guestPages: 4096 });
-    // the guest wrote during the migration, so there were rounds after round 0
-    expect(r['writes']).toBeGreaterThan(0);
-    expect(r['source'].rounds).toBeGreaterThanOrEqual(2);
-    // same bytes: the reports' digests, the memories' digests and a page-by-page comparison
-    expect(r['target'].digest).toBe(r['source'].digest);
-    expect(r['targetDigest']).toBe(r['sourceDigest']);
-    expect(r['source'].digest).toBe(r['sourceDigest']);
-    expect(r['targetPages']).toBe(4096);
-    expect(r['differingPages']).toBe(0);
-    // each side ran one module worker per channel; the target's parts were allocated by its workers
-    // (shared buffers, one part per channel, split across the source's regions)
-    expect(r['spawned']).toEqual({ source: 2, target: 2 });
-    expect(r['targetRegions']).toEqual(['c0:low', 'c0:high', 'c1:high']);
-    expect(r['targetShared']).toEqual([true, true, true]);
-    // one pause, no resume on the source; device state from channel 0; the target guest ran once
-    expect(r['hooks']).toEqual({ deviceState: [7, 8, 9], ran: 1, paused: 1, resumed: 0 });
-    expect(r['events']).toEqual([]);
+    expectVerifiedParallel(r);
     const worker = (p: string): number => isolated.requests.filter((x) => x === p).length;
     expect(worker('/w/target-channel.js')).toBeGreaterThanOrEqual(1);
     expect(worker('/dist/migration/target-channel-worker-web.js')).toBeGreaterThanOrEqual(1);
@@ -222,6 +237,44 @@ describe.skipIf(BROWSER.skip)('parallel channels in Chromium (Web Workers on bot
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
+
+  it('bundled by Vite from the package (exports map, worker scripts importing pagewire/workers/*): the same migration verifies', async () => {
+    // a consumer project whose node_modules/pagewire is this package, built as an embedder would
+    const work = mkdtempSync(join(tmpdir(), 'pagewire-vite-'));
+    try {
+      mkdirSync(join(work, 'node_modules'));
+      symlinkSync(ROOT, join(work, 'node_modules', 'pagewire'), 'dir');
+      writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'embedder', private: true, type: 'module' }));
+      writeFileSync(join(work, 'vite.config.js'), `export default { logLevel: 'error', worker: { format: 'es' }, build: { target: 'es2022', outDir: 'dist' } };\n`);
+      writeFileSync(join(work, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="./main.js"></script>\n');
+      const worker = (file: string): string => `() => new Worker(new URL('./${file}', import.meta.url), { type: 'module' })`;
+      writeFileSync(join(work, 'main.js'), pageScript('pagewire', worker('channel-worker.js'), worker('target-channel-worker.js')));
+      writeFileSync(join(work, 'channel-worker.js'), `import 'pagewire/workers/channel';\n`);
+      writeFileSync(join(work, 'target-channel-worker.js'), `import 'pagewire/workers/target-channel';\n`);
+      const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+      const b = spawnSync(process.execPath, [vite, 'build'], { cwd: work, encoding: 'utf8', timeout: 120_000 });
+      expect(b.status, `vite build: ${b.stdout}${b.stderr}`).toBe(0);
+      // the worker entries survive tree-shaking (package.json lists them in sideEffects)
+      const assets = readdirSync(join(work, 'dist', 'assets'));
+      for (const name of ['channel-worker', 'target-channel-worker']) {
+        const file = assets.find((f) => f.startsWith(`${name}-`) && f.endsWith('.js'));
+        expect(file, assets.join(' ')).toBeDefined();
+        expect(statSync(join(work, 'dist', 'assets', file!)).size, `${file} is (nearly) empty: the bundler dropped the worker entry`).toBeGreaterThan(20_000);
+      }
+      const server = await serveStatic({ '/': join(work, 'dist') }, {}, undefined, ISOLATION);
+      try {
+        const { page, errors } = await openPage(browser!);
+        const r = await runParallel(page, server.url + '/', { channels: 2 });
+        expectVerifiedParallel(r);
+        expect(errors).toEqual([]);
+        await page.close();
+      } finally {
+        await server.close();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('without cross-origin isolation shared guest memory is refused with a typed error naming COOP/COEP', async () => {
     const plain = await serveStatic({ '/dist/': join(ROOT, 'dist') }, { '/channels.html': PAGE, ...WORKERS });
