@@ -342,6 +342,35 @@ describe('LZ4 auto decision in the encoder', () => {
     expect(slow.lz4Decision.tried).toBe(slow.lz4Decision.blocks);
   });
 
+  it('without a link figure, once a send rate is known, times its own calls and runs goodput trials (the target checks the bytes)', async () => {
+    const c = loadCorpus('vm-redis');
+    const pages = c.snapshots[0]!.byteLength / c.pageSize;
+    const src = GuestMemory.inCore(await createCore(), pages, c.pageSize);
+    const dst = GuestMemory.inCore(await createCore(), pages, c.pageSize);
+    src.core!.u8().set(c.snapshots[0]!, src.basePtr);
+    const enc = await PageEncoder.create(src, { codecs: 'all' });
+    const dec = await PageDecoder.create(dst, enc.codecNames());
+    enc.setSendRate(60e6); // a CPU-bound path's rate: no shortcut, both arms are tried
+    // round 0 three times over, one block per call as the page sender calls it: 96 calls, each
+    // arm's trial and the first run; the target applies every payload
+    const order = Uint32Array.from({ length: pages }, (_, i) => i);
+    let calls = 0;
+    for (let pass = 0; pass < 3; pass++) {
+      enc.resetCache(); // every page again in full, as in a first round
+      for (let i = 0; i < pages; i += 256) { dec.apply(enc.encode(order, i, Math.min(256, pages - i))); calls++; }
+      expect(Buffer.from(dst.pages(0, pages)).equals(Buffer.from(c.snapshots[0]!))).toBe(true);
+    }
+    const d = enc.stats.lz4Decision;
+    expect(calls).toBeGreaterThanOrEqual(64);
+    expect(d.trials).toBeGreaterThanOrEqual(2); // trial on, then trial off
+    expect(d.paceOnMBps).toBeGreaterThan(0);
+    expect(d.paceOffMBps).toBeGreaterThan(0);
+    // the trial off sent its 32 blocks plain, whatever the timings
+    expect(d.compressed).toBeLessThan(calls - 20);
+    enc.dispose();
+    dec.dispose();
+  });
+
   it('with modelled costs (a virtual clock) decides from them alone: the same blocks every run', async () => {
     // 2048 pages of vm-redis (8 blocks), 10 Gbit/s
     const c = loadCorpus('vm-redis');

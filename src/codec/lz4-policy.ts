@@ -129,7 +129,7 @@ export interface Lz4DecisionStats {
   share: number;
   /** The link speed the last decision used (bytes/s; 0 = unknown). */
   linkBytesPerSec: number;
-  /** Goodput trials run (no link figure): phases in which one arm was measured after a switch. */
+  /** Goodput trials done (no link figure): phases in which one arm was measured after a switch. */
   trials: number;
   /** The path's goodput last measured with compression as modelled / without (record MB/s; 0 = not measured). */
   paceOnMBps: number;
@@ -281,6 +281,7 @@ export class Lz4AutoPolicy {
     const g = this.measMs > 0 ? this.measBytes / this.measMs / 1e3 : 0;
     const arm = st.paceArm;
     if (arm) st.paceOnMBps = g; else st.paceOffMBps = g;
+    if (this.inTrial) st.trials++;
     this.phaseCalls = 0;
     this.measBytes = 0;
     this.measMs = 0;
@@ -308,7 +309,6 @@ export class Lz4AutoPolicy {
     this.inTrial = trial;
     this.phaseLen = Math.max(len, TRIAL_SETTLE + TRIAL_MEASURE);
     this.stats.paceArm = arm;
-    if (trial) this.stats.trials++;
   }
 
   /** Whether a plain trial would only waste time: s L > TRIAL_SKIP (b + c) on the measured rate. */
