@@ -18,7 +18,7 @@ import { PagewireError, ErrorCode } from '../errors.js';
 import { createCore, type Core } from '../core/core.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import type { Transport } from '../transport/types.js';
-import { messagePortTransport } from '../transport/message-port.js';
+import { messagePortTransport, type MessagePortLike } from '../transport/message-port.js';
 import { pipeTransports } from '../transport/pipe.js';
 import { FrameReader } from '../protocol/codec.js';
 import { FrameType } from '../protocol/frame.js';
@@ -131,11 +131,21 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
    * if {@link run} has not yet.
    */
   connect(k = 0): Transport {
+    return messagePortTransport(this.connectPort(k), { label: `channel ${k}` });
+  }
+
+  /**
+   * Like {@link connect}, but the caller's end is a bare MessagePort to transfer to another thread:
+   * a ParallelMigrationSource link `{ kind: 'port', port: target.connectPort(k) }` joins source
+   * worker k to target worker k with no thread between them (in a browser: not through the page).
+   * @throws PagewireError INVALID_ARGUMENT for a channel outside 0..channels-1
+   */
+  connectPort(k = 0): MessagePortLike {
     if (!Number.isInteger(k) || k < 0 || k >= this.channels) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, `channel must be 0..${this.channels - 1}, got ${String(k)}`);
     this.start();
     const { port1, port2 } = new MessageChannel();
     this.workers[k]!.postMessage({ t: 'conn', port: port2 }, [port2]);
-    return messagePortTransport(port1 as never, { label: `channel ${k}` });
+    return port1 as unknown as MessagePortLike;
   }
 
   /** Stop every worker (the guest never runs); `run` rejects with ABORTED and this message. */

@@ -68,9 +68,9 @@ function writingGuest(mem, perMs) {
   };
 }
 
-window.runParallel = async ({ channels, sourceSecret, targetSecret }) => {
+window.runParallel = async ({ channels, sourceSecret, targetSecret, direct = false, pages = 4096, writesPerMs = 20 }) => {
   const out = { isolated: self.crossOriginIsolated === true, spawned: { source: 0, target: 0 }, events: [] };
-  const layout = { pageSize: 4096, regions: [{ name: 'low', pageCount: 1000 }, { name: 'high', pageCount: 3096 }] };
+  const layout = { pageSize: 4096, regions: [{ name: 'low', pageCount: 1000 }, { name: 'high', pageCount: pages - 1000 }] };
   let src;
   try {
     src = pw.GuestMemory.allocateExternal(layout, true);
@@ -84,7 +84,7 @@ window.runParallel = async ({ channels, sourceSecret, targetSecret }) => {
     let x = p * 2654435761 >>> 0;
     for (let i = 0; i < v.length; i += p % 3 === 0 ? 1 : 64) { x = (x * 1103515245 + 12345) >>> 0; v[i] = x >>> 24; }
   }
-  const guest = writingGuest(src, 20);
+  const guest = writingGuest(src, writesPerMs);
   const chans = Array.from({ length: channels }, () => new MessageChannel());
   let next = 0;
   const accept = (signal) => next < channels
@@ -93,16 +93,19 @@ window.runParallel = async ({ channels, sourceSecret, targetSecret }) => {
   const sourceSpawn = pw.webChannelSpawner(${sourceWorker});
   const targetSpawn = pw.webTargetChannelSpawner(${targetWorker});
   let deviceState = null, ran = 0, paused = 0, resumed = 0;
-  const source = new pw.ParallelMigrationSource(src, guest.log, {
-    channels, spawn: (init, t) => { out.spawned.source++; return sourceSpawn(init, t); },
-    link: (k) => ({ kind: 'port', port: chans[k].port1 }), downtimeLimitMs: 50, ...(sourceSecret ? { secret: sourceSecret } : {}),
-  }, { pause: () => { paused++; guest.pause(); }, resume: () => { resumed++; guest.resume(); }, deviceState: () => Uint8Array.of(7, 8, 9) });
   const target = new pw.WorkerParallelTarget(channels, {
     spawn: (init) => { out.spawned.target++; return targetSpawn(init); }, ...(targetSecret ? { secret: targetSecret } : {}),
   }, { deviceState: (s) => { deviceState = Array.from(s); }, guestMayRun: () => { ran++; } });
   target.on('drop', (d) => out.events.push('drop ' + d.error));
+  // routed: the page's end of each link is accepted, its HELLO read and piped to the worker;
+  // direct: source worker k gets a port whose other end is at target worker k
+  const link = direct ? (k) => ({ kind: 'port', port: target.connectPort(k) }) : (k) => ({ kind: 'port', port: chans[k].port1 });
+  const source = new pw.ParallelMigrationSource(src, guest.log, {
+    channels, spawn: (init, t) => { out.spawned.source++; return sourceSpawn(init, t); },
+    link, downtimeLimitMs: 50, ...(sourceSecret ? { secret: sourceSecret } : {}),
+  }, { pause: () => { paused++; guest.pause(); }, resume: () => { resumed++; guest.resume(); }, deviceState: () => Uint8Array.of(7, 8, 9) });
   const t0 = performance.now();
-  const targetRun = target.run(accept);
+  const targetRun = target.run(direct ? undefined : accept);
   let targetSettled = false;
   targetRun.then(() => { targetSettled = true; }, () => { targetSettled = true; });
   const [rs] = await Promise.allSettled([source.migrate()]);
@@ -114,6 +117,7 @@ window.runParallel = async ({ channels, sourceSecret, targetSecret }) => {
   }
   const [rt] = await Promise.allSettled([targetRun]);
   out.ms = performance.now() - t0;
+  out.accepted = next;
   guest.stop();
   out.writes = guest.writes;
   out.hooks = { deviceState, ran, paused, resumed };
@@ -215,10 +219,20 @@ describe.skipIf(BROWSER.skip)('parallel channels in Chromium (Web Workers on bot
     const { page, errors } = await openPage(browser!);
     const r = await runParallel(page, isolated.url + '/channels.html', { channels: 2 });
     expectVerifiedParallel(r);
+    expect(r['accepted']).toBe(2);
     const worker = (p: string): number => isolated.requests.filter((x) => x === p).length;
     expect(worker('/w/target-channel.js')).toBeGreaterThanOrEqual(1);
     expect(worker('/dist/migration/target-channel-worker-web.js')).toBeGreaterThanOrEqual(1);
     expect(worker('/dist/migration/channel-worker-web.js')).toBeGreaterThanOrEqual(1);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it('2 channels linked directly (target.connectPort(k) as source worker k\'s link): verified, byte-identical, nothing routed through the page', async () => {
+    const { page, errors } = await openPage(browser!);
+    const r = await runParallel(page, isolated.url + '/channels.html', { channels: 2, direct: true });
+    expectVerifiedParallel(r);
+    expect(r['accepted']).toBe(0);
     expect(errors).toEqual([]);
     await page.close();
   }, 120_000);
