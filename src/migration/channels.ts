@@ -22,8 +22,8 @@
  * run only when every channel verified. If any channel fails, all workers are stopped, the
  * target's guest never runs and the source guest resumes.
  *
- * Browser-safe: workers are created by a `spawn` function ({@link spawnNodeChannelWorker} in
- * src/migration/channels-node.ts, or a Web Worker running channel-worker-web.js).
+ * Browser-safe: workers are created by a `spawn` function (`nodeChannelSpawner` in
+ * src/migration/channels-node.ts, or `webChannelSpawner` in src/migration/channels-web.ts).
  */
 import { PagewireError, ErrorCode } from '../errors.js';
 import { createCore } from '../core/core.js';
@@ -134,7 +134,7 @@ function checkChannels(n: number): void {
 export interface ParallelSourceOptions extends SourceOptions {
   /** Channels (workers), 1..64. */
   channels: number;
-  /** Creates a worker (e.g. `spawnNodeChannelWorker` from pagewire/node). */
+  /** Creates a worker (`nodeChannelSpawner()` from pagewire/node, `webChannelSpawner(url)` in browsers). */
   spawn: SpawnChannelWorker;
   /** Where channel k connects: a MessagePort (transferred to its worker) or a TCP address. */
   link(channel: number): ChannelLink;

@@ -31,7 +31,7 @@ import type { TargetChannelInit, TargetChannelOptions, TargetCoordinatorMessage,
 import { memoryDigest } from '../memory/digest.js';
 import { Emitter, type MigrationEvents, type MigrationReport } from './report.js';
 
-/** A target channel worker as the coordinator sees it (a Node Worker, adapted). */
+/** A target channel worker as the coordinator sees it (a Node Worker or a Web Worker, adapted). */
 export interface TargetWorker {
   postMessage(msg: TargetCoordinatorMessage, transfer?: unknown[]): void;
   onMessage(fn: (msg: TargetWorkerMessage) => void): void;
@@ -44,7 +44,7 @@ export type SpawnTargetWorker = (init: TargetChannelInit) => TargetWorker;
 
 /** Options of {@link WorkerParallelTarget}. */
 export interface WorkerParallelTargetOptions extends TargetChannelOptions {
-  /** Creates a worker (nodeTargetChannelSpawner from pagewire/node). */
+  /** Creates a worker (`nodeTargetChannelSpawner()` from pagewire/node, `webTargetChannelSpawner(url)` in browsers). */
   spawn: SpawnTargetWorker;
   /** Each worker pre-faults its part ahead of its stream (default false). */
   prefault?: boolean;
