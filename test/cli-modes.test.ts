@@ -89,6 +89,14 @@ describe('pagewire simulate --mode', () => {
     expect(bad.stderr).toMatch(/--target-thread must be on or off/);
   });
 
+  it('--channels 2 with --delay: both directions of every channel are delayed (the round trip is both delays)', async () => {
+    for (const transport of ['memory', 'tcp']) {
+      const r = await simulate(['--size', '16MiB', '--channels', '2', '--transport', transport, '--link', '1gbit', '--delay', '20ms']) as Report & { rttMs: number };
+      expect(r.verified && r.identical, transport).toBe(true);
+      expect(r.rttMs, transport).toBeGreaterThanOrEqual(38);
+    }
+  });
+
   for (const transport of ['memory', 'tcp']) {
     it(`--channels 2 over ${transport}: worker threads, report says 2 channels, memories identical`, async () => {
       const r = await simulate(['--size', '16MiB', '--channels', '2', '--transport', transport, '--link', '400mbit']);

@@ -9,16 +9,14 @@ import { WorkerParallelTarget } from '../migration/target-channels.js';
 import { nodeChannelSpawner, nodeTargetChannelSpawner } from '../migration/channels-node.js';
 import { FaultInjector } from '../migration/faults.js';
 import type { MigrationReport } from '../migration/report.js';
-import { messagePortTransport } from '../transport/message-port.js';
 import type { TransportListener } from '../transport/listener.js';
-import type { Transport } from '../transport/types.js';
 import type { GuestArgs } from './options.js';
 import type { CliGuest } from './guest.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatBytes } from './units.js';
 import type { MetricsServer } from './metrics.js';
 import { peerText } from '../protocol/messages.js';
-import { attachOutput, finish, runCliSource, sameBytes, shapeTarget } from './simulate.js';
+import { attachOutput, finish, runCliSource, sameBytes } from './simulate.js';
 import { writeRawImage } from '../memory/dump-node.js';
 
 const out = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -34,7 +32,8 @@ function channelSource(g: GuestArgs, guest: CliGuest, link: (k: number) => Link)
   const pacing = g.linkBytesPerSec > 0 ? { maxBandwidthBytesPerSec: Math.floor((g.source.maxBandwidthBytesPerSec ?? g.linkBytesPerSec) / n) } : {};
   const source = new ParallelMigrationSource(guest.memory, guest.dirtyLog, {
     ...g.source, ...guest.sourceOptions, ...pacing, ...(inj ? { retryBackoffMs: 50 } : {}),
-    channels: n, spawn: nodeChannelSpawner(), link, ...(inj ? { inject: (k: number) => (k === 0 ? g.inject : undefined) } : {}),
+    channels: n, spawn: nodeChannelSpawner(), link, delay: { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed },
+    ...(inj ? { inject: (k: number) => (k === 0 ? g.inject : undefined) } : {}),
   }, guest.hooks);
   return { source, inj };
 }
@@ -52,32 +51,25 @@ export async function simulateChannels(g: GuestArgs, guest: CliGuest, transport:
   if (g.inject && transport !== 'tcp') throw new PagewireError(ErrorCode.INVALID_ARGUMENT, '--inject with --channels > 1 needs --transport tcp (a dropped channel resumes over a new TCP connection)');
   const n = g.channels;
   let link: (k: number) => Link;
-  let accept: ((signal?: AbortSignal) => Promise<Transport>) | undefined;
   const tcp = transport === 'tcp';
-  // over TCP each target worker listens on a loopback port of its own: no thread pipes a stream
+  // each source worker links straight to its target worker: over TCP to a loopback port of the
+  // target worker's own, in memory through a MessageChannel between the two (no thread between)
   const target = new WorkerParallelTarget(n, {
     spawn: nodeTargetChannelSpawner(), prefault, resumeDeadlineMs: 30_000, ...(g.secret ? { secret: g.secret } : {}),
-    ...(tcp ? { listen: { host: '127.0.0.1' }, shape: { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1 } } : {}),
+    shape: { delayMs: g.delayMs, jitterMs: g.jitterMs, seed: g.seed + 1 }, ...(tcp ? { listen: { host: '127.0.0.1' } } : {}),
   });
   if (tcp) {
     const ports = await target.listen();
     link = (k) => ({ kind: 'tcp', host: '127.0.0.1', port: ports[k]! });
   } else {
-    const { MessageChannel } = await import('node:worker_threads');
-    const chans = Array.from({ length: n }, () => new MessageChannel());
-    let next = 0;
-    link = (k) => ({ kind: 'port', port: chans[k]!.port1 });
-    accept = (signal) => {
-      if (next < n) return Promise.resolve(shapeTarget(messagePortTransport(chans[next++]!.port2 as never), g));
-      return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new PagewireError(ErrorCode.ABORTED, 'done')), { once: true }));
-    };
+    link = (k) => ({ kind: 'port', port: target.connectPort(k) });
   }
   const { source, inj } = channelSource(g, guest, link);
   const done = attachOutput(source, g, guest.memory.pageCount);
   if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, ${n} channels (worker threads on both sides), transport ${transport}${inj ? `, faults ${g.inject} on channel 0` : ''}`);
   guest.start();
   try {
-    const [rs, rt] = await Promise.allSettled([source.migrate(), target.run(accept)]);
+    const [rs, rt] = await Promise.allSettled([source.migrate(), target.run()]);
     done();
     noteFired(inj, source);
     if (rs.status === 'rejected') throw rs.reason;

@@ -14,6 +14,7 @@ import { MigrationSource, type DirtyLogLike } from './source.js';
 import type { ChannelInit, ChannelLink, CoordinatorMessage, WorkerMessage } from './channels.js';
 import type { RoundMeasurement } from './policy.js';
 import { FaultInjector } from './faults.js';
+import { shapeTransport } from '../transport/shaped.js';
 
 /** The worker's side of the control channel. */
 export interface ChannelControl {
@@ -70,7 +71,9 @@ export async function runChannelWorker(init: ChannelInit, ctl: ChannelControl, o
     // channel's target, which continues the session); a MessagePort link exists once
     const inj = init.inject ? new FaultInjector(init.inject) : null;
     const connect = async (): Promise<Transport> => {
-      const t = await open(init.link);
+      const opened = await open(init.link);
+      const d = init.delay;
+      const t = d ? shapeTransport(opened, { delayMs: d.delayMs, jitterMs: d.jitterMs, seed: d.seed, label: `channel ${init.channel} link` }) : opened;
       return inj ? inj.wrap(t) : t;
     };
     const options = inj ? { ...init.options, onPhase: (p: string) => inj.onPhase(p) } : init.options;

@@ -60,6 +60,15 @@ export interface ChannelInit {
   link: ChannelLink;
   /** Faults to inject on this channel's connections (a FaultInjector spec; tests and --inject). */
   inject?: string;
+  /** One-way delay (and jitter) on this channel's writes: a simulated link's forward path. */
+  delay?: LinkDelay;
+}
+
+/** A simulated link's one-way delay, as a worker applies it to its side of a connection. */
+export interface LinkDelay {
+  delayMs: number;
+  jitterMs: number;
+  seed: number;
 }
 
 /** Messages a worker sends to the coordinator. */
@@ -140,6 +149,8 @@ export interface ParallelSourceOptions extends SourceOptions {
   link(channel: number): ChannelLink;
   /** Faults to inject on channel k's connections (FaultInjector spec), if any. */
   inject?(channel: number): string | undefined;
+  /** One-way delay each channel applies to what it sends (a simulated link; the rate is `maxBandwidthBytesPerSec`). */
+  delay?: LinkDelay;
 }
 
 interface Pending { id: number; k: number; measurement?: RoundMeasurement }
@@ -200,7 +211,7 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
     const split = splitMemory(this.memory, n);
     this.ranges = split.map((s) => ({ first: s.first, count: s.count }));
     this.bytesSent = new Array<number>(n).fill(0);
-    const { channels: _c, spawn: _s, link: _l, clock: _k, onPhase: _p, inject: _i, ...rest } = this.opts;
+    const { channels: _c, spawn: _s, link: _l, clock: _k, onPhase: _p, inject: _i, delay, ...rest } = this.opts;
     // The coordinator decides for every channel (hooks.decide in the worker).
     const perChannel: SourceOptions = {
       ...rest,
@@ -219,7 +230,7 @@ export class ParallelMigrationSource extends Emitter<MigrationEvents> {
           const link = this.opts.link(k);
           const transfer = link.kind === 'port' ? [link.port] : [];
           const inject = this.opts.inject?.(k);
-          const w = this.opts.spawn({ channel: k, channels: n, pageSize: this.memory.pageSize, regions: s.regions, options: perChannel, link, ...(inject ? { inject } : {}) }, transfer);
+          const w = this.opts.spawn({ channel: k, channels: n, pageSize: this.memory.pageSize, regions: s.regions, options: perChannel, link, ...(inject ? { inject } : {}), ...(delay && (delay.delayMs > 0 || delay.jitterMs > 0) ? { delay: { ...delay, seed: delay.seed + k } } : {}) }, transfer);
           this.workers.push(w);
           w.onError((err) => this.fail(new PagewireError(ErrorCode.ABORTED, `channel ${k} worker failed: ${err.message}`, { cause: err })));
           w.onMessage((m) => {
