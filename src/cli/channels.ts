@@ -64,6 +64,7 @@ export async function simulateChannels(g: GuestArgs, guest: CliGuest, transport:
   } else {
     link = (k) => ({ kind: 'port', port: target.connectPort(k) });
   }
+  await target.ready();
   const { source, inj } = channelSource(g, guest, link);
   const done = attachOutput(source, g, guest.memory.pageCount);
   if (!g.json && !g.quiet) out(`simulate: ${formatBytes(g.sizeBytes)} guest, workload ${g.workload}, codecs ${g.codecs}, ${n} channels (worker threads on both sides), transport ${transport}${inj ? `, faults ${g.inject} on channel 0` : ''}`);

@@ -174,6 +174,8 @@ async function simulateTargetThread(g: GuestArgs, guest: CliGuest, transport: st
     resumeDeadlineMs: 30_000, ...(g.secret ? { secret: g.secret } : {}), ...(tcp ? { listen: { host: '127.0.0.1' } } : {}),
   });
   const port = tcp ? (await target.listen())[0]! : 0;
+  // the worker's start-up (a thread, its modules, the core) happens before the migration's clock
+  await target.ready();
   const connect = async (): Promise<Transport> => shapeSource(tcp ? await connectTcp({ host: '127.0.0.1', port }) : target.connect(0), g, inj);
   const source = new MigrationSource(guest.memory, guest.dirtyLog, connect, sourceOptions(g, inj, guest), guest.hooks);
   const done = attachOutput(source, g, guest.memory.pageCount);

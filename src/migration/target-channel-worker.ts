@@ -9,7 +9,8 @@
  *                          (or, with `listen`, the worker accepts its connections itself)
  *                          { t: 'go' }           every channel verified: the guest may run
  *                          { t: 'abort', message }
- *   worker -> coordinator: { t: 'listening', port }   (with `listen`) its own listener is up
+ *   worker -> coordinator: { t: 'ready' }        started, core compiled: connections may come
+ *                          { t: 'listening', port }   (with `listen`) its own listener is up
  *                          { t: 'memory', regions }   its part of the guest memory, allocated
  *                                                (SharedArrayBuffer) from its HELLO's layout
  *                          { t: 'deviceState', state }   (the channel that carries it)
@@ -24,6 +25,7 @@ import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
 import { messagePortTransport, type MessagePortLike } from '../transport/message-port.js';
 import type { Transport } from '../transport/types.js';
 import { shapeTransport } from '../transport/shaped.js';
+import { coreModule } from '../core/loader.js';
 import type { TransportListener } from '../transport/listener.js';
 import { MigrationTarget } from './target.js';
 import type { ChannelRegion } from './channels.js';
@@ -64,6 +66,7 @@ export type TargetCoordinatorMessage =
 
 /** Messages of a worker. */
 export type TargetWorkerMessage =
+  | { t: 'ready' }
   | { t: 'listening'; port: number }
   | { t: 'memory'; regions: ChannelRegion[] }
   | { t: 'deviceState'; state: Uint8Array }
@@ -133,6 +136,9 @@ export async function runTargetChannelWorker(init: TargetChannelInit, ctl: Targe
         signal?.addEventListener('abort', () => { waiting = null; reject(new PagewireError(ErrorCode.ABORTED, 'the target is done')); }, { once: true });
       });
     };
+    // compile the core now, not when the first connection is already waiting
+    await coreModule().catch(() => undefined);
+    ctl.post({ t: 'ready' });
     // this channel's part, shared so the coordinator can read the whole guest afterwards
     const memory = (layout: MemoryLayout): GuestMemory => {
       const m = GuestMemory.forLayout(layout, { shared: true });

@@ -70,7 +70,7 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
   private readonly pumping: Promise<void>[] = [];
   private failure: PagewireError | null = null;
   private onFailure: ((e: PagewireError) => void) | null = null;
-  private started: { done: Promise<void>; ports: Promise<number[]> } | null = null;
+  private started: { done: Promise<void>; ports: Promise<number[]>; ready: Promise<void> } | null = null;
   private readonly reports: MigrationReport[] = [];
   private deviceState: Uint8Array | null = null;
 
@@ -148,6 +148,14 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
     return port1 as unknown as MessagePortLike;
   }
 
+  /**
+   * Start the workers (once) and wait until each has compiled its core and can take connections:
+   * call it before the source's clock starts, so the workers' start-up is not in the migration.
+   */
+  ready(): Promise<void> {
+    return this.start().ready;
+  }
+
   /** Stop every worker (the guest never runs); `run` rejects with ABORTED and this message. */
   abort(message: string): void {
     this.fail(new PagewireError(ErrorCode.ABORTED, message));
@@ -164,7 +172,7 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
   }
 
   /** Spawn the workers (once): `done` when every channel finished, `ports` once all listen. */
-  private start(): { done: Promise<void>; ports: Promise<number[]> } {
+  private start(): { done: Promise<void>; ports: Promise<number[]>; ready: Promise<void> } {
     if (this.started) return this.started;
     const n = this.channels;
     const { spawn, prefault, listen, shape, ...opts } = this.options;
@@ -177,13 +185,21 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
       const before = failed;
       failed = (e) => { before(e); reject(e); };
     });
+    let readyOk: () => void = () => undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      readyOk = resolve;
+      const before = failed;
+      failed = (e) => { before(e); reject(e); };
+    });
     // whoever does not wait for one of them must not see it as an unhandled rejection
     done.catch(() => undefined);
     ports.catch(() => undefined);
+    ready.catch(() => undefined);
     this.onFailure = failed;
-    this.started = { done, ports };
+    this.started = { done, ports, ready };
     const bound: number[] = new Array<number>(n);
     let listening = 0;
+    let readied = 0;
     let verified = 0;
     let finished = 0;
     for (let k = 0; k < n; k++) {
@@ -191,7 +207,8 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
       this.workers.push(w);
       w.onError((err) => this.fail(new PagewireError(ErrorCode.ABORTED, `target channel ${k} worker failed: ${err.message}`, { cause: err })));
       w.onMessage((m) => {
-        if (m.t === 'listening') { bound[k] = m.port; if (++listening === n) portsOk(bound); }
+        if (m.t === 'ready') { if (++readied === n) readyOk(); }
+        else if (m.t === 'listening') { bound[k] = m.port; if (++listening === n) portsOk(bound); }
         else if (m.t === 'memory') this.parts[k] = m.regions;
         else if (m.t === 'deviceState') this.deviceState = m.state;
         else if (m.t === 'drop') this.emit('drop', { error: `channel ${k}: ${m.error}`, attempt: 0 });
