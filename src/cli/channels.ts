@@ -16,7 +16,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatBytes } from './units.js';
 import type { MetricsServer } from './metrics.js';
 import { peerText } from '../protocol/messages.js';
-import { attachOutput, finish, runCliSource, sameBytes } from './simulate.js';
+import { attachOutput, finishBoth, runCliSource } from './simulate.js';
 import { writeRawImage } from '../memory/dump-node.js';
 
 const out = (s: string): void => { process.stdout.write(s + '\n'); };
@@ -73,11 +73,7 @@ export async function simulateChannels(g: GuestArgs, guest: CliGuest, transport:
     const [rs, rt] = await Promise.allSettled([source.migrate(), target.run()]);
     done();
     noteFired(inj, source);
-    if (rs.status === 'rejected') throw rs.reason;
-    if (rt.status === 'rejected') throw rt.reason;
-    const rep = rs.value;
-    rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
-    return finish(rep, g, { transport, identical: sameBytes(guest.memory, target.guestMemory!), guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
+    return finishBoth(rs, rt, g, guest, target.guestMemory, { transport }, inj);
   } finally {
     guest.stop();
   }

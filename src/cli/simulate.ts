@@ -148,13 +148,7 @@ export async function simulate(argv: string[]): Promise<number> {
     done();
     await targetMemory.stop();
     await (runner as FaultingGuestRunner | null)?.stop();
-    if (rs.status === 'rejected') throw rs.reason;
-    if (rt.status === 'rejected') throw rt.reason;
-    const rep = rs.value;
-    // both sides see the same corrupted frame (the target detects it, the source hears of it)
-    rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
-    const identical = sameBytes(guest.memory, target.guestMemory!);
-    return finish(rep, g, { transport, targetThread: false, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
+    return finishBoth(rs, rt, g, guest, target.guestMemory, { transport, targetThread: false, cachePrefaultMs: guest.cachePrefaultMs }, inj);
   } finally {
     guest.stop();
     await targetMemory.stop();
@@ -189,15 +183,26 @@ async function simulateTargetThread(g: GuestArgs, guest: CliGuest, transport: st
     });
     const [rs, rt] = await Promise.allSettled([migrated, target.run()]);
     done();
-    if (rs.status === 'rejected') throw rs.reason;
-    if (rt.status === 'rejected') throw rt.reason;
-    const rep = rs.value;
-    rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
-    const identical = sameBytes(guest.memory, target.guestMemory!);
-    return finish(rep, g, { transport, targetThread: true, identical, guestRunning: guest.running(), cachePrefaultMs: guest.cachePrefaultMs, ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
+    return finishBoth(rs, rt, g, guest, target.guestMemory, { transport, targetThread: true, cachePrefaultMs: guest.cachePrefaultMs }, inj);
   } finally {
     guest.stop();
   }
+}
+
+/**
+ * Both endpoints of a simulate run settled: the first failure is thrown (the source's first);
+ * otherwise the source's report, with the corruptions either side detected and a byte comparison
+ * of the two memories, is printed by {@link finish}.
+ */
+export function finishBoth(rs: PromiseSettledResult<MigrationReport>, rt: PromiseSettledResult<MigrationReport>, g: GuestArgs, guest: CliGuest,
+  targetMemory: GuestMemory | null, extra: Record<string, unknown>, inj: FaultInjector | null): number {
+  if (rs.status === 'rejected') throw rs.reason;
+  if (rt.status === 'rejected') throw rt.reason;
+  const rep = rs.value;
+  // both sides see the same corrupted frame (the target detects it, the source hears of it)
+  rep.corruptionsDetected = Math.max(rep.corruptionsDetected, rt.value.corruptionsDetected);
+  const identical = sameBytes(guest.memory, targetMemory!);
+  return finish(rep, g, { ...extra, identical, guestRunning: guest.running(), ...(inj ? { faultsFired: inj.fired } : {}) }, inj);
 }
 
 /** Print the report (JSON or human) and choose the exit code. */

@@ -176,27 +176,11 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
     if (this.started) return this.started;
     const n = this.channels;
     const { spawn, prefault, listen, shape, ...opts } = this.options;
-    let doneOk: () => void = () => undefined;
-    let portsOk: (p: number[]) => void = () => undefined;
-    let failed: (e: PagewireError) => void = () => undefined;
-    const done = new Promise<void>((resolve, reject) => { doneOk = resolve; failed = reject; });
-    const ports = new Promise<number[]>((resolve, reject) => {
-      portsOk = resolve;
-      const before = failed;
-      failed = (e) => { before(e); reject(e); };
-    });
-    let readyOk: () => void = () => undefined;
-    const ready = new Promise<void>((resolve, reject) => {
-      readyOk = resolve;
-      const before = failed;
-      failed = (e) => { before(e); reject(e); };
-    });
-    // whoever does not wait for one of them must not see it as an unhandled rejection
-    done.catch(() => undefined);
-    ports.catch(() => undefined);
-    ready.catch(() => undefined);
-    this.onFailure = failed;
-    this.started = { done, ports, ready };
+    const done = deferred<void>();
+    const ports = deferred<number[]>();
+    const ready = deferred<void>();
+    this.onFailure = (e) => { done.reject(e); ports.reject(e); ready.reject(e); };
+    this.started = { done: done.promise, ports: ports.promise, ready: ready.promise };
     const bound: number[] = new Array<number>(n);
     let listening = 0;
     let readied = 0;
@@ -207,13 +191,13 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
       this.workers.push(w);
       w.onError((err) => this.fail(new PagewireError(ErrorCode.ABORTED, `target channel ${k} worker failed: ${err.message}`, { cause: err })));
       w.onMessage((m) => {
-        if (m.t === 'ready') { if (++readied === n) readyOk(); }
-        else if (m.t === 'listening') { bound[k] = m.port; if (++listening === n) portsOk(bound); }
+        if (m.t === 'ready') { if (++readied === n) ready.resolve(); }
+        else if (m.t === 'listening') { bound[k] = m.port; if (++listening === n) ports.resolve(bound); }
         else if (m.t === 'memory') this.parts[k] = m.regions;
         else if (m.t === 'deviceState') this.deviceState = m.state;
         else if (m.t === 'drop') this.emit('drop', { error: `channel ${k}: ${m.error}`, attempt: 0 });
         else if (m.t === 'error') this.fail(new PagewireError((m.code in ErrorCode ? m.code : 'ABORTED') as ErrorCode, `channel ${k}: ${m.message}`));
-        else if (m.t === 'done') { this.reports[k] = m.report; if (++finished === n) doneOk(); }
+        else if (m.t === 'done') { this.reports[k] = m.report; if (++finished === n) done.resolve(); }
         else if (++verified === n) void this.runGuest(this.deviceState).catch((e: unknown) => this.fail(asError(e)));
       });
     }
@@ -287,6 +271,15 @@ export class WorkerParallelTarget extends Emitter<MigrationEvents> {
 
 /** Longest wait for the channel connections to pass their last frames on after every channel finished. */
 const PIPE_DRAIN_MS = 5_000;
+
+/** A promise and its settle functions; its rejection is never unhandled (not every caller waits on it). */
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let resolve: (v: T) => void = () => undefined;
+  let reject: (e: unknown) => void = () => undefined;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
 
 function asError(e: unknown): PagewireError {
   return e instanceof PagewireError ? e : new PagewireError(ErrorCode.ABORTED, String((e as Error)?.message ?? e), { cause: e });
