@@ -10,13 +10,16 @@
 // Rules the encoder keeps: the last 5 bytes are literals; no match starts in the last 12 bytes;
 // offsets 1..65535.
 //
-// Compressor: greedy, one hash table of u32 positions (at most 4096 entries, 16 KiB: L1-resident;
-// fewer entries for small inputs so clearing it stays cheap; 8192 or 16384 entries measured slower
-// here), a 6-byte multiplicative hash and matches of at least 6 bytes (SEARCH_MATCH), the
-// reference compressor's skip acceleration (the step grows by 1 every 64 misses, times the caller's
-// `accel`), backward extension, forward extension 16 bytes (one v128 compare) at a time. Input
-// records are the batch already in memory: one call per block of pages, no copies in or out.
-// The table is cleared at each call, so the output depends on the input only.
+// Compressor: greedy, one hash table of u32 entries (at most 4096, 16 KiB: L1-resident; fewer for
+// small inputs so filling it stays cheap; 8192 or 16384 entries measured slower here), a 6-byte
+// multiplicative hash and matches of at least 6 bytes (SEARCH_MATCH), the reference compressor's
+// skip acceleration (the step grows by 1 every 64 misses, times the caller's `accel`), backward
+// extension, forward extension 16 bytes (one v128 compare) at a time. Each entry holds a 16-bit tag
+// (16 more bits of the same hash product) and the position modulo 64 KiB (offsets are < 64 KiB
+// anyway): a miss is decided by the table load alone, and only a tag hit loads the candidate's
+// bytes to verify them. Input records are the batch already in memory: one call per block of
+// pages, no copies in or out. The table is refilled at each call, so the output depends on the
+// input only.
 
 import { STATUS_OVERFLOW, STATUS_TRUNCATED, STATUS_PAST_END, STATUS_BAD_ARGUMENT, STATUS_INCOMPLETE, STATUS_BAD_OFFSET, STATUS_BAD_LENGTH } from './status';
 
@@ -29,7 +32,6 @@ const MIN_MATCH: usize = 4;
 const SEARCH_MATCH: usize = 6;
 const LAST_LITERALS: usize = 5;
 const MF_LIMIT: usize = 12;
-const MAX_DISTANCE: usize = 65535;
 const HASH_LOG_MAX: u32 = 12;
 const SKIP_TRIGGER: u32 = 6;
 /** Largest input we accept (the header's u32, with room for the worst-case expansion in a u32). */
@@ -47,12 +49,24 @@ export function lz4MaxCompressedSize(len: i32): i32 {
 }
 
 /**
- * Table byte offset for the 6 low bytes of `v` (the reference's 64-bit multiplicative hash, over
- * six bytes instead of five; see: lz4.c LZ4_hash5).
+ * The 6 low bytes of `v` times the reference's 64-bit hash prime (see: lz4.c LZ4_hash5, over six
+ * bytes instead of five): the top `hashLog` bits pick the entry, bits 32-47 are its tag.
  */
 // @ts-ignore: decorator
-@inline function hash6(v: u64, shift: u32): usize {
-  return <usize>(((v << 16) * 889523592379) >> <u64>(32 + shift)) << 2;
+@inline function hash6(v: u64): u64 {
+  return (v << 16) * 889523592379;
+}
+
+/** Table byte offset of hash product `hv` for a table of 1 << (32 - `shift`) entries. */
+// @ts-ignore: decorator
+@inline function slot(hv: u64, shift: u32): usize {
+  return TABLE + (<usize>(hv >> <u64>(32 + shift)) << 2);
+}
+
+/** Table entry for position `p` with hash product `hv`: tag in the high half, `p` mod 64 KiB low. */
+// @ts-ignore: decorator
+@inline function entry(hv: u64, p: usize): u32 {
+  return (<u32>(hv >> 16) & 0xffff0000) | (<u32>p & 0xffff);
 }
 
 /** Write an ext run for `n` (the part of a length above 15): 255* then the rest. */
@@ -96,33 +110,48 @@ export function lz4Compress(src: usize, len: usize, dst: usize, cap: usize, acce
 }
 
 function compressBlock(src: usize, len: usize, out: usize, oend: usize, accel: u32): i32 {
+  // hash bits: about a quarter of the input's positions, 8..12; the full-size table (inputs of
+  // 16 KiB and more) gets its own copy of the loop with the shift as a constant (1-4% faster)
+  const bits: u32 = 32 - clz<u32>(<u32>len - 1);
+  const hashLog: u32 = bits < 10 ? 8 : bits - 2 > HASH_LOG_MAX ? HASH_LOG_MAX : bits - 2;
+  if (hashLog == HASH_LOG_MAX) return compressWith(src, len, out, oend, accel, HASH_LOG_MAX);
+  return compressWith(src, len, out, oend, accel, hashLog);
+}
+
+/** {@link compressBlock} with a table of 1 << `hashLog` entries. */
+// @ts-ignore: decorator
+@inline function compressWith(src: usize, len: usize, out: usize, oend: usize, accel: u32, hashLog: u32): i32 {
   const end = src + len;
   let op = out;
   let anchor = src;
   if (len >= MF_LIMIT + 1) {
-    // hash bits: about a quarter of the input's positions, 8..12
-    const bits: u32 = 32 - clz<u32>(<u32>len - 1);
-    const hashLog: u32 = bits < 10 ? 8 : bits - 2 > HASH_LOG_MAX ? HASH_LOG_MAX : bits - 2;
     const shift: u32 = 32 - hashLog;
-    memory.fill(TABLE, 0, 4 << hashLog);
+    // unset entries hold src's low bits (tag 0): every candidate an entry gives, set or not, is a
+    // position of this input, ip - d with d = (ip - stored) mod 64 KiB in 1..65535
+    const unset = i32x4.splat(<i32>(src & 0xffff));
+    for (let t: usize = 0; t < (<usize>4 << hashLog); t += 16) v128.store(TABLE + t, unset);
     const mflimit = end - MF_LIMIT;
     const matchlimit = end - LAST_LITERALS;
     let ip = src + 1;
     // outer: one sequence per iteration
     while (true) {
-      // find a match; table entries point at earlier positions of this input (0 when unset)
-      let step: usize = <usize>accel;
+      // find a match: a tag hit names a candidate within 64 KiB, whose 6 bytes are then compared
       let searchNb: u32 = accel << SKIP_TRIGGER;
       let ref: usize = 0;
       let found = false;
       while (ip <= mflimit) {
         const v = load<u64>(ip);
-        const h = TABLE + hash6(v, shift);
-        ref = src + <usize>load<u32>(h);
-        store<u32>(h, <u32>(ip - src));
-        if (ip - ref - 1 < MAX_DISTANCE && ((load<u64>(ref) ^ v) << 16) == 0) { found = true; break; }
-        ip += step;
-        step = <usize>(searchNb++ >> SKIP_TRIGGER);
+        const hv = hash6(v);
+        const h = slot(hv, shift);
+        const e = load<u32>(h);
+        const tagged = entry(hv, ip);
+        store<u32>(h, tagged);
+        if (((e ^ tagged) >> 16) == 0) {
+          const d = <usize>((<u32>ip - e) & 0xffff);
+          ref = ip - d;
+          if (d != 0 && ((load<u64>(ref) ^ v) << 16) == 0) { found = true; break; }
+        }
+        ip += <usize>(searchNb++ >> SKIP_TRIGGER);
       }
       if (!found) break;
       // extend backwards over literals
@@ -166,7 +195,8 @@ function compressBlock(src: usize, len: usize, out: usize, oend: usize, accel: u
       if (ip > mflimit) break;
       // index a position inside the match so that a following repeat finds it
       const q = ip - 2;
-      store<u32>(TABLE + hash6(load<u64>(q), shift), <u32>(q - src));
+      const hq = hash6(load<u64>(q));
+      store<u32>(slot(hq, shift), entry(hq, q));
     }
   }
   // last literals

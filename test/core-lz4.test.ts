@@ -77,6 +77,22 @@ describe('core LZ4 (assembly/lz4.ts)', () => {
     ), { seed: 1414, numRuns: 300 });
   });
 
+  it('keeps offsets under 64 KiB where table positions wrap (repeats 65535, 65536, 65537 bytes apart)', () => {
+    // the table keeps positions modulo 64 KiB: a repeat 65536 bytes back aliases to offset 0 and one
+    // 65537 back to offset 1 (tag hits whose bytes differ); only the 65535 one is a usable match
+    for (const period of [65535, 65536, 65537]) {
+      const data = new Uint8Array(3 * 65536 + 1000);
+      let x = period;
+      for (let i = 0; i < period; i++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; data[i] = x & 0xff; }
+      for (let i = period; i < data.length; i++) data[i] = data[i - period]!;
+      const ours = lz4BlockCompress(data);
+      expect(same(oracle.decompress(ours), data), `period ${period}`).toBe(true);
+      expect(same(lz4BlockDecompress(ours, data.length), data)).toBe(true);
+      if (period === 65535) expect(ours.byteLength).toBeLessThan(0.5 * data.length);
+      else expect(ours.byteLength).toBeGreaterThan(0.99 * data.length);
+    }
+  });
+
   it('works at unaligned offsets in core memory and reports overflow for a too-small output', () => {
     const data = sample(10000, 5);
     const src = core.alloc(data.byteLength + 16);
