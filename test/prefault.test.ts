@@ -4,10 +4,11 @@
  * byte (even while the decoding thread writes the same pages), and does nothing for memory it
  * cannot reach. The CLI's --prefault on|off both verify; a bad value is a usage error.
  */
+import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { createCore } from '../src/core/core.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
-import { startPrefault, type Prefaulter } from '../src/memory/prefault-node.js';
+import { hugePagesLikely, prefaultThreadsStarted, preparePrefault, startPrefault, type Prefaulter } from '../src/memory/prefault-node.js';
 import { runCli } from './helpers/cli.js';
 
 const PS = 4096;
@@ -32,9 +33,50 @@ describe('pre-fault worker', () => {
     expect(startPrefault(GuestMemory.allocateExternal({ pageSize: PS, regions: [{ name: 'r', pageCount: 8 }] }, false))).toBeNull();
   });
 
+  it('skips the worker where huge pages are likely, and says so only for glibc\'s tunable on Linux', () => {
+    const saved = process.env['GLIBC_TUNABLES'];
+    try {
+      delete process.env['GLIBC_TUNABLES'];
+      expect(hugePagesLikely()).toBe(false);
+      process.env['GLIBC_TUNABLES'] = 'glibc.malloc.hugetlb=1';
+      let thp = '';
+      try { thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'); } catch { /* no THP here */ }
+      const expected = process.platform === 'linux' && thp !== '' && !thp.includes('[never]');
+      expect(hugePagesLikely()).toBe(expected);
+      const m = GuestMemory.allocateExternal({ pageSize: PS, regions: [{ name: 'a', pageCount: 8 }] }, true);
+      if (expected) expect(startPrefault(m)).toBeNull();
+    } finally {
+      if (saved === undefined) delete process.env['GLIBC_TUNABLES'];
+      else process.env['GLIBC_TUNABLES'] = saved;
+    }
+  });
+
+  it('a prepared worker (started before the guest is known) is the one that pre-faults', async () => {
+    const saved = process.env['GLIBC_TUNABLES'];
+    delete process.env['GLIBC_TUNABLES'];
+    try {
+      await preparePrefault(); // resolves once the thread is up and waiting for its memory
+      const before = prefaultThreadsStarted();
+      await preparePrefault(); // the same spare: no second thread
+      expect(prefaultThreadsStarted()).toBe(before);
+      const m = GuestMemory.allocateExternal({ pageSize: PS, regions: [{ name: 'a', pageCount: 64 }] }, true);
+      const pf = startPrefault(m, { aheadBytes: 8 * PS })!;
+      expect(prefaultThreadsStarted()).toBe(before); // it took the prepared thread
+      try {
+        await until(() => pf.touchedPages === 8);
+        pf.advance([63]);
+        await until(() => pf.touchedPages === 64);
+      } finally {
+        await pf.stop();
+      }
+    } finally {
+      if (saved !== undefined) process.env['GLIBC_TUNABLES'] = saved;
+    }
+  });
+
   it('stays within aheadBytes of the stream, follows it across regions, and ends at the last page', async () => {
     const m = GuestMemory.allocateExternal({ pageSize: PS, regions: [{ name: 'a', pageCount: 100 }, { name: 'b', pageCount: 156 }] }, true);
-    const pf = startPrefault(m, { aheadBytes: 16 * PS })!;
+    const pf = startPrefault(m, { aheadBytes: 16 * PS, always: true })!;
     try {
       await until(() => pf.touchedPages === 16);
       await new Promise((r) => setTimeout(r, 50));
@@ -56,7 +98,7 @@ describe('pre-fault worker', () => {
     const m = GuestMemory.allocateExternal({ pageSize: PS, regions: [{ name: 'a', pageCount: 1000 }, { name: 'b', pageCount: pages - 1000 }] }, true);
     let pf: Prefaulter | null = null;
     try {
-      pf = startPrefault(m, { aheadBytes: 64 * PS })!;
+      pf = startPrefault(m, { aheadBytes: 64 * PS, always: true })!;
       const idx = new Uint32Array(32);
       for (let p = 0; p < pages; p += 32) {
         for (let k = 0; k < 32; k++) {

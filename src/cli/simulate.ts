@@ -510,9 +510,10 @@ const COMMON_HELP = `guest and policy options:
                            (pre-copy only; the link rate is paced per channel; migrate needs a
                            \`pagewire serve --channels N\` target; --inject hits channel 0, which
                            resumes over TCP like a single channel)
-  --prefault off           on: the target pre-faults its fresh memory ahead of the stream on a worker
-                           thread (needs a free core to pay; off: guests up to 3 GiB live in the
-                           decoder's core)
+  --prefault off           on: the target's memory lives in shared buffers (huge pages where the CLI
+                           gets them) and, without huge pages, a worker thread pre-faults it ahead
+                           of the stream (needs a free core to pay); off: guests up to 3 GiB live
+                           in the decoder's core
   --secret S               shared secret (both sides must have it; visible to other users in ps:
                            prefer --secret-file FILE (its first line) or PAGEWIRE_SECRET=S)
   --verify digest          digest (incremental: per-page hashes kept as pages are sent and written) | memory (hash
@@ -527,7 +528,8 @@ export const SIMULATE_HELP = `pagewire simulate [options] [--transport memory|tc
 Runs a source and a target in this process with a simulated guest that keeps writing. A pre-copy
 target runs on a worker thread, like a second host (tcp: with its own loopback socket; memory:
 through a MessageChannel; --target-thread off: on this thread); --prefault on (the default)
-pre-faults its fresh memory ahead of the stream on one more thread.
+puts its fresh memory on huge pages where it can, else pre-faults it ahead of the stream on one
+more thread.
 ${commonHelp('simulate')}
 exit codes: 0 verified, 2 usage, 3 failed (source guest keeps running), 4 verification failed`;
 
@@ -539,7 +541,8 @@ With --qemu-qmp/--qemu-ram/--qemu-incoming it receives a running QEMU guest (pag
 --metrics HOST:PORT serves Prometheus metrics at http://HOST:PORT/metrics (pagewire_migration_*:
 the current or last migration; pagewire_*_total: counters over all of them; docs/METRICS.md).
 --prefault on (the default): the received memory lives in shared buffers (huge pages where the CLI
-gets them) and a worker thread pre-faults it ahead of the stream; off: in the decoder's wasm memory.
+gets them) and, without huge pages, a worker thread pre-faults it ahead of the stream; off: in the
+decoder's wasm memory.
 --channels N: receive a \`pagewire migrate --channels N\` migration, one worker thread per channel
 (each channel's part of the guest is checked against --max-guest).
 exit codes: 0 verified, 2 usage, 3 failed, 4 verification failed`;

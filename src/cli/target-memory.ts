@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { createCore } from '../core/core.js';
 import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
-import { startPrefault, type Prefaulter } from '../memory/prefault-node.js';
+import { preparePrefault, startPrefault, type Prefaulter } from '../memory/prefault-node.js';
 import { PagewireError, ErrorCode } from '../errors.js';
 
 /** A target's memory factory, the hook that drives its pre-fault worker, and the worker's end. */
@@ -31,6 +31,8 @@ export function prefaultFlag(v: unknown): boolean {
 /** Guest memory for a CLI target (see the file header). */
 export function cliTargetMemory(prefault: boolean): CliTargetMemory {
   let worker: Prefaulter | null = null;
+  // the worker starts now (a listening target), not when the first source has connected
+  if (prefault) void preparePrefault();
   return {
     async memory(layout) {
       if (!prefault) return GuestMemory.forLayout(layout, { core: await createCore() });

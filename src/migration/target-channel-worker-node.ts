@@ -5,7 +5,7 @@
  * listener of its own.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { startPrefault } from '../memory/prefault-node.js';
+import { preparePrefault, startPrefault } from '../memory/prefault-node.js';
 import { listenTcp } from '../transport/tcp.js';
 import { runTargetChannelWorker, type TargetChannelInit, type TargetCoordinatorMessage } from './target-channel-worker.js';
 
@@ -13,4 +13,4 @@ const port = parentPort!;
 await runTargetChannelWorker(workerData as TargetChannelInit, {
   post: (m, transfer) => port.postMessage(m, (transfer ?? []) as never[]),
   onMessage: (fn) => port.on('message', (m: TargetCoordinatorMessage) => fn(m)),
-}, { prefault: (m) => startPrefault(m), listen: (host, p) => listenTcp({ host, port: p }) });
+}, { prefault: (m) => startPrefault(m), preparePrefault, listen: (host, p) => listenTcp({ host, port: p }) });

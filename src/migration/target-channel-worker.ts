@@ -84,6 +84,8 @@ export interface TargetChannelControl {
 /** What the platform entry adds (Node: a pre-fault worker of its own, TCP listeners). */
 export interface TargetChannelExtras {
   prefault?(memory: GuestMemory): { advance(pages: ArrayLike<number>): void; stop(): Promise<void> } | null;
+  /** Start the pre-fault thread ahead, so its start-up is not inside the migration. */
+  preparePrefault?(): Promise<void>;
   listen?(host: string, port: number): Promise<TransportListener>;
 }
 
@@ -137,7 +139,8 @@ export async function runTargetChannelWorker(init: TargetChannelInit, ctl: Targe
       });
     };
     // compile the core now, not when the first connection is already waiting
-    await coreModule().catch(() => undefined);
+    // (and the pre-fault thread: its start-up would land in round 0)
+    await Promise.all([coreModule().catch(() => undefined), init.prefault ? extras.preparePrefault?.() : undefined]);
     ctl.post({ t: 'ready' });
     // this channel's part, shared so the coordinator can read the whole guest afterwards
     const memory = (layout: MemoryLayout): GuestMemory => {
