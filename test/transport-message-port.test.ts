@@ -5,6 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../src/errors.js';
 import { messagePortTransport, type MessagePortLike, type MessagePortTransport } from '../src/transport/message-port.js';
 import type { Transport } from '../src/transport/types.js';
+import { createCore } from '../src/core/core.js';
+import { Connection } from '../src/protocol/connection.js';
+import { FrameType } from '../src/protocol/frame.js';
 import { drain, isPending, pattern, readAll, rejection, sha256, transpileSources, writeAll } from './fixtures/transport-util.js';
 
 const cleanup: Array<() => unknown> = [];
@@ -102,6 +105,66 @@ describe('MessagePort transport', () => {
     await c.write(kept);
     expect(kept.byteLength).toBe(2);
     expect([...(await d.read())!]).toEqual([5, 5]);
+  });
+
+  it('large writes go through buffers the reader side returns: released at once, reused once back, bytes intact', async () => {
+    const [a, b] = channelPair(1 << 20);
+    const released: Uint8Array[] = [];
+    const frameBuf = new ArrayBuffer(128 * 1024);
+    const sent: Uint8Array[] = [];
+    const got: Uint8Array[] = [];
+    for (let i = 0; i < 6; i++) {
+      // a view into a larger buffer, as the frame writer's pool hands out
+      const chunk = new Uint8Array(frameBuf, 0, 100_000);
+      chunk.set(pattern(100_000, i + 1));
+      sent.push(chunk.slice());
+      await a.write(chunk, (c) => released.push(c));
+      expect(released.length).toBe(i + 1); // copied out: the writer may reuse it now
+      expect(frameBuf.byteLength).toBe(128 * 1024); // not detached
+      const r = (await b.read())!;
+      got.push(r.slice());
+      b.recycle(r); // the reader is done: the buffer goes back
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    expect(got.map(sha256)).toEqual(sent.map(sha256));
+    expect(a.poolStats.allocated).toBe(1);
+    expect(a.poolStats.reused).toBe(5);
+    expect(a.poolStats.returned).toBe(6);
+    // a chunk that did not come from the peer's pool is not returned
+    const small = new Uint8Array([1, 2, 3]);
+    await a.write(small);
+    b.recycle((await b.read())!);
+    await new Promise((res) => setTimeout(res, 5));
+    expect(a.poolStats.returned).toBe(6);
+  });
+
+  it('a Connection hands consumed chunks back: frames over the port reuse the pool', async () => {
+    const [a, b] = channelPair(1 << 20);
+    const core = await createCore();
+    const ca = new Connection(a, core);
+    const cb = new Connection(b, await createCore());
+    const payloads = Array.from({ length: 12 }, (_, i) => pattern(200_000 + i * 1000, i + 3));
+    const sending = (async () => {
+      await ca.open();
+      for (const p of payloads) await ca.send(FrameType.PAGES, p);
+    })();
+    for (const p of payloads) {
+      const f = (await cb.recv())!;
+      expect(f.type).toBe(FrameType.PAGES);
+      expect(sha256(f.payload)).toBe(sha256(p));
+    }
+    await sending;
+    expect(a.poolStats.reused).toBeGreaterThan(0);
+    expect(a.poolStats.returned).toBeGreaterThan(0);
+  });
+
+  it('a reader that never recycles costs a new buffer per large write, nothing else', async () => {
+    const [a, b] = channelPair(1 << 20);
+    for (let i = 0; i < 3; i++) {
+      await a.write(pattern(40_000, i + 7).subarray(0, 40_000), () => undefined);
+      expect(sha256((await b.read())!)).toBe(sha256(pattern(40_000, i + 7)));
+    }
+    expect(a.poolStats).toEqual({ reused: 0, allocated: 3, returned: 0 });
   });
 
   it('works with DOM-style ports (addEventListener/start), half-closes, and closes the ports when both ended', async () => {

@@ -160,6 +160,38 @@ describe('shaped link (manual clock: exact and deterministic)', () => {
     expect(released.length).toBe(2);
   });
 
+  it('segments of one chunk that are due together go out in one write; a rate keeps them apart', async () => {
+    const clock = new ManualClock();
+    const [ia, ib] = memoryPair({ highWaterBytes: 16 << 20 });
+    const sizes: number[] = [];
+    const inner: Transport = Object.assign(Object.create(ia) as Transport, {
+      write: (c: Uint8Array, rel?: (c: Uint8Array) => void) => { sizes.push(c.byteLength); return ia.write(c, rel); },
+    });
+    const a = track(shapeTransport(inner, { clock, delayMs: 10, segmentBytes: 65_536, highWaterBytes: 16 << 20 }));
+    track(ib);
+    const big = pattern(200_000, 3);
+    const other = pattern(100_000, 4);
+    await a.write(big);
+    await a.write(other);
+    await clock.advance(10);
+    // all due at once: one write per chunk (chunks are never merged with each other)
+    expect(sizes).toEqual([200_000, 100_000]);
+    const got = new Uint8Array(300_000);
+    for (let off = 0; off < got.byteLength; ) { const c = (await ib.read())!; got.set(c, off); off += c.byteLength; }
+    expect(sha256(got)).toBe(sha256(Uint8Array.from([...big, ...other])));
+    // with a rate of one segment per 10 ms, each segment is due on its own
+    sizes.length = 0;
+    const [ja, jb] = memoryPair({ highWaterBytes: 16 << 20 });
+    const inner2: Transport = Object.assign(Object.create(ja) as Transport, {
+      write: (c: Uint8Array, rel?: (c: Uint8Array) => void) => { sizes.push(c.byteLength); return ja.write(c, rel); },
+    });
+    const b = track(shapeTransport(inner2, { clock, bandwidthBytesPerSec: 6_553_600, burstBytes: 65_536, segmentBytes: 65_536, highWaterBytes: 16 << 20 }));
+    track(jb);
+    await b.write(pattern(3 * 65_536, 5));
+    for (let i = 0; i < 4; i++) await clock.advance(10);
+    expect(sizes).toEqual([65_536, 65_536, 65_536]);
+  });
+
   it('dropNow(): both directions fail with TRANSPORT_CLOSED, in-flight data is lost, the inner transport is destroyed', async () => {
     const clock = new ManualClock();
     const [ia, ib] = memoryPair();

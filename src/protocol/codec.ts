@@ -150,6 +150,8 @@ export interface FrameReaderOptions {
   maxFrameBytes?: number;
   /** Expect the 8-byte preamble before the first frame (default true). */
   preamble?: boolean;
+  /** Called with each pushed chunk once every byte of it was consumed (Transport.recycle). */
+  onConsumed?: (chunk: Uint8Array) => void;
 }
 
 /** Incremental frame parser: push chunks of any size, pull whole verified frames. */
@@ -171,9 +173,11 @@ export class FrameReader {
   private failed: PagewireError | null = null;
   /** Where the last frame's header + payload lie in the arena when it carried a tag. */
   private lastMac: { ptr: number; len: number } | null = null;
+  private readonly onConsumed: ((chunk: Uint8Array) => void) | undefined;
 
   constructor(private readonly core: Core, options: FrameReaderOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.onConsumed = options.onConsumed;
     this.needPreamble = options.preamble ?? true;
     this.arena = new Arena(core);
     this.sum = new FrameChecksum(core);
@@ -304,8 +308,9 @@ export class FrameReader {
     this.chunkOff += k;
     this.buffered -= k;
     if (this.chunkOff === this.chunks[0]!.byteLength) {
-      this.chunks.shift();
+      const done = this.chunks.shift()!;
       this.chunkOff = 0;
+      this.onConsumed?.(done);
     }
   }
 

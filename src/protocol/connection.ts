@@ -48,7 +48,8 @@ export class Connection {
    *   so a peer that stops reading cannot hold this side for ever (default: no limit)
    */
   constructor(readonly transport: Transport, core: Core, options: FrameReaderOptions & { firstSeq?: number; writeTimeoutMs?: number } = {}) {
-    this.reader = new FrameReader(core, options);
+    // chunks the reader has copied out go back to the transport (MessagePort: to the writer's pool)
+    this.reader = new FrameReader(core, transport.recycle ? { ...options, onConsumed: (c) => transport.recycle!(c) } : options);
     this.writer = new FrameWriter(core);
     if (options.firstSeq !== undefined) this.writer.seq = options.firstSeq >>> 0;
     this.writeTimeoutMs = options.writeTimeoutMs ?? 0;

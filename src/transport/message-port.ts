@@ -7,8 +7,17 @@
  * quarter window). A writer sends while it holds credit (one chunk may overdraw it) and waits
  * otherwise, so at most `windowBytes` plus one chunk is ever queued at the receiver.
  *
+ * Large writes (16 KiB and more) are copied into buffers of a small pool that the peer returns once
+ * its reader consumed them (Transport.recycle), and the writer's chunk is released at once: a fresh
+ * buffer per write costs its allocation, zeroing and first-touch faults (the copy into a warm buffer
+ * is the cheap part), and so does the receiving side's garbage. Peers that do not return buffers
+ * only leave the pool empty (a new buffer is made per write, as before).
+ *
  * Wire messages (plain objects, tagged so other traffic on the port is ignored):
  *   { pw: 'd', b: ArrayBuffer }   data (the buffer is transferred when possible)
+ *   { pw: 'd', b, n, r: 1 }       data in the first n bytes of a buffer from the sender's pool,
+ *                                 transferred; the reader's side sends it back when consumed
+ *   { pw: 'r', b: ArrayBuffer }   a pool buffer coming back (transferred)
  *   { pw: 'c', n: bytes }         credit grant
  *   { pw: 'e' }                   end of stream (half-close)
  *   { pw: 'x', m: reason }        abortive close: the peer fails with TRANSPORT_CLOSED
@@ -36,7 +45,9 @@ export interface MessagePortTransportOptions {
   windowBytes?: number;
   /**
    * Transfer (detach) a written chunk's ArrayBuffer instead of copying it when the chunk spans the
-   * whole buffer (default true). Chunks that are views into a larger buffer are always copied.
+   * whole buffer and no `release` was given (default true).
+   * Other chunks are copied (large ones into buffers the peer returns). false: every chunk is
+   * copied by structured clone.
    */
   transfer?: boolean;
   /** Close the port once both directions ended or on destroy (default true). */
@@ -47,9 +58,18 @@ export interface MessagePortTransportOptions {
 
 type WireMessage =
   | { pw: 'd'; b: ArrayBuffer }
+  | { pw: 'd'; b: ArrayBuffer; n: number; r: 1 }
+  | { pw: 'r'; b: ArrayBuffer }
   | { pw: 'c'; n: number }
   | { pw: 'e' }
   | { pw: 'x'; m: string };
+
+/** Writes of this many bytes and more go through the pool (see the file header). */
+const POOL_MIN_BYTES = 16 * 1024;
+/** Returned buffers kept (more than a window's worth of 64 KiB segments). */
+const POOL_MAX_BUFFERS = 32;
+/** Pool buffers are made in steps of this, so writes of similar size share them. */
+const POOL_STEP_BYTES = 64 * 1024;
 
 /** A Transport over a MessagePort-like object. Create with {@link messagePortTransport}. */
 export class MessagePortTransport implements Transport {
@@ -70,6 +90,12 @@ export class MessagePortTransport implements Transport {
   private readonly onNodeMessage: (value: unknown) => void;
   private readonly onDomMessage: (ev: { data?: unknown }) => void;
   private readonly onNodeClose: () => void;
+  /** Pool buffers the peer returned, for the next large writes. */
+  private readonly pool: ArrayBuffer[] = [];
+  /** Buffers received from the peer's pool: returned by {@link recycle}. */
+  private readonly returnable = new WeakSet<ArrayBuffer>();
+  /** Statistics: large writes sent from a returned buffer / from a new one; buffers returned. */
+  readonly poolStats = { reused: 0, allocated: 0, returned: 0 };
 
   /** @internal use {@link messagePortTransport} */
   constructor(
@@ -122,13 +148,13 @@ export class MessagePortTransport implements Transport {
     return this.credit;
   }
 
-  write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array, release?: (chunk: Uint8Array) => void): Promise<void> {
     if (this.error !== null) return Promise.reject(this.error);
     if (this.ended) return Promise.reject(closedError(this.label, 'write after end'));
     if (chunk.byteLength === 0) return Promise.resolve();
-    if (this.credit > 0) return this.send(chunk);
+    if (this.credit > 0) return this.send(chunk, release);
     // Wait for credit, then send; the caller sees one promise either way.
-    return this.writers.wait().then(() => this.write(chunk));
+    return this.writers.wait().then(() => this.write(chunk, release));
   }
 
   read(): Promise<Uint8Array | null> {
@@ -152,16 +178,59 @@ export class MessagePortTransport implements Transport {
     this.fail(e, true);
   }
 
-  private send(chunk: Uint8Array): Promise<void> {
-    let buf: ArrayBuffer;
-    const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
-    if (this.transfer && whole) buf = chunk.buffer as ArrayBuffer;
-    else buf = chunk.slice().buffer;
-    this.credit -= chunk.byteLength;
-    const ok = this.post({ pw: 'd', b: buf }, this.transfer || !whole ? [buf] : undefined);
+  /**
+   * The peer's reader is done with `chunk` (a chunk {@link read} returned): a buffer from the
+   * peer's pool goes back to it; anything else is left to the garbage collector.
+   */
+  recycle(chunk: Uint8Array): void {
+    const b = chunk.buffer;
+    if (!(b instanceof ArrayBuffer) || !this.returnable.has(b)) return;
+    this.returnable.delete(b);
+    this.post({ pw: 'r', b }, [b]);
+  }
+
+  private send(chunk: Uint8Array, release?: (chunk: Uint8Array) => void): Promise<void> {
+    const n = chunk.byteLength;
+    let ok: boolean;
+    if (this.transfer && n >= POOL_MIN_BYTES) {
+      let buf: ArrayBuffer;
+      if (release === undefined && chunk.byteOffset === 0 && n === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer) {
+        // the caller gave the buffer up: it travels as is and joins the pool when it comes back
+        buf = chunk.buffer;
+      } else {
+        buf = this.poolBuffer(n);
+        new Uint8Array(buf, 0, n).set(chunk);
+        release?.(chunk);
+      }
+      this.credit -= n;
+      ok = this.post({ pw: 'd', b: buf, n, r: 1 }, [buf]);
+    } else {
+      let buf: ArrayBuffer;
+      const whole = chunk.byteOffset === 0 && n === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+      if (this.transfer && whole) buf = chunk.buffer as ArrayBuffer;
+      else buf = chunk.slice().buffer;
+      this.credit -= n;
+      ok = this.post({ pw: 'd', b: buf }, this.transfer || !whole ? [buf] : undefined);
+    }
     if (!ok) return Promise.reject(this.error ?? closedError(this.label, 'post failed'));
     if (this.credit > 0) return Promise.resolve();
     return this.writers.wait();
+  }
+
+  /** A buffer of at least `n` bytes: a returned one when one fits, else a new one. */
+  private poolBuffer(n: number): ArrayBuffer {
+    const pool = this.pool;
+    for (let i = pool.length - 1; i >= 0; i--) {
+      const b = pool[i]!;
+      if (b.byteLength >= n) {
+        pool[i] = pool[pool.length - 1]!;
+        pool.pop();
+        this.poolStats.reused++;
+        return b;
+      }
+    }
+    this.poolStats.allocated++;
+    return new ArrayBuffer(Math.ceil(n / POOL_STEP_BYTES) * POOL_STEP_BYTES);
   }
 
   private post(msg: WireMessage, transfer?: Transferable[]): boolean {
@@ -178,16 +247,26 @@ export class MessagePortTransport implements Transport {
 
   private handle(value: unknown): void {
     if (typeof value !== 'object' || value === null) return;
-    const msg = value as Partial<{ pw: string; b: unknown; n: unknown; m: unknown }>;
+    const msg = value as Partial<{ pw: string; b: unknown; n: unknown; m: unknown; r: unknown }>;
     switch (msg.pw) {
       case 'd':
-        if (msg.b instanceof ArrayBuffer) this.incoming.push(new Uint8Array(msg.b));
+        if (msg.b instanceof ArrayBuffer && msg.r === 1) {
+          const n = typeof msg.n === 'number' && msg.n >= 0 && msg.n <= msg.b.byteLength ? msg.n : msg.b.byteLength;
+          this.returnable.add(msg.b);
+          this.incoming.push(new Uint8Array(msg.b, 0, n));
+        } else if (msg.b instanceof ArrayBuffer) this.incoming.push(new Uint8Array(msg.b));
         else if (ArrayBuffer.isView(msg.b)) this.incoming.push(new Uint8Array(msg.b.buffer, msg.b.byteOffset, msg.b.byteLength));
         return;
       case 'c':
         if (typeof msg.n === 'number' && msg.n > 0) {
           this.credit += msg.n;
           if (this.credit > 0) this.writers.wake();
+        }
+        return;
+      case 'r':
+        if (msg.b instanceof ArrayBuffer && msg.b.byteLength >= POOL_MIN_BYTES && this.pool.length < POOL_MAX_BUFFERS) {
+          this.pool.push(msg.b);
+          this.poolStats.returned++;
         }
         return;
       case 'e':

@@ -7,7 +7,8 @@
  *   rate:    GCRA form of a token bucket of `burstBytes` filled at `bandwidthBytesPerSec`:
  *            tat = max(tat, now) + bytes / rate;  depart = max(now, tat - burst / rate)
  *   delay:   arrive = max(depart + delayMs + U(-jitterMs, +jitterMs), depart, previous arrive)
- *   deliver: at `arrive` the segment is written to the inner transport (awaiting its backpressure).
+ *   deliver: at `arrive` the segment is written to the inner transport (awaiting its backpressure);
+ *            adjacent segments of one chunk that are due by then go in the same write.
  * The writer's `write` resolves while bytes held by the shaper (waiting for tokens or in flight)
  * are below `highWaterBytes`, which defaults to the larger of 1 MiB and twice the
  * bandwidth-delay product, like an autotuned TCP send buffer.
@@ -33,6 +34,9 @@ export const realClock: ShapingClock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
+
+/** Due segments of one chunk are merged into writes of up to this many bytes. */
+const COALESCE_MAX_BYTES = 1 << 20;
 
 /** Options for {@link shapeTransport}. */
 export interface ShapingOptions {
@@ -249,6 +253,10 @@ export class ShapedTransport implements Transport {
     return chunk;
   }
 
+  recycle(chunk: Uint8Array): void {
+    this.inner.recycle?.(chunk);
+  }
+
   end(): Promise<void> {
     if (this.error !== null) return Promise.reject(this.error);
     if (this.endResult === 'done') return Promise.resolve();
@@ -338,11 +346,22 @@ export class ShapedTransport implements Transport {
       while (this.head < this.segs.length && this.error === null) {
         const due = Math.max(this.ats[this.head]!, this.stalledUntil);
         if (due > this.clock.now()) break;
-        const seg = this.segs[this.head]!;
-        const rel = this.rels[this.head];
+        let seg = this.segs[this.head]!;
+        let rel = this.rels[this.head];
         this.segs[this.head] = EMPTY;
         this.rels[this.head] = undefined;
         this.head++;
+        // segments of one chunk that are due together leave in one write (one message instead of
+        // several over a MessagePort; the timer granularity made them due at once anyway)
+        while (this.head < this.segs.length && seg.byteLength < COALESCE_MAX_BYTES && Math.max(this.ats[this.head]!, this.stalledUntil) <= this.clock.now()) {
+          const next = this.segs[this.head]!;
+          if (next.buffer !== seg.buffer || next.byteOffset !== seg.byteOffset + seg.byteLength) break;
+          seg = new Uint8Array(seg.buffer, seg.byteOffset, seg.byteLength + next.byteLength);
+          rel = this.rels[this.head];
+          this.segs[this.head] = EMPTY;
+          this.rels[this.head] = undefined;
+          this.head++;
+        }
         this.queued -= seg.byteLength;
         if (this.queued < this.hwm) this.writers.wake();
         // read the length first: a transport that transfers the buffer (MessagePort) detaches `seg`

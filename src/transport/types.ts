@@ -27,6 +27,12 @@ export interface Transport {
    */
   read(): Promise<Uint8Array | null>;
   /**
+   * Optional: the reader is done with a chunk `read()` returned (every byte was copied out or
+   * parsed, no view into it is kept). A transport may hand the memory back to the writer's side
+   * for reuse (the MessagePort transport returns transferred buffers); others do not implement it.
+   */
+  recycle?(chunk: Uint8Array): void;
+  /**
    * Flush what is queued, then end this direction of the stream (the peer reads `null` after the
    * last chunk). Reading may go on until the peer ends too, except over WebSocket, which has no
    * half-close (see docs/TRANSPORTS.md).
