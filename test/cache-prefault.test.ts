@@ -7,14 +7,14 @@
 import { describe, it, expect } from 'vitest';
 import { createCore } from '../src/core/core.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
-import { PageEncoder } from '../src/codec/encoder.js';
+import { PageEncoder, encoderArenaBytes } from '../src/codec/encoder.js';
 import { PageDecoder } from '../src/codec/decoder.js';
 import { prefaultDeltaCache, deltaCacheCoreBytes } from '../src/codec/delta-cache.js';
 import { runCli } from './helpers/cli.js';
 
 const PS = 4096;
 const PAGES = 512;
-const EXTRA = 2 * 256 * (PS + 6) + 65536;
+const EXTRA = encoderArenaBytes(PS, 256);
 
 async function guest(): Promise<GuestMemory> {
   const mem = GuestMemory.inCore(await createCore(), PAGES, PS);

@@ -224,6 +224,27 @@ describe('codec properties', () => {
     }
   });
 
+  it('builds its payload in core memory: records() stays current when that memory grows, and long calls grow the payload', async () => {
+    const pages = 600; // more than two batches of 256: the payload outgrows one batch's worst case
+    const core = await createCore();
+    const src = GuestMemory.inCore(core, pages, 4096);
+    let x = 12345;
+    for (let p = 0; p < pages; p++) { const v = src.page(p); for (let i = 0; i < 4096; i += 4) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; v[i] = x >>> 24; } }
+    const enc = await PageEncoder.create(src, { codecs: ['zero', 'xbzrle'] });
+    const all = Uint32Array.from({ length: pages }, (_, i) => i);
+    const view = enc.encode(all);
+    expect(view.buffer).toBe(core.exports.memory.buffer); // in place: no JS copy of the payload
+    const copy = view.slice();
+    expect(copy.byteLength).toBeGreaterThan(pages * 4096);
+    core.alloc(64 << 20); // the core's memory grows: views taken before are detached
+    expect(view.byteLength).toBe(0);
+    expect(Buffer.from(enc.records()).equals(Buffer.from(copy))).toBe(true);
+    const dst = GuestMemory.inCore(await createCore(), pages, 4096);
+    const dec = await PageDecoder.create(dst, enc.codecNames());
+    dec.apply(enc.records());
+    for (let p = 0; p < pages; p++) expect(Buffer.from(dst.page(p)).equals(Buffer.from(src.page(p)))).toBe(true);
+  });
+
   it('accepts a payload and page lists that are views of the decoder\'s / encoder\'s own core memory', async () => {
     const pages = 96;
     const core = await createCore();

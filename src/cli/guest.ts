@@ -5,6 +5,7 @@
  */
 import { createCore } from '../core/core.js';
 import { prefaultDeltaCache } from '../codec/delta-cache.js';
+import { encoderArenaBytes } from '../codec/encoder.js';
 import { GuestMemory, IN_CORE_LIMIT_BYTES, splitRegions } from '../memory/guest-memory.js';
 import type { DirtyLogLike, SourceHooks, SourceOptions } from '../migration/source.js';
 import { SimulatedGuest } from '../sim/guest.js';
@@ -81,7 +82,7 @@ export async function createCliGuest(g: GuestArgs, shared = g.channels > 1): Pro
   if (memory.core && g.codecs !== 'raw' && g.prefaultCache) {
     const t = performance.now();
     const batch = g.source.batchPages ?? 256;
-    prefaultDeltaCache(memory.core, memory.pageCount, memory.pageSize, g.cacheBytes, 2 * batch * (memory.pageSize + 6) + 65536);
+    prefaultDeltaCache(memory.core, memory.pageCount, memory.pageSize, g.cacheBytes, encoderArenaBytes(memory.pageSize, batch));
     cachePrefaultMs = performance.now() - t;
   }
   // corpus replay: one snapshot per round whatever the policy thinks, switch-over after the last

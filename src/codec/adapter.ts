@@ -16,8 +16,13 @@ export type CodecChoice = 'raw' | 'qemu' | 'all' | Record<string, unknown>;
 
 /** Source side. */
 export interface EncoderLike {
-  /** Records for pages indices[start..start+count); a view valid until the next call. */
+  /**
+   * Records for pages indices[start..start+count); a view valid until the next call (a view of
+   * core memory is also detached if that memory grows: see `records`).
+   */
   encode(indices: Uint32Array, start: number, count: number, opts?: { final?: boolean; postcopy?: boolean }): Uint8Array;
+  /** The last encode()'s records as a current view, for encoders whose output lives in core memory. */
+  records?(): Uint8Array;
   /** Forget everything the target was known to hold (no delta bases, no duplicate references). */
   resetCache?(): void;
   /** Forget what the target holds of these pages (they will not be used as delta bases). */

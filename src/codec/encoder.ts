@@ -162,6 +162,14 @@ function modelCosts(m: Lz4ModelCosts | undefined): Lz4ModelCosts | null {
   return { compressNsPerByte: m.compressNsPerByte, encodeNsPerPage: m.encodeNsPerPage };
 }
 
+/**
+ * Core bytes an encoder's arenas take besides its delta cache (records, LZ4 output, payload), for
+ * {@link prefaultDeltaCache}'s `extraBytes`; an upper bound, with room for the allocator's rounding.
+ */
+export function encoderArenaBytes(pageSize: number, batchPages = 256): number {
+  return 3 * batchPages * (pageSize + 6) + 65536;
+}
+
 /** Source-side page encoder. Create with {@link PageEncoder.create}. */
 export class PageEncoder {
   /** Statistics (plain object). */
@@ -175,7 +183,13 @@ export class PageEncoder {
   private outPtr: number;
   private readonly outSize: number;
   private stagePtr = 0;
-  private out = new Uint8Array(64 * 1024);
+  /**
+   * The payload being built, in core memory (so the frame checksum reads it in place and it is
+   * copied once, into the frame): pointer, capacity, and the last call's length.
+   */
+  private payPtr: number;
+  private payCap: number;
+  private payLen = 0;
   /** LZ4 output arena in the core (0 when LZ4 is off) and its size. */
   private lz4Ptr = 0;
   private lz4Size = 0;
@@ -204,6 +218,9 @@ export class PageEncoder {
     this.ptrPtr = core.alloc(this.batch * 4);
     this.outSize = this.batch * (this.ps + 6);
     this.outPtr = core.alloc(this.outSize);
+    // one batch's worst case (every page raw, one block header): grown only for longer calls
+    this.payCap = 1 + this.outSize + 11;
+    this.payPtr = core.alloc(this.payCap);
     if (memory.placement === 'external') this.stagePtr = core.alloc(this.batch * this.ps);
     this.external = memory.placement === 'external';
     if (cfg.lz4 !== 'never') {
@@ -265,9 +282,9 @@ export class PageEncoder {
     this.paceAt = now;
     this.paceBytes = 0;
     let pos = 0;
-    // worst case up front (one growth at most): every page raw, a block header per batch
-    pos = this.reserve(pos, 1 + Math.min(count, 1 << 20) * (this.ps + 6) + Math.ceil(count / this.batch) * 11);
-    this.out[pos++] = RECORDS_VERSION;
+    this.payLen = 0;
+    this.reserve(pos, 1);
+    this.core.u8()[this.payPtr + pos++] = RECORDS_VERSION;
     const pc = this.memory.pageCount;
     const ps = this.ps;
     const external = this.external;
@@ -300,7 +317,16 @@ export class PageEncoder {
       this.stats.lz4Ms += performance.now() - t1;
     }
     this.stats.wireBytes += pos;
-    return this.out.subarray(0, pos);
+    this.payLen = pos;
+    return this.records();
+  }
+
+  /**
+   * The last encode()'s records, as a fresh view of core memory: the view encode() returned is
+   * detached when the core's memory grows, this one is current (valid until the next call).
+   */
+  records(): Uint8Array {
+    return this.core.u8().subarray(this.payPtr, this.payPtr + this.payLen);
   }
 
   private flags(final: boolean, postcopy: boolean): number {
@@ -353,18 +379,19 @@ export class PageEncoder {
     s.cache.inserts += dv.getUint32(st + ENC_STAT_INSERTS, true);
   }
 
-  private reserve(pos: number, extra: number): number {
-    if (pos + extra > this.out.byteLength) {
-      const next = new Uint8Array(Math.max(pos + extra, this.out.byteLength * 2));
-      next.set(this.out.subarray(0, pos));
-      this.out = next;
-    }
-    return pos;
+  /** Make room for `extra` more payload bytes after `pos` (a larger block, the bytes so far moved). */
+  private reserve(pos: number, extra: number): void {
+    if (pos + extra <= this.payCap) return;
+    const cap = Math.max(pos + extra, this.payCap * 2);
+    const next = this.core.alloc(cap);
+    this.core.u8().copyWithin(next, this.payPtr, this.payPtr + pos);
+    this.core.release(this.payPtr, this.payCap);
+    this.payPtr = next;
+    this.payCap = cap;
   }
 
   /** Append the block of `len` record bytes at outPtr (LZ4 when it pays). */
   private emitBlock(pos: number, len: number): number {
-    const recs = this.core.u8().subarray(this.outPtr, this.outPtr + len);
     const always = this.cfg.lz4 === 'always';
     if (this.lz4Size > 0 && len >= 64 && (always ? this.lz4Policy.force() : this.lz4Policy.next())) {
       const t = performance.now();
@@ -377,22 +404,27 @@ export class PageEncoder {
       this.lz4Policy.record({ inBytes: len, outBytes: c < 0 ? len : c, ms: this.cfg.model ? (len * this.cfg.model.compressNsPerByte) / 1e6 : dt });
       // c < 0: it would not fit the cap (in 'auto', would not save 3%)
       if (c >= 0 && (c < len * 0.97 || always)) {
-        pos = this.reserve(pos, 11 + c);
-        this.out[pos++] = BLOCK_LZ4;
-        pos = writeUleb(this.out, pos, len);
-        pos = writeUleb(this.out, pos, c);
-        this.out.set(this.core.u8().subarray(this.lz4Ptr, this.lz4Ptr + c), pos);
+        this.reserve(pos, 11 + c);
+        const u8 = this.core.u8();
+        let at = this.payPtr + pos;
+        u8[at++] = BLOCK_LZ4;
+        at = writeUleb(u8, at, len);
+        at = writeUleb(u8, at, c);
+        u8.copyWithin(at, this.lz4Ptr, this.lz4Ptr + c);
+        pos = at - this.payPtr;
         k.pages += this.lastBatchPagesSent();
         k.inBytes += len;
         k.outBytes += c;
         return pos + c;
       }
     }
-    pos = this.reserve(pos, 6 + len);
-    this.out[pos++] = BLOCK_PLAIN;
-    pos = writeUleb(this.out, pos, len);
-    this.out.set(recs, pos);
-    return pos + len;
+    this.reserve(pos, 6 + len);
+    const u8 = this.core.u8();
+    let at = this.payPtr + pos;
+    u8[at++] = BLOCK_PLAIN;
+    at = writeUleb(u8, at, len);
+    u8.copyWithin(at, this.outPtr, this.outPtr + len);
+    return at + len - this.payPtr;
   }
 
   /**
@@ -443,6 +475,7 @@ export class PageEncoder {
     this.disposed = true;
     this.cache.dispose();
     this.core.release(this.outPtr, this.outSize);
+    this.core.release(this.payPtr, this.payCap);
     this.core.release(this.ptrPtr, this.batch * 4);
     this.core.release(this.idxPtr, this.batch * 4);
     if (this.stagePtr) this.core.release(this.stagePtr, this.batch * this.ps);

@@ -142,11 +142,13 @@ export class LinkSession {
 
   /**
    * Send a frame with flow control; `pages` are the pages it carries (for resume bookkeeping).
+   * @param payload the bytes, or a function that returns a current view of them (a payload in core
+   *   memory: a view taken before waiting for room would be detached if that memory grew meanwhile)
    * @returns wire bytes of the frame
    */
-  async sendFrame(type: FrameType, payload: Uint8Array, pages: Uint32Array | null): Promise<number> {
+  async sendFrame(type: FrameType, payload: Uint8Array | (() => Uint8Array), pages: Uint32Array | null): Promise<number> {
     const conn = this.requireConn();
-    const bytes = conn.frameOverhead + payload.byteLength;
+    const bytes = conn.frameOverhead + (typeof payload === 'function' ? payload() : payload).byteLength;
     try {
       while (!this.flow.hasRoom()) {
         if (this.linkError) throw this.linkError;
@@ -165,7 +167,7 @@ export class LinkSession {
     this.flow.onSent(bytes);
     this.stats.countWire(bytes);
     try {
-      await conn.send(type, payload);
+      await conn.send(type, typeof payload === 'function' ? payload() : payload);
     } catch (err) {
       throw this.linkError ?? err;
     }

@@ -74,7 +74,9 @@ export class PageSender {
           // (a batch prepare() skipped whole says nothing of the cost of pages that are sent)
           this.cpu.ms += this.clock() - t0;
           this.cpu.pages += n;
-          wireBytes += await this.session.sendFrame(FrameType.PAGES, records, batch);
+          // (records in core memory: the session re-reads them after it waited, in case that memory grew)
+          const enc = this.encoder;
+          wireBytes += await this.session.sendFrame(FrameType.PAGES, enc.records ? () => enc.records!() : records, batch);
         }
       } catch (err) {
         if (!this.session.canResume(err)) throw err;
