@@ -3,8 +3,10 @@
 // the first pass), LZ4-only (zero + LZ4 blocks of raw pages) and pagewire's full choice.
 // Round 0 sends snapshot 0 (every page), round k sends dirty-k against snapshot k. Guest memory in
 // the core (in place); times are one encode()/apply() per round over all its pages, single thread.
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import * as pw from '../dist/index.js';
 // the engine's internals (not exported from the package)
 import { PageEncoder } from '../dist/codec/encoder.js';
@@ -134,6 +136,30 @@ async function linkRows(ctx, c, res, reps) {
 }
 
 /**
+ * Native LZ4 on the same bytes, when the `lz4` command is installed (Debian: `apt-get install lz4`):
+ * its own benchmark (`-b1`, level 1 = the reference's default, 1 MiB blocks like ours), so the
+ * table shows what C reaches on this machine beside the two wasm compressors.
+ * @returns `{ gbps, ratio, decodeGBps, version }` from the lz4 command's last figures, or null
+ */
+function nativeLz4(data, quick) {
+  const probe = spawnSync('lz4', ['-V'], { encoding: 'utf8' });
+  if (probe.status !== 0) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'pagewire-lz4-'));
+  try {
+    const file = join(dir, 'pages.bin');
+    writeFileSync(file, data);
+    const r = spawnSync('lz4', ['-b1', `-i${quick ? 1 : 3}`, '-B1024KB', file], { encoding: 'utf8', timeout: 120_000 });
+    const last = `${r.stdout}${r.stderr}`.split(/[\r\n]/).filter((l) => l.includes('MB/s')).pop() ?? '';
+    const m = /\(\s*([\d.]+)\),\s*([\d.]+) MB\/s\s*,\s*([\d.]+) MB\/s/.exec(last);
+    if (!m) return null;
+    const version = /v(\d+\.\d+\.\d+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? 'unknown';
+    return { gbps: +(Number(m[2]) / 1000).toFixed(2), ratio: Number(m[1]), decodeGBps: +(Number(m[3]) / 1000).toFixed(2), version };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * The core's LZ4 block compressor beside lz4-wasm on the same bytes: the non-zero pages of
  * snapshot 0, in blocks of 256 pages (what the encoder hands LZ4 in round 0). Ours reads and writes
  * core memory (as the encoder calls it); lz4-wasm is called as the encoder used to call it (copy
@@ -207,6 +233,12 @@ async function lz4Blocks(ctx, c) {
     lz4WasmDecodeGBps: +(mb('lz4-wasm decompress') / 1000).toFixed(2),
     targetGBps: 1.0, targetRatioWithin: 0.1,
   };
+  // wall time, the lz4 command's own measurement (ours and lz4-wasm: tinybench, wall time too)
+  const native = nativeLz4(data, ctx.quick);
+  row.nativeLz4GBps = native?.gbps ?? null;
+  row.nativeLz4Ratio = native?.ratio ?? null;
+  row.nativeLz4DecodeGBps = native?.decodeGBps ?? null;
+  row.nativeLz4 = native ? `lz4 ${native.version} -b1 -B1024KB` : 'lz4 command not installed';
   row.met = row.oursGBps >= 1.0 && row.oursRatio >= 0.9 * row.lz4WasmRatio;
   ctx.addScenario(row);
   ctx.log(`lz4 ${c.name}: ${JSON.stringify(row)}`);
