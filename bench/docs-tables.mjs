@@ -26,7 +26,22 @@ function known() {
   return lines.join('\n');
 }
 
+function corpusEngine() {
+  const rows = json.scenarios.filter((s) => s.kind === 'codec-engine');
+  const targets = json.scenarios.filter((s) => s.kind === 'codec-engine-targets');
+  const lines = ['| guest | link | codec | total time (runs) | downtime | wire | dirty rounds wire | LZ4 |', '|---|---|---|---:|---:|---:|---:|---|'];
+  for (const r of rows) {
+    lines.push(`| ${r.corpus} | ${r.link} | ${r.codec} | ${r.totalTimeMs.toFixed(0)} ms (${r.timesMs}) | ${r.downtimeMs.toFixed(0)} ms | ${(r.wireBytes / 1e6).toFixed(1)} MB | ${(r.dirtyRoundsWireBytes / 1e6).toFixed(1)} MB | ${r.lz4} |`);
+  }
+  lines.push('', '| guest | link | all/qemu wire | all/qemu time | all / faster of raw, qemu | all/qemu dirty rounds | issue 14 met | load |', '|---|---|---:|---:|---:|---:|---|---:|');
+  for (const t of targets) {
+    lines.push(`| ${t.corpus} | ${t.link} | ${t.allVsQemuWire.toFixed(3)} | ${t.allVsQemuTime.toFixed(3)} | ${t.allVsFastestTime.toFixed(3)} | ${t.allVsQemuDirtyRounds.toFixed(3)} | ${t.met ? 'yes' : 'no'} | ${t.load} |`);
+  }
+  return lines.join('\n');
+}
+
 const tables = {
+  corpusEngine,
   hotset256: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.guestBytes === 256 * MiB)),
   hotset1g: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.guestBytes === 1024 * MiB && ['100mbit-50ms', '10mbit-100ms'].includes(s.link))),
   scale: () => migrationMarkdown(sim.filter((s) => s.workload === 'hotset' && s.link === '100mbit-50ms' && s.guestBytes >= 256 * MiB).sort((a, b) => a.guestBytes - b.guestBytes)),
