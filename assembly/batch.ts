@@ -31,6 +31,7 @@ import {
   ENC_PAGE_SIZE as S_PAGE_SIZE, ENC_PAGE_COUNT as S_PAGE_COUNT, ENC_MAP as S_MAP, ENC_SLOTS as S_SLOTS,
   ENC_SLOT_PAGE as S_SLOT_PAGE, ENC_SLOT_DATA as S_SLOT_DATA, ENC_SLOT_REF as S_SLOT_REF, ENC_SLOT_HASH as S_SLOT_HASH,
   ENC_HINDEX as S_HINDEX, ENC_HMASK as S_HMASK, ENC_HAND as S_HAND, ENC_SCRATCH as S_SCRATCH, ENC_STATS as S_STATS,
+  ENC_DIGEST as S_DIGEST, ENC_ZERO_HASH as S_ZERO_HASH,
   ENC_STAT_UNCHANGED as ST_UNCHANGED, ENC_STAT_HITS as ST_HITS, ENC_STAT_MISSES as ST_MISSES,
   ENC_STAT_OVERFLOWS as ST_OVERFLOWS, ENC_STAT_EVICTIONS as ST_EVICTIONS, ENC_STAT_INSERTS as ST_INSERTS,
   ENC_STATE_BYTES, ENC_EMPTY as EMPTY, ENC_ZERO_MARK as ZERO_MARK,
@@ -159,6 +160,10 @@ export function encodeBatch(st: usize, idxPtr: usize, ptrPtr: usize, count: i32,
   const useCache = (flags & F_CACHE) != 0;
   const canXb = (flags & F_XBZRLE) != 0 && (flags & F_XB_ACTIVE) != 0 && psz <= XBZRLE_MAX_PAGE;
   const final = (flags & F_FINAL) != 0;
+  // the memory digest's per-page hashes, written as pages are encoded (the dup hash when there is one)
+  const digest = <usize>f(st, S_DIGEST);
+  const zeroHash = load<u64>(st + <usize>S_ZERO_HASH);
+  const dupHash = useCache && (flags & F_DUP) != 0;
   let o = 0;
   let prev: u32 = EMPTY; // previous page + 1 == 0 for page 0
   for (let k = 0; k < count; k++) {
@@ -169,6 +174,7 @@ export function encodeBatch(st: usize, idxPtr: usize, ptrPtr: usize, count: i32,
     const m = useCache ? load<u32>(map + (<usize>p << 2)) : 0;
 
     if ((flags & F_ZERO) && isZero(src, <usize>ps)) {
+      if (digest != 0) store<u64>(digest + (<usize>p << 3), zeroHash);
       if (m == ZERO_MARK) { bump(st, ST_UNCHANGED, 1); continue; }
       const n = writeHead(rec, C_ZERO, p, prev);
       o += n;
@@ -188,6 +194,10 @@ export function encodeBatch(st: usize, idxPtr: usize, ptrPtr: usize, count: i32,
     if (useCache) {
       if (hit) bump(st, ST_HITS, 1); else bump(st, ST_MISSES, 1);
       if (flags & F_DUP) h = xxh64(src, <usize>ps, 0);
+    }
+    if (digest != 0) {
+      if (!dupHash) h = xxh64(src, <usize>ps, 0); // (h is used for the dup index only with dupHash)
+      store<u64>(digest + (<usize>p << 3), h);
     }
 
     let codec: u32 = C_RAW;

@@ -36,13 +36,13 @@ function write(memory: GuestMemory, page: number, kind: number, salt: number): v
 const edits = fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: PAGES - 1 }), fc.integer({ min: 0, max: 3 }), fc.nat(1 << 20)), { maxLength: 40 }), { minLength: 1, maxLength: 4 });
 
 describe('page hash tables', () => {
-  for (const [srcPlace, dstPlace] of [['core', 'external'], ['external', 'core']] as const) {
-    it(`encoder and decoder tables equal full hashes round after round (${srcPlace} -> ${dstPlace})`, async () => {
+  for (const [srcPlace, dstPlace, codecs] of [['core', 'external', 'all'], ['external', 'core', 'all'], ['core', 'core', 'qemu'], ['external', 'external', 'raw']] as const) {
+    it(`encoder and decoder tables equal full hashes round after round (${srcPlace} -> ${dstPlace}, ${codecs})`, async () => {
       await fc.assert(fc.asyncProperty(edits, async (rounds) => {
         const src = await memoryIn(srcPlace);
         const dst = await memoryIn(dstPlace);
         for (let p = 0; p < PAGES; p++) write(src, p, p % 4, p);
-        const enc = await PageEncoder.create(src, { codecs: 'all' });
+        const enc = await PageEncoder.create(src, { codecs });
         const dec = await PageDecoder.create(dst, enc.codecNames());
         const sent = new PageHashTable(src, enc.coreInstance);
         const got = new PageHashTable(dst, dec.coreInstance);
@@ -71,6 +71,30 @@ describe('page hash tables', () => {
       }), { seed: 13, numRuns: 12 });
     });
   }
+
+  it('the encoder writes hashes into a table in its core; once the table is disposed it writes nothing there', async () => {
+    const src = await memoryIn('core');
+    for (let p = 0; p < PAGES; p++) write(src, p, p % 4, p);
+    const enc = await PageEncoder.create(src, { codecs: 'all' });
+    const core = enc.coreInstance;
+    const table = new PageHashTable(src, core);
+    enc.trackHashes(table);
+    const all = Uint32Array.from({ length: PAGES }, (_, i) => i);
+    enc.encode(all);
+    expect(table.pendingPages).toBe(0);
+    expect(table.hashes()).toEqual(pageHashes(src, core));
+    const at = table.tableIn(core);
+    expect(at).toBeGreaterThan(0);
+    table.dispose();
+    expect(table.tableIn(core)).toBe(0);
+    // the freed block is someone else's now: the encoder must leave it alone
+    const other = core.alloc(PAGES * 8);
+    core.u8().fill(0xa5, other, other + PAGES * 8);
+    for (let p = 0; p < PAGES; p++) write(src, p, (p + 1) % 4, p + 99);
+    enc.encode(all);
+    expect(core.u8().subarray(other, other + PAGES * 8).every((b) => b === 0xa5)).toBe(true);
+    enc.dispose();
+  });
 
   it('pages never reported are hashed at the digest; update() reads memory as it is', async () => {
     for (const placement of ['core', 'external'] as const) {

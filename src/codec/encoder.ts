@@ -32,7 +32,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { PageHashTable } from '../memory/page-hash-table.js';
 import { DeltaCache, DEFAULT_CACHE_BYTES } from './delta-cache.js';
 import {
-  ENC_STATS, ENC_STAT_EVICTIONS, ENC_STAT_HITS, ENC_STAT_INSERTS, ENC_STAT_MISSES, ENC_STAT_OVERFLOWS, ENC_STAT_UNCHANGED,
+  ENC_DIGEST, ENC_ZERO_HASH, ENC_STATS, ENC_STAT_EVICTIONS, ENC_STAT_HITS, ENC_STAT_INSERTS, ENC_STAT_MISSES, ENC_STAT_OVERFLOWS, ENC_STAT_UNCHANGED,
 } from '../core/layout.js';
 import type { CoreExports } from '../core/exports.js';
 import { statusMessage } from '../core/status.js';
@@ -97,7 +97,7 @@ export interface CodecCounter {
 }
 
 /** What the encoder tells a page hash table (src/memory/page-hash-table.ts) after each batch. */
-export type PageHashSink = Pick<PageHashTable, 'updateFromCore'>;
+export type PageHashSink = Pick<PageHashTable, 'updateFromCore'> & Partial<Pick<PageHashTable, 'tableIn' | 'markWritten'>>;
 
 /** Encoder statistics (a plain object; counters only grow until dispose). */
 export interface CodecStats {
@@ -281,6 +281,8 @@ export class PageEncoder {
     if (this.paceBytes > 0) this.lz4Policy.notePace(this.paceBytes, now - this.paceAt);
     this.paceAt = now;
     this.paceBytes = 0;
+    // a digest table disposed since trackHashes() must not be written into
+    if (this.digestPtr !== 0 && this.hashTable!.tableIn!(this.core) !== this.digestPtr) this.trackHashes(null);
     let pos = 0;
     this.payLen = 0;
     this.reserve(pos, 1);
@@ -304,8 +306,10 @@ export class PageEncoder {
       const flags = this.flags(opts.final === true, opts.postcopy === true);
       const len = this.ex.encodeBatch(this.cache.st, this.idxPtr, this.ptrPtr, n, this.outPtr, this.outSize, flags);
       if (len < 0) throw new PagewireError(ErrorCode.WASM_FAILED, `core encodeBatch failed: ${statusMessage(len)}`);
-      // the pages as encoded, still in core memory (in place or staged): their hashes for the digest
-      this.hashTable?.updateFromCore(this.idxPtr, this.ptrPtr, n, idx);
+      // the pages' hashes for the digest: written by encodeBatch into a table in this core, else
+      // hashed from core memory (in place or staged) now
+      if (this.digestPtr !== 0) this.hashTable!.markWritten!(idx);
+      else this.hashTable?.updateFromCore(this.idxPtr, this.ptrPtr, n, idx);
       this.encodedPages += n;
       const t1 = performance.now();
       this.collect(n, t1 - t0);
@@ -451,12 +455,22 @@ export class PageEncoder {
    */
   trackHashes(table: PageHashSink | null): void {
     this.hashTable = table;
+    this.digestPtr = table?.tableIn && table.markWritten ? table.tableIn(this.core) : 0;
+    this.core.view().setUint32(this.cache.st + ENC_DIGEST, this.digestPtr, true);
+    if (this.digestPtr !== 0) {
+      const zero = this.core.allocZeroed(this.ps); // (may grow core memory: views are taken after)
+      const h = BigInt.asUintN(64, this.ex.xxh64(zero, this.ps, 0n));
+      this.core.release(zero, this.ps);
+      this.core.view().setBigUint64(this.cache.st + ENC_ZERO_HASH, h, true);
+    }
   }
 
   /** The core this encoder works in (where its batches and a hash table live). */
   get coreInstance(): Core {
     return this.core;
   }
+  /** The digest table's pointer when encodeBatch writes it directly (a table in this core), else 0. */
+  private digestPtr = 0;
   private hashTable: PageHashSink | null = null;
 
   /** Forget what the target holds of these pages (delivery unknown after a dropped link). */

@@ -48,6 +48,10 @@ export const ENC_HMASK = 36;
 export const ENC_HAND = 40;
 /** Pointer: 2 * pageSize bytes of scratch. */
 export const ENC_SCRATCH = 44;
+/** Pointer: u64 per guest page, the xxh64 (seed 0) of each page as encoded (a PageHashTable); 0 = none. */
+export const ENC_DIGEST = 48;
+/** u64: xxh64 (seed 0) of an all-zero page, for ENC_DIGEST. */
+export const ENC_ZERO_HASH = 56;
 /** Per-call statistics (u32, cleared by every encodeBatch): pages of codec c at +8c, out bytes at +8c+4. */
 export const ENC_STATS = 64;
 export const ENC_STAT_UNCHANGED = 104;

@@ -66,6 +66,19 @@ export class PageHashTable {
   }
 
   /**
+   * The table's pointer when it lives in `core` (an encoder there writes the hashes of the pages it
+   * encodes straight into it, then calls {@link markWritten}), else 0.
+   */
+  tableIn(core: Core): number {
+    return core === this.core && !this.disposed ? this.tablePtr : 0;
+  }
+
+  /** The table's entries for `indices` were written in core (see {@link tableIn}). */
+  markWritten(indices: ArrayLike<number>): void {
+    this.mark(indices, 0, indices.length);
+  }
+
+  /**
    * Record the hashes of pages `indices[start .. start+count)` as they are in guest memory now.
    * In place for guest memory in this core; external pages are copied into the core in batches.
    * @throws PagewireError PAGE_OUT_OF_RANGE when an index is outside the guest (nothing written for that batch)
@@ -131,6 +144,17 @@ export class PageHashTable {
     if (this.disposed) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'page hash table disposed');
     if (this.unhashed > 0) this.hashUnhashed();
     return hex64(this.core.exports.xxh64(this.tablePtr, this.memory.pageCount * 8, 0n));
+  }
+
+  /**
+   * Milliseconds the switch-over digest takes once every page is hashed (one pass over the table),
+   * measured without hashing the pages not reported yet.
+   */
+  digestCostMs(clock: () => number = () => performance.now()): number {
+    if (this.disposed) throw new PagewireError(ErrorCode.INVALID_ARGUMENT, 'page hash table disposed');
+    const t = clock();
+    this.core.exports.xxh64(this.tablePtr, this.memory.pageCount * 8, 0n);
+    return clock() - t;
   }
 
   /** A copy of the hashes (after hashing what was never reported). */
