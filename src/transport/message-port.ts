@@ -68,8 +68,19 @@ type WireMessage =
 const POOL_MIN_BYTES = 16 * 1024;
 /** Returned buffers kept (more than a window's worth of 64 KiB segments). */
 const POOL_MAX_BUFFERS = 32;
-/** Pool buffers are made in steps of this, so writes of similar size share them. */
-const POOL_STEP_BYTES = 64 * 1024;
+/**
+ * Pool buffers come in two sizes, so any returned buffer of a class fits the next write of that
+ * class (buffers sized to each write were mostly too small for the next large one: 21 of 98 large
+ * writes of a 32 MiB migration made a new 1 MiB buffer, each a few hundred first-touch faults).
+ * Writes above the large size get a buffer of their own size.
+ */
+const POOL_SMALL_BYTES = 64 * 1024;
+const POOL_LARGE_BYTES = (1 << 20) + 64 * 1024;
+
+/** The pool size class of a write of `n` bytes (its buffer's length). */
+function poolClass(n: number): number {
+  return n <= POOL_SMALL_BYTES ? POOL_SMALL_BYTES : n <= POOL_LARGE_BYTES ? POOL_LARGE_BYTES : n;
+}
 
 /** A Transport over a MessagePort-like object. Create with {@link messagePortTransport}. */
 export class MessagePortTransport implements Transport {
@@ -217,12 +228,13 @@ export class MessagePortTransport implements Transport {
     return this.writers.wait();
   }
 
-  /** A buffer of at least `n` bytes: a returned one when one fits, else a new one. */
+  /** A buffer for `n` bytes: a returned one of its size class when there is one, else a new one. */
   private poolBuffer(n: number): ArrayBuffer {
+    const size = poolClass(n);
     const pool = this.pool;
     for (let i = pool.length - 1; i >= 0; i--) {
       const b = pool[i]!;
-      if (b.byteLength >= n) {
+      if (b.byteLength === size) {
         pool[i] = pool[pool.length - 1]!;
         pool.pop();
         this.poolStats.reused++;
@@ -230,7 +242,7 @@ export class MessagePortTransport implements Transport {
       }
     }
     this.poolStats.allocated++;
-    return new ArrayBuffer(Math.ceil(n / POOL_STEP_BYTES) * POOL_STEP_BYTES);
+    return new ArrayBuffer(size);
   }
 
   private post(msg: WireMessage, transfer?: Transferable[]): boolean {
