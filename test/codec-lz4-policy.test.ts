@@ -385,10 +385,12 @@ describe('LZ4 auto decision in the encoder', () => {
       enc.dispose();
       return { d, wire };
     };
-    // a compressor of 0.5 ns and codecs of 80 ns per page: the balance share (about 0.5)
-    const a = await run(0.5);
-    const b = await run(0.5);
-    expect(a.d.nsPerByte).toBeCloseTo(0.5, 9);
+    // a compressor of 0.55 ns and codecs of 80 ns per page: the balance share (about 0.48; the
+    // first pass of 'all' makes no RLE trials, so its records are whole pages where RLE would
+    // have shrunk them)
+    const a = await run(0.55);
+    const b = await run(0.55);
+    expect(a.d.nsPerByte).toBeCloseTo(0.55, 9);
     expect(a.d.share).toBeGreaterThan(0.3);
     expect(a.d.share).toBeLessThan(0.8);
     expect(a.d.tried).toBeGreaterThan(0);

@@ -224,6 +224,27 @@ describe('codec properties', () => {
     }
   });
 
+  it("'all' makes no RLE trials in the first pass when LZ4 is on, and does after it (and without LZ4)", async () => {
+    const pages = 64;
+    const src = GuestMemory.inCore(await createCore(), pages, 4096);
+    // pages of long runs with a few odd bytes: RLE's case
+    for (let p = 0; p < pages; p++) { const v = src.page(p); v.fill(p + 1); for (let i = 0; i < 4096; i += 512) v[i] = 0xee; }
+    const all = Uint32Array.from({ length: pages }, (_, i) => i);
+    const withLz4 = await PageEncoder.create(src, { codecs: 'all', lz4: 'always' });
+    withLz4.encode(all);
+    expect(withLz4.stats.codecs.rle.pages).toBe(0);
+    withLz4.resetCache(); // the target holds nothing usable: every page is sent again, after the first pass
+    withLz4.encode(all);
+    expect(withLz4.stats.codecs.rle.pages).toBe(pages);
+    const noLz4 = await PageEncoder.create(src, { codecs: 'all', lz4: 'never' });
+    noLz4.encode(all);
+    expect(noLz4.stats.codecs.rle.pages).toBe(pages);
+    const listed = await PageEncoder.create(src, { codecs: ['zero', 'rle', 'lz4'], lz4: 'always' });
+    listed.encode(all);
+    expect(listed.stats.codecs.rle.pages).toBe(pages); // a list that names RLE gets it
+    for (const e of [withLz4, noLz4, listed]) e.dispose();
+  });
+
   it('builds its payload in core memory: records() stays current when that memory grows, and long calls grow the payload', async () => {
     const pages = 600; // more than two batches of 256: the payload outgrows one batch's worst case
     const core = await createCore();

@@ -6,6 +6,7 @@
 import { createCore } from '../core/core.js';
 import { prefaultDeltaCache } from '../codec/delta-cache.js';
 import { encoderArenaBytes } from '../codec/encoder.js';
+import { warmUpCoreLz4 } from '../codec/lz4.js';
 import { GuestMemory, IN_CORE_LIMIT_BYTES, splitRegions } from '../memory/guest-memory.js';
 import type { DirtyLogLike, SourceHooks, SourceOptions } from '../migration/source.js';
 import { SimulatedGuest } from '../sim/guest.js';
@@ -83,6 +84,8 @@ export async function createCliGuest(g: GuestArgs, shared = g.channels > 1): Pro
     const t = performance.now();
     const batch = g.source.batchPages ?? 256;
     prefaultDeltaCache(memory.core, memory.pageCount, memory.pageSize, g.cacheBytes, encoderArenaBytes(memory.pageSize, batch));
+    // and LZ4's optimised code, which the encoder would otherwise wait for in the migration's setup
+    if (g.codecs !== 'qemu') warmUpCoreLz4(memory.core);
     cachePrefaultMs = performance.now() - t;
   }
   // corpus replay: one snapshot per round whatever the policy thinks, switch-over after the last

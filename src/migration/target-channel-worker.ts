@@ -25,7 +25,8 @@ import { GuestMemory, type MemoryLayout } from '../memory/guest-memory.js';
 import { messagePortTransport, type MessagePortLike } from '../transport/message-port.js';
 import type { Transport } from '../transport/types.js';
 import { shapeTransport } from '../transport/shaped.js';
-import { coreModule } from '../core/loader.js';
+import { createCore } from '../core/core.js';
+import { warmUpCoreLz4 } from '../codec/lz4.js';
 import type { TransportListener } from '../transport/listener.js';
 import { MigrationTarget } from './target.js';
 import type { ChannelRegion } from './channels.js';
@@ -140,7 +141,9 @@ export async function runTargetChannelWorker(init: TargetChannelInit, ctl: Targe
     };
     // compile the core now, not when the first connection is already waiting
     // (and the pre-fault thread: its start-up would land in round 0)
-    await Promise.all([coreModule().catch(() => undefined), init.prefault ? extras.preparePrefault?.() : undefined]);
+    // (and LZ4's optimised code: the decoder would otherwise wait for it inside the handshake)
+    const warm = async (): Promise<void> => warmUpCoreLz4(await createCore());
+    await Promise.all([warm().catch(() => undefined), init.prefault ? extras.preparePrefault?.() : undefined]);
     ctl.post({ t: 'ready' });
     // this channel's part, shared so the coordinator can read the whole guest afterwards
     const memory = (layout: MemoryLayout): GuestMemory => {
