@@ -224,25 +224,32 @@ describe('codec properties', () => {
     }
   });
 
-  it("'all' makes no RLE trials in the first pass when LZ4 is on, and does after it (and without LZ4)", async () => {
+  it("'all' makes no RLE trials in the first pass on a fast link, and does after it, on slower links and when listed", async () => {
     const pages = 64;
     const src = GuestMemory.inCore(await createCore(), pages, 4096);
     // pages of long runs with a few odd bytes: RLE's case
     for (let p = 0; p < pages; p++) { const v = src.page(p); v.fill(p + 1); for (let i = 0; i < 4096; i += 512) v[i] = 0xee; }
     const all = Uint32Array.from({ length: pages }, (_, i) => i);
-    const withLz4 = await PageEncoder.create(src, { codecs: 'all', lz4: 'always' });
-    withLz4.encode(all);
-    expect(withLz4.stats.codecs.rle.pages).toBe(0);
-    withLz4.resetCache(); // the target holds nothing usable: every page is sent again, after the first pass
-    withLz4.encode(all);
-    expect(withLz4.stats.codecs.rle.pages).toBe(pages);
-    const noLz4 = await PageEncoder.create(src, { codecs: 'all', lz4: 'never' });
-    noLz4.encode(all);
-    expect(noLz4.stats.codecs.rle.pages).toBe(pages);
-    const listed = await PageEncoder.create(src, { codecs: ['zero', 'rle', 'lz4'], lz4: 'always' });
+    const fast = await PageEncoder.create(src, { codecs: 'all', linkBytesPerSec: 10e9 / 8 });
+    fast.encode(all);
+    expect(fast.stats.codecs.rle.pages).toBe(0);
+    fast.resetCache(); // the target holds nothing usable: every page is sent again, after the first pass
+    fast.encode(all);
+    expect(fast.stats.codecs.rle.pages).toBe(pages);
+    // no link figure: the measured send rate decides
+    const measured = await PageEncoder.create(src, { codecs: 'all' });
+    measured.encode(all, 0, 32);
+    expect(measured.stats.codecs.rle.pages).toBe(32); // unknown rate: RLE
+    measured.setSendRate(10e9 / 8);
+    measured.encode(all, 32, 32);
+    expect(measured.stats.codecs.rle.pages).toBe(32);
+    const slow = await PageEncoder.create(src, { codecs: 'all', linkBytesPerSec: 1e9 / 8 });
+    slow.encode(all);
+    expect(slow.stats.codecs.rle.pages).toBe(pages);
+    const listed = await PageEncoder.create(src, { codecs: ['zero', 'rle', 'lz4'], linkBytesPerSec: 10e9 / 8 });
     listed.encode(all);
     expect(listed.stats.codecs.rle.pages).toBe(pages); // a list that names RLE gets it
-    for (const e of [withLz4, noLz4, listed]) e.dispose();
+    for (const e of [fast, measured, slow, listed]) e.dispose();
   });
 
   it('builds its payload in core memory: records() stays current when that memory grows, and long calls grow the payload', async () => {

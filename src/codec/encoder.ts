@@ -132,7 +132,7 @@ export interface CodecStats {
 function counter(): CodecCounter { return { pages: 0, inBytes: 0, outBytes: 0, timeMs: 0 }; }
 
 /** Resolved configuration of an encoder. */
-interface Config { mask: number; names: CodecName[]; cache: boolean; lz4: Lz4Policy; afterFirstPass: boolean; linkBps: number; model: Lz4ModelCosts | null; rleUnderLz4: boolean }
+interface Config { mask: number; names: CodecName[]; cache: boolean; lz4: Lz4Policy; afterFirstPass: boolean; linkBps: number; model: Lz4ModelCosts | null; rleOnFastLinks: boolean }
 
 function resolve(opts: EncoderOptions): Config {
   const c = opts.codecs ?? 'all';
@@ -151,7 +151,7 @@ function resolve(opts: EncoderOptions): Config {
   const out = CODEC_NAMES.filter((n) => (n === 'lz4' ? lz4 !== 'never' : (mask & (1 << RECORD_CODECS.indexOf(n))) !== 0));
   return {
     mask, names: out, cache: (mask & (F_XBZRLE | F_DUP)) !== 0, lz4, afterFirstPass: opts.xbzrleAfterFirstPass ?? afterFirstPass,
-    linkBps: opts.linkBytesPerSec ?? 0, model: modelCosts(opts.lz4ModelCosts), rleUnderLz4: c !== 'all',
+    linkBps: opts.linkBytesPerSec ?? 0, model: modelCosts(opts.lz4ModelCosts), rleOnFastLinks: c !== 'all',
   };
 }
 
@@ -172,6 +172,9 @@ function modelCosts(m: Lz4ModelCosts | undefined): Lz4ModelCosts | null {
 export function encoderArenaBytes(pageSize: number, batchPages = 256): number {
   return 3 * batchPages * (pageSize + 6) + 65536;
 }
+
+/** Links at or above this rate (bytes/s, 2 Gbit/s) make no RLE trials in the first pass of 'all' (see flags()). */
+const RLE_FAST_LINK_BYTES_PER_SEC = 250e6;
 
 /** Source-side page encoder. Create with {@link PageEncoder.create}. */
 export class PageEncoder {
@@ -338,14 +341,15 @@ export class PageEncoder {
 
   private flags(final: boolean, postcopy: boolean): number {
     let f = this.cfg.mask;
-    // 'all' with LZ4: no RLE trials in the first pass (round 0), the bulk of the work. Where LZ4
-    // compresses a block it takes what RLE would have (corpus round 0 with LZ4 on every block:
-    // 13.57 MB without RLE, 13.55 MB with) and RLE's trials cost 4-5 ms per 32 MiB; where LZ4 is
-    // off because the link outruns it, RLE, which saves less per CPU-second than LZ4, costs more
-    // than it saves (round 0 of the vm-redis corpus: 4.4 ms against 9-13 ms with RLE, for 1.1 MB,
-    // 0.9 ms at 10 Gbit/s). Later rounds keep it: few pages, and what it saves there is most of
-    // what the dirty rounds send at fast links
-    if (!this.cfg.rleUnderLz4 && this.lz4Size > 0 && this.encodedPages < this.memory.pageCount) f &= ~F_RLE;
+    // 'all' on a fast link: no RLE trials in the first pass (round 0), the bulk of the work. RLE
+    // saves about 170 bytes per page it tries for about 1 us of CPU (vm-redis corpus round 0:
+    // encoding takes 4.4 ms without its trials against 9-13 ms with them, for 1.1 MB more, 0.9 ms
+    // at 10 Gbit/s), so above ~1.4 Gbit/s it costs more than it saves. Later rounds keep it (few
+    // pages; what it saves there is most of what the dirty rounds send at fast links), and so do
+    // slower links: where LZ4 is off for a block, RLE's saving is real (synthetic guest without
+    // LZ4: 21.8 MB with RLE, 25.1 MB without)
+    const rate = this.cfg.linkBps > 0 ? this.cfg.linkBps : this.sendRate;
+    if (!this.cfg.rleOnFastLinks && rate >= RLE_FAST_LINK_BYTES_PER_SEC && this.encodedPages < this.memory.pageCount) f &= ~F_RLE;
     if (postcopy) f &= ~F_DUP;
     const firstPass = this.cfg.afterFirstPass && this.encodedPages < this.memory.pageCount;
     if (this.cfg.cache && !firstPass) f |= F_CACHE | F_XB_ACTIVE;
@@ -447,6 +451,7 @@ export class PageEncoder {
    * when no `linkBytesPerSec` was given. Call it whenever the estimate changes; 0 = unknown.
    */
   setSendRate(bytesPerSec: number): void {
+    this.sendRate = bytesPerSec > 0 && Number.isFinite(bytesPerSec) ? bytesPerSec : 0;
     this.lz4Policy.setSendRate(bytesPerSec);
   }
 
@@ -480,6 +485,8 @@ export class PageEncoder {
   get coreInstance(): Core {
     return this.core;
   }
+  /** The acknowledged send rate (bytes/s, 0 = unknown), when no link figure was given. */
+  private sendRate = 0;
   /** The digest table's pointer when encodeBatch writes it directly (a table in this core), else 0. */
   private digestPtr = 0;
   private hashTable: PageHashSink | null = null;
