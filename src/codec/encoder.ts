@@ -291,8 +291,7 @@ export class PageEncoder {
     if (this.digestPtr !== 0 && this.hashTable!.tableIn!(this.core) !== this.digestPtr) this.trackHashes(null);
     let pos = 0;
     this.payLen = 0;
-    this.reserve(pos, 1);
-    this.core.u8()[this.payPtr + pos++] = RECORDS_VERSION;
+    this.core.u8()[this.payPtr + pos++] = RECORDS_VERSION; // (payCap holds a batch's worst case)
     const pc = this.memory.pageCount;
     const ps = this.ps;
     const external = this.external;
